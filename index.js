@@ -1,0 +1,13 @@
+'use strict'
+const { Pool, getDefaultPool } = require('./lib/pool')
+const { CorepoolError } = require('./lib/errors')
+const kernels = require('./lib/kernels')
+
+module.exports = {
+  Pool,
+  CorepoolError,
+  ...kernels,
+}
+
+// The default pool (threads = os.availableParallelism()) is created on first use.
+Object.defineProperty(module.exports, 'defaultPool', { enumerable: true, get: getDefaultPool })

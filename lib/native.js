@@ -1,0 +1,20 @@
+'use strict'
+// Loads the compiled addon for this platform (built by scripts/install.js on `npm install`).
+const path = require('node:path')
+const { nativeFileName } = require('./platform')
+
+const file = process.env.COREPOOL_NATIVE_PATH || path.join(__dirname, '..', nativeFileName())
+
+let binding
+try {
+  binding = require(file)
+} catch (err) {
+  const e = new Error(
+    `corepool: cannot load the native addon ${file} (${err.message}). ` +
+      'It is built on `npm install`; run `npm rebuild corepool` (needs a Rust toolchain: https://rustup.rs).',
+  )
+  e.code = 'ERR_NATIVE_ADDON'
+  e.cause = err
+  throw e
+}
+module.exports = binding

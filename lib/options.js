@@ -1,0 +1,41 @@
+'use strict'
+// Validation of the options every task accepts: { signal, timeout, priority, pool }.
+const { invalidArg, describe } = require('./errors')
+
+const DEFAULTS = Object.freeze({ signal: undefined, timeout: 0, priority: 0, pool: undefined })
+
+function isAbortSignal(signal) {
+  return (
+    typeof signal === 'object' &&
+    signal !== null &&
+    typeof signal.aborted === 'boolean' &&
+    typeof signal.addEventListener === 'function' &&
+    typeof signal.removeEventListener === 'function'
+  )
+}
+
+/** Returns { signal, timeout (ms, 0 = none), priority, pool } or throws ERR_INVALID_ARG. */
+function taskOptions(options, PoolClass) {
+  if (options === undefined || options === null) return DEFAULTS
+  if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
+  const { signal, timeout, priority, pool } = options
+  if (signal !== undefined && !isAbortSignal(signal)) {
+    throw invalidArg(`options.signal must be an AbortSignal, got ${describe(signal)}`)
+  }
+  let ms = 0
+  if (timeout !== undefined) {
+    if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout <= 0) {
+      throw invalidArg(`options.timeout must be a positive number of milliseconds, got ${describe(timeout)}`)
+    }
+    ms = timeout === Infinity ? 0 : timeout
+  }
+  if (priority !== undefined && (typeof priority !== 'number' || !Number.isFinite(priority))) {
+    throw invalidArg(`options.priority must be a finite number, got ${describe(priority)}`)
+  }
+  if (pool !== undefined && !(pool instanceof PoolClass)) {
+    throw invalidArg(`options.pool must be a corepool Pool, got ${describe(pool)}`)
+  }
+  return { signal, timeout: ms, priority: priority ?? 0, pool }
+}
+
+module.exports = { taskOptions, isAbortSignal }

@@ -1,0 +1,460 @@
+//! The thin napi layer over the scheduler: promises in, settlements out.
+//!
+//! Each task's promise is a raw `napi_deferred` carried through the core as the task's ticket.
+//! Pool threads push settlements into one queue and wake the JS thread through a single weak
+//! threadsafe function only when the queue goes from empty to non-empty, so a burst of
+//! completions costs one wake-up. The threadsafe function is referenced only while the pool has
+//! something in flight: an idle pool never keeps Node alive, a busy one always does.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::c_char;
+use std::ptr;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use super::scheduler::{
+    CancelReason, Job, Pool, Sink, SubmitError, SubmitOptions, TaskError, TaskHandle,
+};
+use super::stats::Summary;
+use super::timer::lock;
+use crate::error::{check, create_js_error, js_error, ErrorCode};
+
+/// What a native job produces; converted to a JS value on the JS thread.
+pub enum Output {
+    Undefined,
+    Number(f64),
+    /// Anything else a kernel needs, converted on the JS thread.
+    #[allow(dead_code)]
+    Custom(Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value> + Send>),
+}
+
+impl Output {
+    fn into_js(self, env: sys::napi_env) -> napi::Result<sys::napi_value> {
+        let mut value = ptr::null_mut();
+        match self {
+            // SAFETY: `env` is the live env of the JS thread running this conversion.
+            Output::Undefined => check(unsafe { sys::napi_get_undefined(env, &mut value) })?,
+            // SAFETY: as above.
+            Output::Number(n) => check(unsafe { sys::napi_create_double(env, n, &mut value) })?,
+            Output::Custom(convert) => value = convert(env)?,
+        }
+        Ok(value)
+    }
+}
+
+/// A JS value returned as-is from a native function.
+pub struct RawValue(sys::napi_value);
+
+impl ToNapiValue for RawValue {
+    unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        Ok(val.0)
+    }
+}
+
+/// A task's promise, plus the key under which JS may cancel it (0: not cancellable).
+pub struct Ticket {
+    deferred: sys::napi_deferred,
+    cancel_key: u64,
+}
+
+// SAFETY: a ticket only carries the deferred pointer across threads; it is dereferenced (by
+// napi_resolve/reject_deferred) exclusively on the JS thread that created it, in `settle`.
+unsafe impl Send for Ticket {}
+
+type Outcome = std::result::Result<Output, TaskError>;
+
+enum Event {
+    Settled(Ticket, Outcome),
+    Stopped,
+}
+
+#[derive(Default)]
+struct Pending {
+    events: Vec<Event>,
+    scheduled: bool,
+}
+
+type WakeFn = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+struct JsSink {
+    pending: Arc<Mutex<Pending>>,
+    wake: WakeFn,
+}
+
+impl JsSink {
+    fn push(&self, event: Event) {
+        let mut pending = lock(&self.pending);
+        pending.events.push(event);
+        if !pending.scheduled {
+            pending.scheduled = true;
+            // A refused call (env shutting down) drops nothing that matters: the env's
+            // promises go away with it.
+            self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
+impl Sink<Ticket, Output> for JsSink {
+    fn deliver(&self, ticket: Ticket, outcome: Outcome) {
+        self.push(Event::Settled(ticket, outcome));
+    }
+    fn stopped(&self) {
+        self.push(Event::Stopped);
+    }
+}
+
+/// State touched only on the pool's JS thread.
+struct MainState {
+    env: sys::napi_env,
+    wake: Cell<sys::napi_threadsafe_function>,
+    /// Promises not yet settled plus pending close/destroy calls; > 0 keeps Node alive.
+    inflight: Cell<usize>,
+    cancellable: RefCell<HashMap<u64, TaskHandle<Ticket>>>,
+    stop_waiters: RefCell<Vec<sys::napi_deferred>>,
+    stopped: Cell<bool>,
+}
+
+impl MainState {
+    fn hold(&self) {
+        if self.inflight.get() == 0 {
+            // SAFETY: called on the JS thread; the threadsafe function lives as long as the
+            // core pool, which outlives every caller of `hold`/`release`.
+            unsafe { sys::napi_ref_threadsafe_function(self.env, self.wake.get()) };
+        }
+        self.inflight.set(self.inflight.get() + 1);
+    }
+
+    fn release(&self) {
+        let n = self.inflight.get().saturating_sub(1);
+        self.inflight.set(n);
+        if n == 0 {
+            // SAFETY: as in `hold`.
+            unsafe { sys::napi_unref_threadsafe_function(self.env, self.wake.get()) };
+        }
+    }
+
+    /// Resolves or rejects a task's promise. JS thread only.
+    fn settle(&self, ticket: Ticket, outcome: Outcome, cause: Option<sys::napi_value>) {
+        if ticket.cancel_key != 0 {
+            self.cancellable.borrow_mut().remove(&ticket.cancel_key);
+        }
+        let env = self.env;
+        let result = match outcome {
+            Ok(output) => output.into_js(env).map(|v| (true, v)),
+            Err(e) => task_error_value(env, &e, cause).map(|v| (false, v)),
+        };
+        let (ok, value) = match result {
+            Ok(r) => r,
+            Err(e) => match create_js_error(env, ErrorCode::InvalidArg, &e.reason) {
+                Ok(v) => (false, v),
+                Err(_) => (false, ptr::null_mut()),
+            },
+        };
+        // SAFETY: the deferred was created on this JS thread by `new_promise` and is settled
+        // exactly once: the scheduler hands each ticket out a single time.
+        unsafe {
+            if ok {
+                sys::napi_resolve_deferred(env, ticket.deferred, value);
+            } else {
+                sys::napi_reject_deferred(env, ticket.deferred, value);
+            }
+        }
+        self.release();
+    }
+
+    fn on_stopped(&self) {
+        self.stopped.set(true);
+        let waiters = std::mem::take(&mut *self.stop_waiters.borrow_mut());
+        for deferred in waiters {
+            resolve_undefined(self.env, deferred);
+            self.release();
+        }
+    }
+}
+
+fn task_error_value(
+    env: sys::napi_env,
+    e: &TaskError,
+    cause: Option<sys::napi_value>,
+) -> napi::Result<sys::napi_value> {
+    let error = create_js_error(env, e.code(), &e.message())?;
+    if let Some(cause) = cause {
+        // SAFETY: `error` and `cause` are live values of this env; the key is a C literal.
+        check(unsafe {
+            sys::napi_set_named_property(env, error, c"cause".as_ptr() as *const c_char, cause)
+        })?;
+    }
+    Ok(error)
+}
+
+fn resolve_undefined(env: sys::napi_env, deferred: sys::napi_deferred) {
+    let mut undefined = ptr::null_mut();
+    // SAFETY: JS thread; `deferred` came from `new_promise` on this env and is settled once.
+    unsafe {
+        sys::napi_get_undefined(env, &mut undefined);
+        sys::napi_resolve_deferred(env, deferred, undefined);
+    }
+}
+
+fn new_promise(env: sys::napi_env) -> napi::Result<(sys::napi_deferred, sys::napi_value)> {
+    let mut deferred = ptr::null_mut();
+    let mut promise = ptr::null_mut();
+    // SAFETY: JS thread, live env; both out-pointers are valid locals.
+    check(unsafe { sys::napi_create_promise(env, &mut deferred, &mut promise) })?;
+    Ok((deferred, promise))
+}
+
+/// Percentiles of a duration histogram, in milliseconds.
+#[napi(object)]
+pub struct TimeSummary {
+    pub count: f64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+impl From<Summary> for TimeSummary {
+    fn from(s: Summary) -> Self {
+        TimeSummary {
+            count: s.count as f64,
+            min: s.min,
+            max: s.max,
+            mean: s.mean,
+            p50: s.p50,
+            p90: s.p90,
+            p99: s.p99,
+        }
+    }
+}
+
+/// A snapshot of a pool's counters.
+#[napi(object)]
+pub struct PoolStats {
+    pub threads: u32,
+    pub queued: u32,
+    pub running: u32,
+    pub completed: f64,
+    pub failed: f64,
+    pub cancelled: f64,
+    pub aborted: f64,
+    pub timed_out: f64,
+    pub wait_time: TimeSummary,
+    pub run_time: TimeSummary,
+    pub utilization: f64,
+}
+
+/// The native half of `Pool`: owns the threads and the queue. Used through `lib/pool.js`.
+#[napi]
+pub struct NativePool {
+    core: Pool<Ticket, Output>,
+    main: Rc<MainState>,
+}
+
+#[napi]
+impl NativePool {
+    /// `maxQueue < 0` means unbounded. `wake` is a no-op function used to enter the JS thread.
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        threads: u32,
+        max_queue: f64,
+        wake: Function<(), ()>,
+    ) -> std::result::Result<Self, napi::Error<ErrorCode>> {
+        if threads == 0 || threads > 1024 {
+            return Err(js_error(
+                ErrorCode::InvalidArg,
+                "threads must be an integer from 1 to 1024",
+            ));
+        }
+        let max_queue = if max_queue < 0.0 {
+            None
+        } else {
+            Some(max_queue.min(usize::MAX as f64) as usize)
+        };
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let main = Rc::new(MainState {
+            env: env.raw(),
+            wake: Cell::new(ptr::null_mut()),
+            inflight: Cell::new(0),
+            cancellable: RefCell::new(HashMap::new()),
+            stop_waiters: RefCell::new(Vec::new()),
+            stopped: Cell::new(false),
+        });
+        let drain_pending = Arc::clone(&pending);
+        let drain_main = Rc::clone(&main);
+        let wake: WakeFn = wake
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(move |_ctx| {
+                let events = {
+                    let mut p = lock(&drain_pending);
+                    p.scheduled = false;
+                    std::mem::take(&mut p.events)
+                };
+                for event in events {
+                    match event {
+                        Event::Settled(ticket, outcome) => drain_main.settle(ticket, outcome, None),
+                        Event::Stopped => drain_main.on_stopped(),
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?;
+        main.wake.set(wake.raw());
+        let sink = Arc::new(JsSink { pending, wake });
+        let core = Pool::new(threads as usize, max_queue, sink).map_err(|e| {
+            js_error(
+                ErrorCode::InvalidArg,
+                format!("cannot start pool threads: {e}"),
+            )
+        })?;
+        Ok(NativePool { core, main })
+    }
+
+    /// Number of threads.
+    #[napi(getter)]
+    pub fn threads(&self) -> u32 {
+        self.core.threads() as u32
+    }
+
+    /// Cancels the task registered under `key` (abort). Returns whether this call settled it.
+    #[napi]
+    pub fn cancel(&self, key: f64, reason: Unknown) -> bool {
+        let handle = self.main.cancellable.borrow_mut().remove(&(key as u64));
+        let Some(handle) = handle else {
+            return false;
+        };
+        match self.core.cancel(&handle, CancelReason::Aborted) {
+            Some(ticket) => {
+                let cause = match reason.get_type() {
+                    Ok(ValueType::Undefined) | Err(_) => None,
+                    Ok(_) => Some(reason.raw()),
+                };
+                self.main.settle(
+                    ticket,
+                    Err(TaskError::Cancelled(CancelReason::Aborted)),
+                    cause,
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stop accepting tasks, finish queued ones, then stop the threads.
+    #[napi]
+    pub fn close(&self) -> napi::Result<RawValue> {
+        self.core.close();
+        self.wait_stopped()
+    }
+
+    /// Reject queued and running tasks with ERR_POOL_CLOSED, then stop the threads.
+    #[napi]
+    pub fn destroy(&self) -> napi::Result<RawValue> {
+        for ticket in self.core.destroy() {
+            self.main.settle(
+                ticket,
+                Err(TaskError::Cancelled(CancelReason::Closed)),
+                None,
+            );
+        }
+        self.wait_stopped()
+    }
+
+    /// Counters, queue length and wait/run-time percentiles.
+    #[napi]
+    pub fn stats(&self) -> PoolStats {
+        let s = self.core.stats();
+        PoolStats {
+            threads: s.threads as u32,
+            queued: s.queued as u32,
+            running: s.running as u32,
+            completed: s.completed as f64,
+            failed: s.failed as f64,
+            cancelled: s.cancelled() as f64,
+            aborted: s.aborted as f64,
+            timed_out: s.timed_out as f64,
+            wait_time: s.wait_time.into(),
+            run_time: s.run_time.into(),
+            utilization: s.utilization,
+        }
+    }
+}
+
+impl NativePool {
+    fn wait_stopped(&self) -> napi::Result<RawValue> {
+        let (deferred, promise) = new_promise(self.main.env)?;
+        if self.main.stopped.get() {
+            resolve_undefined(self.main.env, deferred);
+        } else {
+            self.main.hold();
+            self.main.stop_waiters.borrow_mut().push(deferred);
+        }
+        Ok(RawValue(promise))
+    }
+
+    /// Submits a native job and returns its promise. Every kernel binding goes through here.
+    ///
+    /// `timeout_ms <= 0` means no timeout; `cancel_key == 0` means not cancellable from JS.
+    pub fn submit(
+        &self,
+        job: Job<Output>,
+        priority: f64,
+        timeout_ms: f64,
+        cancel_key: f64,
+    ) -> napi::Result<RawValue> {
+        let (deferred, promise) = new_promise(self.main.env)?;
+        self.main.hold();
+        let ticket = Ticket {
+            deferred,
+            cancel_key: cancel_key as u64,
+        };
+        let options = SubmitOptions {
+            priority: if priority.is_nan() { 0.0 } else { priority },
+            timeout: (timeout_ms > 0.0 && timeout_ms.is_finite())
+                .then(|| Duration::from_secs_f64(timeout_ms / 1000.0)),
+        };
+        match self.core.submit(job, options, ticket) {
+            Ok(handle) => {
+                if cancel_key != 0.0 {
+                    self.main
+                        .cancellable
+                        .borrow_mut()
+                        .insert(cancel_key as u64, handle);
+                }
+            }
+            Err((reason, ticket)) => {
+                let (code, message) = match reason {
+                    SubmitError::Closed => (ErrorCode::PoolClosed, "The pool is closed"),
+                    SubmitError::QueueFull => (
+                        ErrorCode::QueueFull,
+                        "The pool's queue is full (maxQueue reached)",
+                    ),
+                };
+                self.main
+                    .settle(ticket, Err(TaskError::failed(code, message)), None);
+            }
+        }
+        Ok(RawValue(promise))
+    }
+
+    /// A promise already rejected with `code` (bad input found by a kernel binding).
+    pub fn reject(&self, code: ErrorCode, message: &str) -> napi::Result<RawValue> {
+        let (deferred, promise) = new_promise(self.main.env)?;
+        let error = create_js_error(self.main.env, code, message)?;
+        // SAFETY: JS thread; the deferred was just created and is settled once, here.
+        unsafe { sys::napi_reject_deferred(self.main.env, deferred, error) };
+        Ok(RawValue(promise))
+    }
+}

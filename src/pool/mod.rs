@@ -1,0 +1,6 @@
+//! The worker pool: a scheduler on threads corepool owns, and its napi binding.
+
+pub mod binding;
+pub mod scheduler;
+mod stats;
+mod timer;

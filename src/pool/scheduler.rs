@@ -1,0 +1,834 @@
+//! The pool core: a priority queue served by threads the pool owns.
+//!
+//! No napi types here. A task carries an opaque `ticket` (the binding's promise handle); the
+//! ticket is taken exactly once, by whoever settles the task first — the worker that ran it,
+//! a cancel (abort, timeout) or `destroy()` — and handed back to the caller or to the [`Sink`].
+//! That single `Option::take` under a mutex is what guarantees "every task settles exactly once".
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use super::stats::{Stats, StatsSnapshot};
+use super::timer::{lock, Timer, TimerKey};
+use crate::error::ErrorCode;
+
+/// Why a task was cancelled before it produced its own result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CancelReason {
+    Aborted = 1,
+    TimedOut = 2,
+    Closed = 3,
+}
+
+impl CancelReason {
+    fn from_u8(v: u8) -> Option<CancelReason> {
+        match v {
+            1 => Some(CancelReason::Aborted),
+            2 => Some(CancelReason::TimedOut),
+            3 => Some(CancelReason::Closed),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> ErrorCode {
+        match self {
+            CancelReason::Aborted => ErrorCode::Aborted,
+            CancelReason::TimedOut => ErrorCode::TaskTimeout,
+            CancelReason::Closed => ErrorCode::PoolClosed,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            CancelReason::Aborted => "The task was aborted",
+            CancelReason::TimedOut => "The task timed out",
+            CancelReason::Closed => "The pool was destroyed before the task finished",
+        }
+    }
+}
+
+/// How a task failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskError {
+    /// The job reported an error of its own (bad input found late, corrupt data, ...).
+    Failed { code: ErrorCode, message: String },
+    /// The job panicked; the text is the panic payload.
+    Panicked(String),
+    /// The task was cancelled (it may have stopped early at a cancel check).
+    Cancelled(CancelReason),
+}
+
+impl TaskError {
+    pub fn failed(code: ErrorCode, message: impl Into<String>) -> Self {
+        TaskError::Failed {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            TaskError::Failed { code, .. } => *code,
+            TaskError::Panicked(_) => ErrorCode::TaskPanicked,
+            TaskError::Cancelled(r) => r.code(),
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            TaskError::Failed { message, .. } => message.clone(),
+            TaskError::Panicked(text) => format!("A native task panicked: {text}"),
+            TaskError::Cancelled(r) => r.message().to_string(),
+        }
+    }
+}
+
+/// Why a submission was refused; the ticket is handed back so the caller can settle it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitError {
+    Closed,
+    QueueFull,
+}
+
+pub type Job<T> = Box<dyn FnOnce(&TaskCtx) -> Result<T, TaskError> + Send>;
+
+/// Receives results from pool threads and the timer thread.
+pub trait Sink<K, T>: Send + Sync + 'static {
+    /// A task settled away from the caller's thread (worker result or timeout).
+    fn deliver(&self, ticket: K, outcome: Result<T, TaskError>);
+    /// Every pool thread has exited after `close()`/`destroy()`.
+    fn stopped(&self);
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubmitOptions {
+    /// Higher runs first; FIFO among equal priorities.
+    pub priority: f64,
+    /// Settle with `TimedOut` after this long (queued or running).
+    pub timeout: Option<Duration>,
+}
+
+/// What a running job sees of its task: the cooperative cancel flag.
+pub struct TaskCtx {
+    cancel: AtomicU8,
+    runner: OnceLock<Thread>,
+}
+
+impl TaskCtx {
+    fn new() -> Self {
+        TaskCtx {
+            cancel: AtomicU8::new(0),
+            runner: OnceLock::new(),
+        }
+    }
+
+    /// The reason this task was cancelled, if it was.
+    pub fn cancelled(&self) -> Option<CancelReason> {
+        CancelReason::from_u8(self.cancel.load(Ordering::Relaxed))
+    }
+
+    /// `Err(Cancelled)` once the task is cancelled; jobs call this between chunks of work.
+    pub fn check(&self) -> Result<(), TaskError> {
+        match self.cancelled() {
+            Some(reason) => Err(TaskError::Cancelled(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sleeps for `duration`, waking early (with `Err`) when the task is cancelled.
+    pub fn sleep(&self, duration: Duration) -> Result<(), TaskError> {
+        let deadline = Instant::now() + duration;
+        loop {
+            self.check()?;
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            thread::park_timeout(deadline - now);
+        }
+    }
+
+    fn cancel(&self, reason: CancelReason) {
+        let _ = self
+            .cancel
+            .compare_exchange(0, reason as u8, Ordering::Relaxed, Ordering::Relaxed);
+        if let Some(t) = self.runner.get() {
+            t.unpark();
+        }
+    }
+}
+
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const FINISHED: u8 = 2;
+
+type QueueKey = (Reverse<i64>, u64);
+
+/// Shared state of one task; the binding keeps a [`TaskHandle`] to cancel it.
+pub struct Task<K> {
+    ticket: Mutex<Option<K>>,
+    timer: Mutex<Option<TimerKey>>,
+    state: AtomicU8,
+    key: QueueKey,
+    ctx: TaskCtx,
+}
+
+pub type TaskHandle<K> = Arc<Task<K>>;
+
+impl<K> Task<K> {
+    /// Takes the ticket if nobody has yet; the winner settles the task.
+    fn take_ticket(&self) -> Option<K> {
+        let ticket = lock(&self.ticket).take();
+        if ticket.is_some() {
+            if let Some(key) = lock(&self.timer).take() {
+                Timer::global().cancel(key);
+            }
+        }
+        ticket
+    }
+}
+
+struct Queued<K, T> {
+    task: Arc<Task<K>>,
+    job: Job<T>,
+    enqueued: Instant,
+}
+
+struct State<K, T> {
+    queue: BTreeMap<QueueKey, Queued<K, T>>,
+    /// The task each thread is running, by thread index.
+    slots: Vec<Option<Arc<Task<K>>>>,
+    running: usize,
+    live_threads: usize,
+    closing: bool,
+    seq: u64,
+}
+
+struct Inner<K, T> {
+    state: Mutex<State<K, T>>,
+    work: Condvar,
+    sink: Arc<dyn Sink<K, T>>,
+    threads: usize,
+    /// Tasks queued plus running may not exceed this (threads + maxQueue).
+    capacity: usize,
+    stats: Stats,
+}
+
+/// A pool of `threads` OS threads owned by corepool, serving a priority queue.
+pub struct Pool<K: Send + 'static, T: Send + 'static> {
+    inner: Arc<Inner<K, T>>,
+}
+
+/// Maps an f64 priority onto an integer with the same total order (`f64::total_cmp`).
+fn order_key(priority: f64) -> i64 {
+    let bits = priority.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
+    /// Starts `threads` threads. `max_queue` bounds tasks waiting beyond the running ones.
+    pub fn new(
+        threads: usize,
+        max_queue: Option<usize>,
+        sink: Arc<dyn Sink<K, T>>,
+    ) -> std::io::Result<Self> {
+        assert!(threads > 0, "a pool needs at least one thread");
+        quiet_job_panics();
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                queue: BTreeMap::new(),
+                slots: (0..threads).map(|_| None).collect(),
+                running: 0,
+                live_threads: threads,
+                closing: false,
+                seq: 0,
+            }),
+            work: Condvar::new(),
+            sink,
+            threads,
+            capacity: max_queue.map_or(usize::MAX, |q| q.saturating_add(threads)),
+            stats: Stats::new(),
+        });
+        for index in 0..threads {
+            let worker = Arc::clone(&inner);
+            let spawned = thread::Builder::new()
+                .name(format!("corepool-{index}"))
+                .spawn(move || worker.work_loop(index));
+            if let Err(e) = spawned {
+                // Threads already started exit once they see `closing`.
+                let mut st = lock(&inner.state);
+                st.closing = true;
+                st.live_threads = index;
+                drop(st);
+                inner.work.notify_all();
+                return Err(e);
+            }
+        }
+        Ok(Pool { inner })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.inner.threads
+    }
+
+    /// Queues `job`. On refusal the ticket comes back with the reason.
+    pub fn submit(
+        &self,
+        job: Job<T>,
+        options: SubmitOptions,
+        ticket: K,
+    ) -> Result<TaskHandle<K>, (SubmitError, K)> {
+        let inner = &self.inner;
+        let mut st = lock(&inner.state);
+        if st.closing {
+            return Err((SubmitError::Closed, ticket));
+        }
+        if st.queue.len() + st.running >= inner.capacity {
+            return Err((SubmitError::QueueFull, ticket));
+        }
+        st.seq += 1;
+        let key = (Reverse(order_key(options.priority)), st.seq);
+        let task = Arc::new(Task {
+            ticket: Mutex::new(Some(ticket)),
+            timer: Mutex::new(None),
+            state: AtomicU8::new(QUEUED),
+            key,
+            ctx: TaskCtx::new(),
+        });
+        st.queue.insert(
+            key,
+            Queued {
+                task: Arc::clone(&task),
+                job,
+                enqueued: Instant::now(),
+            },
+        );
+        drop(st);
+        inner.work.notify_one();
+        if let Some(timeout) = options.timeout {
+            let pool = Arc::downgrade(inner);
+            let weak_task = Arc::downgrade(&task);
+            let key = Timer::global().schedule(
+                Instant::now() + timeout,
+                Box::new(move || Inner::on_timeout(pool, weak_task)),
+            );
+            *lock(&task.timer) = Some(key);
+            // The task may have settled before the key was stored; then nobody else cancels it.
+            if lock(&task.ticket).is_none() {
+                if let Some(key) = lock(&task.timer).take() {
+                    Timer::global().cancel(key);
+                }
+            }
+        }
+        Ok(task)
+    }
+
+    /// Cancels a task. Returns its ticket when this call settled it (the caller then rejects
+    /// it with `reason`); `None` when it had already settled.
+    pub fn cancel(&self, task: &TaskHandle<K>, reason: CancelReason) -> Option<K> {
+        self.inner.cancel(task, reason)
+    }
+
+    /// Stops accepting tasks; queued ones still run; then the threads exit and the sink hears
+    /// `stopped()`.
+    pub fn close(&self) {
+        lock(&self.inner.state).closing = true;
+        self.inner.work.notify_all();
+    }
+
+    /// Stops accepting tasks and cancels queued and running ones with `Closed`; returns the
+    /// tickets of every task this call settled. Threads exit once their current job returns.
+    pub fn destroy(&self) -> Vec<K> {
+        let inner = &self.inner;
+        let mut st = lock(&inner.state);
+        st.closing = true;
+        let queued = std::mem::take(&mut st.queue);
+        let running: Vec<Arc<Task<K>>> = st.slots.iter().flatten().cloned().collect();
+        drop(st);
+        inner.work.notify_all();
+        let mut tickets = Vec::with_capacity(queued.len() + running.len());
+        for (_, q) in queued {
+            q.task.state.store(FINISHED, Ordering::Release);
+            tickets.extend(q.task.take_ticket());
+        }
+        for task in running {
+            task.ctx.cancel(CancelReason::Closed);
+            tickets.extend(task.take_ticket());
+        }
+        inner
+            .stats
+            .cancelled(CancelReason::Closed, tickets.len() as u64);
+        tickets
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        let st = lock(&self.inner.state);
+        let (queued, running) = (st.queue.len(), st.running);
+        drop(st);
+        self.inner
+            .stats
+            .snapshot(self.inner.threads, queued, running)
+    }
+}
+
+impl<K: Send + 'static, T: Send + 'static> Drop for Pool<K, T> {
+    fn drop(&mut self) {
+        // An abandoned pool finishes what it was given, then its threads exit.
+        self.close();
+    }
+}
+
+impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
+    fn cancel(&self, task: &Arc<Task<K>>, reason: CancelReason) -> Option<K> {
+        let st = lock(&self.state);
+        let ticket = match task.state.load(Ordering::Acquire) {
+            QUEUED => {
+                let mut st = st;
+                st.queue.remove(&task.key);
+                task.state.store(FINISHED, Ordering::Release);
+                drop(st);
+                task.take_ticket()
+            }
+            RUNNING => {
+                drop(st);
+                task.ctx.cancel(reason);
+                task.take_ticket()
+            }
+            _ => None,
+        };
+        if ticket.is_some() {
+            self.stats.cancelled(reason, 1);
+        }
+        ticket
+    }
+
+    fn on_timeout(pool: Weak<Self>, task: Weak<Task<K>>) {
+        let (Some(pool), Some(task)) = (pool.upgrade(), task.upgrade()) else {
+            return;
+        };
+        if let Some(ticket) = pool.cancel(&task, CancelReason::TimedOut) {
+            pool.sink
+                .deliver(ticket, Err(TaskError::Cancelled(CancelReason::TimedOut)));
+        }
+    }
+
+    fn work_loop(&self, index: usize) {
+        loop {
+            let next = {
+                let mut st = lock(&self.state);
+                loop {
+                    if let Some((_, q)) = st.queue.pop_first() {
+                        q.task.state.store(RUNNING, Ordering::Release);
+                        st.slots[index] = Some(Arc::clone(&q.task));
+                        st.running += 1;
+                        break Some(q);
+                    }
+                    if st.closing {
+                        break None;
+                    }
+                    st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let Some(Queued {
+                task,
+                job,
+                enqueued,
+            }) = next
+            else {
+                break;
+            };
+            let started = Instant::now();
+            let _ = task.ctx.runner.set(thread::current());
+            let outcome = match task.ctx.check() {
+                // Cancelled between being picked and starting: do not run it at all.
+                Err(e) => Err(e),
+                Ok(()) => catch_unwind(AssertUnwindSafe(|| job(&task.ctx)))
+                    .unwrap_or_else(|payload| Err(TaskError::Panicked(panic_text(payload)))),
+            };
+            self.stats.ran(started - enqueued, started.elapsed());
+            if let Some(ticket) = task.take_ticket() {
+                self.stats.settled_ok(outcome.is_ok());
+                self.sink.deliver(ticket, outcome);
+            } else {
+                // Someone cancelled it and already settled; the result is dropped here.
+                drop(outcome);
+            }
+            task.state.store(FINISHED, Ordering::Release);
+            let mut st = lock(&self.state);
+            st.slots[index] = None;
+            st.running -= 1;
+        }
+        let last = {
+            let mut st = lock(&self.state);
+            st.live_threads -= 1;
+            st.live_threads == 0
+        };
+        if last {
+            self.sink.stopped();
+        }
+    }
+}
+
+/// A panic inside a job is reported to the caller as ERR_TASK_PANICKED with its text, so the
+/// default hook's stderr report is noise there; panics anywhere else still reach it.
+fn quiet_job_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_pool = thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("corepool-") && n != "corepool-timer");
+            if !in_pool {
+                previous(info);
+            }
+        }));
+    });
+}
+
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    };
+    // The payload's own destructor could panic; never let it unwind out of a pool thread.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc::{channel, Receiver, Sender};
+
+    type Outcome = Result<u64, TaskError>;
+
+    struct TestSink {
+        tx: Mutex<Sender<(u64, Outcome)>>,
+        stopped: AtomicUsize,
+    }
+
+    impl Sink<u64, u64> for TestSink {
+        fn deliver(&self, ticket: u64, outcome: Outcome) {
+            lock(&self.tx).send((ticket, outcome)).unwrap();
+        }
+        fn stopped(&self) {
+            self.stopped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn pool(
+        threads: usize,
+        max_queue: Option<usize>,
+    ) -> (Pool<u64, u64>, Receiver<(u64, Outcome)>, Arc<TestSink>) {
+        let (tx, rx) = channel();
+        let sink = Arc::new(TestSink {
+            tx: Mutex::new(tx),
+            stopped: AtomicUsize::new(0),
+        });
+        (
+            Pool::new(threads, max_queue, sink.clone()).unwrap(),
+            rx,
+            sink,
+        )
+    }
+
+    fn recv(rx: &Receiver<(u64, Outcome)>) -> (u64, Outcome) {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a task never settled")
+    }
+
+    /// Occupies the pool's only thread until `release` is dropped or sent to.
+    fn blocker(p: &Pool<u64, u64>, ticket: u64) -> (TaskHandle<u64>, Sender<()>) {
+        let (release, wait) = channel::<()>();
+        let (started_tx, started) = channel::<()>();
+        let h = p
+            .submit(
+                Box::new(move |_| {
+                    started_tx.send(()).unwrap();
+                    let _ = wait.recv();
+                    Ok(0)
+                }),
+                SubmitOptions::default(),
+                ticket,
+            )
+            .unwrap();
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        (h, release)
+    }
+
+    fn value(v: u64) -> Job<u64> {
+        Box::new(move |_| Ok(v))
+    }
+
+    #[test]
+    fn runs_jobs_and_returns_results() {
+        let (p, rx, _) = pool(2, None);
+        for i in 0..100 {
+            p.submit(value(i * 2), SubmitOptions::default(), i).unwrap();
+        }
+        let mut seen = [false; 100];
+        for _ in 0..100 {
+            let (t, r) = recv(&rx);
+            assert_eq!(r, Ok(t * 2));
+            seen[t as usize] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+        assert_eq!(p.stats().completed, 100);
+    }
+
+    #[test]
+    fn higher_priority_first_then_fifo() {
+        let (p, rx, _) = pool(1, None);
+        let (_h, release) = blocker(&p, 0);
+        let prios = [0.0, 5.0, -1.0, 5.0, 1.0, 0.0];
+        for (i, prio) in prios.iter().enumerate() {
+            let opts = SubmitOptions {
+                priority: *prio,
+                timeout: None,
+            };
+            p.submit(value(0), opts, i as u64 + 1).unwrap();
+        }
+        drop(release);
+        let order: Vec<u64> = (0..7).map(|_| recv(&rx).0).collect();
+        assert_eq!(order, vec![0, 2, 4, 5, 1, 6, 3]);
+    }
+
+    #[test]
+    fn order_key_matches_total_order() {
+        let xs = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.0,
+            -0.0,
+            0.0,
+            1e-300,
+            1.0,
+            7.5,
+            f64::INFINITY,
+        ];
+        for w in xs.windows(2) {
+            assert!(order_key(w[0]) < order_key(w[1]), "{} < {}", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn max_queue_counts_waiting_tasks_beyond_threads() {
+        let (p, rx, _) = pool(1, Some(2));
+        let (_h, release) = blocker(&p, 0);
+        p.submit(value(1), SubmitOptions::default(), 1).unwrap();
+        p.submit(value(2), SubmitOptions::default(), 2).unwrap();
+        let refused = p.submit(value(3), SubmitOptions::default(), 3).unwrap_err();
+        assert_eq!(refused, (SubmitError::QueueFull, 3));
+        drop(release);
+        for _ in 0..3 {
+            recv(&rx);
+        }
+    }
+
+    #[test]
+    fn cancel_queued_removes_it_and_returns_ticket_once() {
+        let (p, rx, _) = pool(1, None);
+        let (_h, release) = blocker(&p, 0);
+        let h = p.submit(value(1), SubmitOptions::default(), 1).unwrap();
+        assert_eq!(p.stats().queued, 1);
+        assert_eq!(p.cancel(&h, CancelReason::Aborted), Some(1));
+        assert_eq!(p.cancel(&h, CancelReason::Aborted), None);
+        assert_eq!(p.stats().queued, 0);
+        drop(release);
+        assert_eq!(recv(&rx).0, 0);
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        assert_eq!(p.stats().aborted, 1);
+    }
+
+    #[test]
+    fn cancel_running_sets_flag_and_job_result_is_dropped() {
+        let (p, rx, _) = pool(1, None);
+        let (started_tx, started) = channel();
+        let h = p
+            .submit(
+                Box::new(move |ctx| {
+                    started_tx.send(()).unwrap();
+                    ctx.sleep(Duration::from_secs(60))?;
+                    Ok(1)
+                }),
+                SubmitOptions::default(),
+                7,
+            )
+            .unwrap();
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(p.cancel(&h, CancelReason::Aborted), Some(7));
+        // The thread is free again quickly because sleep() woke on cancel.
+        p.submit(value(5), SubmitOptions::default(), 8).unwrap();
+        assert_eq!(recv(&rx), (8, Ok(5)));
+    }
+
+    #[test]
+    fn timeout_of_queued_and_running_tasks() {
+        let (p, rx, _) = pool(1, None);
+        let opts = SubmitOptions {
+            priority: 0.0,
+            timeout: Some(Duration::from_millis(30)),
+        };
+        p.submit(
+            Box::new(|ctx| {
+                ctx.sleep(Duration::from_secs(60))?;
+                Ok(0)
+            }),
+            opts,
+            1,
+        )
+        .unwrap();
+        p.submit(value(2), opts, 2).unwrap();
+        let mut got = vec![recv(&rx), recv(&rx)];
+        got.sort_by_key(|g| g.0);
+        for (_, outcome) in got {
+            assert_eq!(outcome, Err(TaskError::Cancelled(CancelReason::TimedOut)));
+        }
+        assert_eq!(p.stats().timed_out, 2);
+    }
+
+    #[test]
+    fn panic_becomes_error_and_pool_keeps_serving() {
+        let (p, rx, _) = pool(1, None);
+        p.submit(
+            Box::new(|_| panic!("boom {}", 42)),
+            SubmitOptions::default(),
+            1,
+        )
+        .unwrap();
+        assert_eq!(recv(&rx), (1, Err(TaskError::Panicked("boom 42".into()))));
+        p.submit(value(3), SubmitOptions::default(), 2).unwrap();
+        assert_eq!(recv(&rx), (2, Ok(3)));
+        assert_eq!(p.stats().failed, 1);
+    }
+
+    #[test]
+    fn close_runs_queued_work_then_stops() {
+        let (p, rx, sink) = pool(2, None);
+        for i in 0..50 {
+            p.submit(value(i), SubmitOptions::default(), i).unwrap();
+        }
+        p.close();
+        assert_eq!(
+            p.submit(value(0), SubmitOptions::default(), 99)
+                .unwrap_err(),
+            (SubmitError::Closed, 99)
+        );
+        for _ in 0..50 {
+            assert!(recv(&rx).1.is_ok());
+        }
+        let t0 = Instant::now();
+        while sink.stopped.load(Ordering::SeqCst) == 0 && t0.elapsed() < Duration::from_secs(10) {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(sink.stopped.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn destroy_settles_queued_and_running_with_closed() {
+        let (p, rx, sink) = pool(1, None);
+        let (started_tx, started) = channel();
+        p.submit(
+            Box::new(move |ctx| {
+                started_tx.send(()).unwrap();
+                ctx.sleep(Duration::from_secs(60))?;
+                Ok(0)
+            }),
+            SubmitOptions::default(),
+            1,
+        )
+        .unwrap();
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        p.submit(value(2), SubmitOptions::default(), 2).unwrap();
+        let mut tickets = p.destroy();
+        tickets.sort();
+        assert_eq!(tickets, vec![1, 2]);
+        let t0 = Instant::now();
+        while sink.stopped.load(Ordering::SeqCst) == 0 && t0.elapsed() < Duration::from_secs(10) {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(sink.stopped.load(Ordering::SeqCst), 1);
+        assert!(rx.try_recv().is_err(), "nothing is delivered twice");
+        assert_eq!(p.stats().closed, 2);
+    }
+
+    #[test]
+    fn soak_every_task_settles_exactly_once() {
+        let (p, rx, _) = pool(2, None);
+        let n = 20_000u64;
+        let mut handles = Vec::new();
+        let mut direct = Vec::new();
+        let mut rng = 0x2545F4914F6CDD1Du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for i in 0..n {
+            let r = next();
+            let opts = SubmitOptions {
+                priority: (r % 5) as f64,
+                timeout: if r % 7 == 0 {
+                    Some(Duration::from_micros(r % 500))
+                } else {
+                    None
+                },
+            };
+            let spin = r % 50;
+            let h = p
+                .submit(
+                    Box::new(move |ctx| {
+                        for _ in 0..spin {
+                            ctx.check()?;
+                            std::hint::spin_loop();
+                        }
+                        Ok(i)
+                    }),
+                    opts,
+                    i,
+                )
+                .unwrap();
+            if r % 3 == 0 {
+                handles.push(h);
+            }
+            if handles.len() > 16 {
+                let h = handles.swap_remove((next() % 16) as usize);
+                direct.extend(p.cancel(&h, CancelReason::Aborted));
+            }
+        }
+        for h in handles {
+            direct.extend(p.cancel(&h, CancelReason::Aborted));
+        }
+        let mut count = vec![0u8; n as usize];
+        for t in &direct {
+            count[*t as usize] += 1;
+        }
+        for _ in 0..(n as usize - direct.len()) {
+            count[recv(&rx).0 as usize] += 1;
+        }
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        assert!(count.iter().all(|c| *c == 1));
+        let s = p.stats();
+        assert_eq!(s.completed + s.failed + s.cancelled(), n);
+    }
+}
+
+#[cfg(test)]
+pub mod tests_support {
+    /// A cancel context for running kernels directly in unit tests.
+    pub fn ctx() -> super::TaskCtx {
+        super::TaskCtx::new()
+    }
+}
