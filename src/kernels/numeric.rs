@@ -45,7 +45,7 @@ pub fn sqrt_sum(n: u64, ctx: &TaskCtx) -> Result<f64, TaskError> {
 
 /// Validates `n` as a non-negative safe integer.
 pub fn parse_count(name: &str, n: f64) -> Result<u64, String> {
-    if n.is_finite() && n >= 0.0 && n <= MAX_SAFE_INTEGER && n.fract() == 0.0 {
+    if (0.0..=MAX_SAFE_INTEGER).contains(&n) && n.fract() == 0.0 {
         Ok(n as u64)
     } else {
         Err(format!(
@@ -55,6 +55,7 @@ pub fn parse_count(name: &str, n: f64) -> Result<u64, String> {
 }
 
 /// Native `sqrtSum`; see `lib/kernels.js` for the public wrapper.
+#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "sqrtSum")]
 pub fn sqrt_sum_task(
     pool: &NativePool,

@@ -8,6 +8,7 @@ use crate::error::ErrorCode;
 use crate::pool::binding::{NativePool, Output, RawValue};
 
 /// A task that panics with `message`.
+#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "testPanic")]
 pub fn test_panic(
     pool: &NativePool,
@@ -25,6 +26,7 @@ pub fn test_panic(
 }
 
 /// A task that holds its thread for `ms` milliseconds, waking early when cancelled.
+#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "testSleep")]
 pub fn test_sleep(
     pool: &NativePool,

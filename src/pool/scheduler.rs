@@ -181,6 +181,15 @@ pub struct Task<K> {
 
 pub type TaskHandle<K> = Arc<Task<K>>;
 
+impl<K> std::fmt::Debug for Task<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("seq", &self.key.1)
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl<K> Task<K> {
     /// Takes the ticket if nobody has yet; the winner settles the task.
     fn take_ticket(&self) -> Option<K> {
@@ -358,8 +367,10 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
             tickets.extend(q.task.take_ticket());
         }
         for task in running {
-            task.ctx.cancel(CancelReason::Closed);
-            tickets.extend(task.take_ticket());
+            if let Some(ticket) = task.take_ticket() {
+                task.ctx.cancel(CancelReason::Closed);
+                tickets.push(ticket);
+            }
         }
         inner
             .stats
@@ -397,8 +408,12 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
             }
             RUNNING => {
                 drop(st);
-                task.ctx.cancel(reason);
-                task.take_ticket()
+                // Ticket first: once the flag is set the job may return and settle on its own.
+                let ticket = task.take_ticket();
+                if ticket.is_some() {
+                    task.ctx.cancel(reason);
+                }
+                ticket
             }
             _ => None,
         };
@@ -453,7 +468,10 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
             };
             self.stats.ran(started - enqueued, started.elapsed());
             if let Some(ticket) = task.take_ticket() {
-                self.stats.settled_ok(outcome.is_ok());
+                match &outcome {
+                    Err(TaskError::Cancelled(reason)) => self.stats.cancelled(*reason, 1),
+                    other => self.stats.settled_ok(other.is_ok()),
+                }
                 self.sink.deliver(ticket, outcome);
             } else {
                 // Someone cancelled it and already settled; the result is dropped here.
@@ -527,10 +545,9 @@ mod tests {
         }
     }
 
-    fn pool(
-        threads: usize,
-        max_queue: Option<usize>,
-    ) -> (Pool<u64, u64>, Receiver<(u64, Outcome)>, Arc<TestSink>) {
+    type TestPool = (Pool<u64, u64>, Receiver<(u64, Outcome)>, Arc<TestSink>);
+
+    fn pool(threads: usize, max_queue: Option<usize>) -> TestPool {
         let (tx, rx) = channel();
         let sink = Arc::new(TestSink {
             tx: Mutex::new(tx),
@@ -632,7 +649,7 @@ mod tests {
         assert_eq!(refused, (SubmitError::QueueFull, 3));
         drop(release);
         for _ in 0..3 {
-            recv(&rx);
+            assert!(recv(&rx).1.is_ok());
         }
     }
 
@@ -676,26 +693,33 @@ mod tests {
     #[test]
     fn timeout_of_queued_and_running_tasks() {
         let (p, rx, _) = pool(1, None);
-        let opts = SubmitOptions {
+        let timeout = |ms| SubmitOptions {
             priority: 0.0,
-            timeout: Some(Duration::from_millis(30)),
+            timeout: Some(Duration::from_millis(ms)),
         };
         p.submit(
             Box::new(|ctx| {
                 ctx.sleep(Duration::from_secs(60))?;
                 Ok(0)
             }),
-            opts,
+            timeout(80),
             1,
         )
         .unwrap();
-        p.submit(value(2), opts, 2).unwrap();
-        let mut got = vec![recv(&rx), recv(&rx)];
-        got.sort_by_key(|g| g.0);
-        for (_, outcome) in got {
-            assert_eq!(outcome, Err(TaskError::Cancelled(CancelReason::TimedOut)));
-        }
+        // Times out while still queued behind the sleeper.
+        p.submit(value(2), timeout(20), 2).unwrap();
+        let first = recv(&rx);
+        let second = recv(&rx);
+        assert_eq!(
+            first,
+            (2, Err(TaskError::Cancelled(CancelReason::TimedOut)))
+        );
+        assert_eq!(
+            second,
+            (1, Err(TaskError::Cancelled(CancelReason::TimedOut)))
+        );
         assert_eq!(p.stats().timed_out, 2);
+        assert_eq!(p.stats().queued, 0);
     }
 
     #[test]
