@@ -8,6 +8,7 @@ const { taskOptions } = require('./options')
 const kNative = Symbol('corepool.native')
 const noop = () => {}
 let nextCancelKey = 1
+const DEFAULT_NICE = Number(process.env.COREPOOL_NICE ?? 0)
 
 const defaultThreads = () =>
   typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length
@@ -15,6 +16,7 @@ const defaultThreads = () =>
 class Pool {
   #threads
   #maxQueue
+  #nice
   #native = null
   #state = 'open' // 'open' | 'closing' | 'closed'
   #stopped = null
@@ -26,7 +28,7 @@ class Pool {
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw invalidArg(`options must be an object, got ${describe(options)}`)
     }
-    const { threads, maxQueue, filename } = options ?? {}
+    const { threads, maxQueue, niceIncrement, filename } = options ?? {}
     if (filename !== undefined) {
       throw invalidArg('options.filename: JavaScript task modules are not supported by this version of corepool')
     }
@@ -40,7 +42,14 @@ class Pool {
     ) {
       throw invalidArg(`options.maxQueue must be a non-negative integer or Infinity, got ${describe(maxQueue)}`)
     }
+    if (
+      niceIncrement !== undefined &&
+      !(Number.isInteger(niceIncrement) && niceIncrement >= 0 && niceIncrement <= 19)
+    ) {
+      throw invalidArg(`options.niceIncrement must be an integer from 0 to 19, got ${describe(niceIncrement)}`)
+    }
     this.#threads = threads ?? defaultThreads()
+    this.#nice = niceIncrement ?? DEFAULT_NICE
     this.#maxQueue = maxQueue === undefined || maxQueue === Infinity ? -1 : maxQueue
   }
 
@@ -48,7 +57,7 @@ class Pool {
   get [kNative]() {
     if (this.#native === null) {
       if (this.#state !== 'open') return null
-      this.#native = new native.NativePool(this.#threads, this.#maxQueue, noop)
+      this.#native = new native.NativePool(this.#threads, this.#maxQueue, this.#nice, noop)
     }
     return this.#native
   }

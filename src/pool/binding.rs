@@ -20,7 +20,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use super::scheduler::{
-    CancelReason, Job, Pool, Sink, SubmitError, SubmitOptions, TaskError, TaskHandle,
+    CancelReason, Job, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskError, TaskHandle,
 };
 use super::stats::Summary;
 use super::timer::lock;
@@ -268,6 +268,7 @@ impl NativePool {
         env: Env,
         threads: u32,
         max_queue: f64,
+        nice: i32,
         wake: Function<(), ()>,
     ) -> std::result::Result<Self, napi::Error<ErrorCode>> {
         if threads == 0 || threads > 1024 {
@@ -313,7 +314,12 @@ impl NativePool {
             .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?;
         main.wake.set(wake.raw());
         let sink = Arc::new(JsSink { pending, wake });
-        let core = Pool::new(threads as usize, max_queue, sink).map_err(|e| {
+        let options = PoolOptions {
+            threads: threads as usize,
+            max_queue,
+            nice: nice.clamp(0, 19),
+        };
+        let core = Pool::new(options, sink).map_err(|e| {
             js_error(
                 ErrorCode::InvalidArg,
                 format!("cannot start pool threads: {e}"),

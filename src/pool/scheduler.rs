@@ -8,8 +8,9 @@
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -104,6 +105,15 @@ pub trait Sink<K, T>: Send + Sync + 'static {
     fn deliver(&self, ticket: K, outcome: Result<T, TaskError>);
     /// Every pool thread has exited after `close()`/`destroy()`.
     fn stopped(&self);
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    pub threads: usize,
+    /// Bound on tasks waiting beyond the running ones; `None`: unbounded.
+    pub max_queue: Option<usize>,
+    /// Added to each pool thread's nice value (Linux); 0 keeps the process's priority.
+    pub nice: i32,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -215,6 +225,8 @@ struct State<K, T> {
     slots: Vec<Option<Arc<Task<K>>>>,
     running: usize,
     live_threads: usize,
+    /// Threads blocked in `work.wait`; submit only signals the condvar when some are.
+    sleepers: usize,
     closing: bool,
     seq: u64,
 }
@@ -226,6 +238,11 @@ struct Inner<K, T> {
     threads: usize,
     /// Tasks queued plus running may not exceed this (threads + maxQueue).
     capacity: usize,
+    /// Mirror of `queue.len()` for spinning threads to poll without the lock.
+    queued: AtomicUsize,
+    spinning: AtomicBool,
+    /// Nice increment applied to each pool thread.
+    nice: i32,
     stats: Stats,
 }
 
@@ -242,11 +259,10 @@ fn order_key(priority: f64) -> i64 {
 
 impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
     /// Starts `threads` threads. `max_queue` bounds tasks waiting beyond the running ones.
-    pub fn new(
-        threads: usize,
-        max_queue: Option<usize>,
-        sink: Arc<dyn Sink<K, T>>,
-    ) -> std::io::Result<Self> {
+    pub fn new(options: PoolOptions, sink: Arc<dyn Sink<K, T>>) -> std::io::Result<Self> {
+        let PoolOptions {
+            threads, max_queue, ..
+        } = options;
         assert!(threads > 0, "a pool needs at least one thread");
         quiet_job_panics();
         let inner = Arc::new(Inner {
@@ -255,6 +271,7 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
                 slots: (0..threads).map(|_| None).collect(),
                 running: 0,
                 live_threads: threads,
+                sleepers: 0,
                 closing: false,
                 seq: 0,
             }),
@@ -262,6 +279,9 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
             sink,
             threads,
             capacity: max_queue.map_or(usize::MAX, |q| q.saturating_add(threads)),
+            queued: AtomicUsize::new(0),
+            spinning: AtomicBool::new(false),
+            nice: options.nice,
             stats: Stats::new(),
         });
         for index in 0..threads {
@@ -318,8 +338,12 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
                 enqueued: Instant::now(),
             },
         );
+        inner.queued.store(st.queue.len(), Ordering::Relaxed);
+        let wake = st.sleepers > 0;
         drop(st);
-        inner.work.notify_one();
+        if wake {
+            inner.work.notify_one();
+        }
         if let Some(timeout) = options.timeout {
             let pool = Arc::downgrade(inner);
             let weak_task = Arc::downgrade(&task);
@@ -358,6 +382,7 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
         let mut st = lock(&inner.state);
         st.closing = true;
         let queued = std::mem::take(&mut st.queue);
+        inner.queued.store(0, Ordering::Relaxed);
         let running: Vec<Arc<Task<K>>> = st.slots.iter().flatten().cloned().collect();
         drop(st);
         inner.work.notify_all();
@@ -402,6 +427,7 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
             QUEUED => {
                 let mut st = st;
                 st.queue.remove(&task.key);
+                self.queued.store(st.queue.len(), Ordering::Relaxed);
                 task.state.store(FINISHED, Ordering::Release);
                 drop(st);
                 task.take_ticket()
@@ -434,30 +460,29 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
     }
 
     fn work_loop(&self, index: usize) {
+        if self.nice != 0 {
+            lower_thread_priority(self.nice);
+        }
+        let mut st = lock(&self.state);
         loop {
-            let next = {
-                let mut st = lock(&self.state);
-                loop {
-                    if let Some((_, q)) = st.queue.pop_first() {
-                        q.task.state.store(RUNNING, Ordering::Release);
-                        st.slots[index] = Some(Arc::clone(&q.task));
-                        st.running += 1;
-                        break Some(q);
-                    }
-                    if st.closing {
-                        break None;
-                    }
-                    st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
-                }
-            };
             let Some(Queued {
                 task,
                 job,
                 enqueued,
-            }) = next
+            }) = st.queue.pop_first().map(|(_, q)| q)
             else {
-                break;
+                if st.closing {
+                    break;
+                }
+                st = self.idle(st);
+                continue;
             };
+            self.queued.store(st.queue.len(), Ordering::Relaxed);
+            task.state.store(RUNNING, Ordering::Release);
+            st.slots[index] = Some(Arc::clone(&task));
+            st.running += 1;
+            drop(st);
+
             let started = Instant::now();
             let _ = task.ctx.runner.set(thread::current());
             let outcome = match task.ctx.check() {
@@ -478,19 +503,72 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
                 drop(outcome);
             }
             task.state.store(FINISHED, Ordering::Release);
-            let mut st = lock(&self.state);
+            st = lock(&self.state);
             st.slots[index] = None;
             st.running -= 1;
         }
-        let last = {
-            let mut st = lock(&self.state);
-            st.live_threads -= 1;
-            st.live_threads == 0
-        };
+        st.live_threads -= 1;
+        let last = st.live_threads == 0;
+        drop(st);
         if last {
             self.sink.stopped();
         }
     }
+
+    /// Waits for work with the queue empty. One thread at a time first spins briefly: a task
+    /// submitted right after the previous one finished (the common request/response rhythm)
+    /// is then picked up without a futex sleep and wake-up.
+    fn idle<'a>(&'a self, st: MutexGuard<'a, State<K, T>>) -> MutexGuard<'a, State<K, T>> {
+        if !self.spinning.swap(true, Ordering::Acquire) {
+            drop(st);
+            let spin_until = Instant::now() + SPIN;
+            let mut i = 0u32;
+            while self.queued.load(Ordering::Relaxed) == 0 {
+                std::hint::spin_loop();
+                i += 1;
+                if i.is_multiple_of(64) && Instant::now() >= spin_until {
+                    break;
+                }
+            }
+            self.spinning.store(false, Ordering::Release);
+            let st = lock(&self.state);
+            if !st.queue.is_empty() || st.closing {
+                return st;
+            }
+            return self.sleep(st);
+        }
+        self.sleep(st)
+    }
+
+    fn sleep<'a>(&'a self, mut st: MutexGuard<'a, State<K, T>>) -> MutexGuard<'a, State<K, T>> {
+        st.sleepers += 1;
+        let mut st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+        st.sleepers -= 1;
+        st
+    }
+}
+
+/// How long an idle thread spins before sleeping.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Lowers the calling thread's scheduling priority by `nice` (Linux: per-thread nice value), so
+/// pool work yields the CPU to the event loop and libuv's threads when they compete.
+fn lower_thread_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain syscalls on the calling thread; no memory is passed.
+        unsafe {
+            let tid = libc::gettid();
+            let current = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+            libc::setpriority(
+                libc::PRIO_PROCESS,
+                tid as libc::id_t,
+                (current + nice).clamp(-20, 19),
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 /// A panic inside a job is reported to the caller as ERR_TASK_PANICKED with its text, so the
@@ -554,7 +632,15 @@ mod tests {
             stopped: AtomicUsize::new(0),
         });
         (
-            Pool::new(threads, max_queue, sink.clone()).unwrap(),
+            Pool::new(
+                PoolOptions {
+                    threads,
+                    max_queue,
+                    nice: 0,
+                },
+                sink.clone(),
+            )
+            .unwrap(),
             rx,
             sink,
         )
