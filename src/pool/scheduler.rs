@@ -128,6 +128,7 @@ pub struct SubmitOptions {
 pub struct TaskCtx {
     cancel: AtomicU8,
     runner: OnceLock<Thread>,
+    slot: AtomicUsize,
 }
 
 impl TaskCtx {
@@ -135,7 +136,13 @@ impl TaskCtx {
         TaskCtx {
             cancel: AtomicU8::new(0),
             runner: OnceLock::new(),
+            slot: AtomicUsize::new(0),
         }
+    }
+
+    /// Index of the pool thread running the task (0..threads).
+    pub fn slot(&self) -> usize {
+        self.slot.load(Ordering::Relaxed)
     }
 
     /// The reason this task was cancelled, if it was.
@@ -485,6 +492,7 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
 
             let started = Instant::now();
             let _ = task.ctx.runner.set(thread::current());
+            task.ctx.slot.store(index, Ordering::Relaxed);
             let outcome = match task.ctx.check() {
                 // Cancelled between being picked and starting: do not run it at all.
                 Err(e) => Err(e),
@@ -940,5 +948,9 @@ pub mod tests_support {
     /// A cancel context for running kernels directly in unit tests.
     pub fn ctx() -> super::TaskCtx {
         super::TaskCtx::new()
+    }
+
+    pub fn cancel(ctx: &super::TaskCtx) {
+        ctx.cancel(super::CancelReason::Aborted);
     }
 }
