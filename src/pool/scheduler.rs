@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::{self, Thread};
@@ -245,9 +245,6 @@ struct Inner<K, T> {
     threads: usize,
     /// Tasks queued plus running may not exceed this (threads + maxQueue).
     capacity: usize,
-    /// Mirror of `queue.len()` for spinning threads to poll without the lock.
-    queued: AtomicUsize,
-    spinning: AtomicBool,
     /// Nice increment applied to each pool thread.
     nice: i32,
     stats: Stats,
@@ -286,8 +283,6 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
             sink,
             threads,
             capacity: max_queue.map_or(usize::MAX, |q| q.saturating_add(threads)),
-            queued: AtomicUsize::new(0),
-            spinning: AtomicBool::new(false),
             nice: options.nice,
             stats: Stats::new(),
         });
@@ -345,7 +340,6 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
                 enqueued: Instant::now(),
             },
         );
-        inner.queued.store(st.queue.len(), Ordering::Relaxed);
         let wake = st.sleepers > 0;
         drop(st);
         if wake {
@@ -389,7 +383,6 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
         let mut st = lock(&inner.state);
         st.closing = true;
         let queued = std::mem::take(&mut st.queue);
-        inner.queued.store(0, Ordering::Relaxed);
         let running: Vec<Arc<Task<K>>> = st.slots.iter().flatten().cloned().collect();
         drop(st);
         inner.work.notify_all();
@@ -434,7 +427,6 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
             QUEUED => {
                 let mut st = st;
                 st.queue.remove(&task.key);
-                self.queued.store(st.queue.len(), Ordering::Relaxed);
                 task.state.store(FINISHED, Ordering::Release);
                 drop(st);
                 task.take_ticket()
@@ -481,10 +473,9 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
                 if st.closing {
                     break;
                 }
-                st = self.idle(st);
+                st = self.sleep(st);
                 continue;
             };
-            self.queued.store(st.queue.len(), Ordering::Relaxed);
             task.state.store(RUNNING, Ordering::Release);
             st.slots[index] = Some(Arc::clone(&task));
             st.running += 1;
@@ -523,31 +514,6 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
         }
     }
 
-    /// Waits for work with the queue empty. One thread at a time first spins briefly: a task
-    /// submitted right after the previous one finished (the common request/response rhythm)
-    /// is then picked up without a futex sleep and wake-up.
-    fn idle<'a>(&'a self, st: MutexGuard<'a, State<K, T>>) -> MutexGuard<'a, State<K, T>> {
-        if !self.spinning.swap(true, Ordering::Acquire) {
-            drop(st);
-            let spin_until = Instant::now() + SPIN;
-            let mut i = 0u32;
-            while self.queued.load(Ordering::Relaxed) == 0 {
-                std::hint::spin_loop();
-                i += 1;
-                if i.is_multiple_of(64) && Instant::now() >= spin_until {
-                    break;
-                }
-            }
-            self.spinning.store(false, Ordering::Release);
-            let st = lock(&self.state);
-            if !st.queue.is_empty() || st.closing {
-                return st;
-            }
-            return self.sleep(st);
-        }
-        self.sleep(st)
-    }
-
     fn sleep<'a>(&'a self, mut st: MutexGuard<'a, State<K, T>>) -> MutexGuard<'a, State<K, T>> {
         st.sleepers += 1;
         let mut st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -555,9 +521,6 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
         st
     }
 }
-
-/// How long an idle thread spins before sleeping.
-const SPIN: Duration = Duration::from_micros(50);
 
 /// Lowers the calling thread's scheduling priority by `nice` (Linux: per-thread nice value), so
 /// pool work yields the CPU to the event loop and libuv's threads when they compete.
