@@ -283,6 +283,8 @@ test('stats report counts, percentiles and utilization', async () => {
   const pool = new Pool({ threads: 2 })
   await Promise.all(Array.from({ length: 20 }, () => sleep(2, { pool })))
   await rejectsWith(sleep(10_000, { pool, timeout: 20 }), 'ERR_TASK_TIMEOUT')
+  // The promise rejects at the deadline; the job itself returns a moment later.
+  await waitUntil(() => pool.stats.running === 0, 'the timed-out job to return')
   const s = pool.stats
   assert.equal(s.threads, 2)
   assert.equal(s.completed, 20)
