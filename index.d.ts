@@ -1,0 +1,2 @@
+// corepool: a native worker pool, shared-memory counters and supervised children for Node.js.
+export * from './types/pool'
