@@ -2,11 +2,13 @@
 const { Pool, getDefaultPool } = require('./lib/pool')
 const { CorepoolError } = require('./lib/errors')
 const kernels = require('./lib/kernels')
+const { listenReusePort } = require('./lib/net')
 
 module.exports = {
   Pool,
   CorepoolError,
   ...kernels,
+  listenReusePort,
 }
 
 // The default pool (threads = os.availableParallelism()) is created on first use.

@@ -381,3 +381,24 @@ test('a queue larger than the pool settles every task exactly once (soak, 100k t
   assert.ok(outcomes.aborted > 0 && outcomes.panicked > 0, JSON.stringify(outcomes))
   await pool.close()
 })
+
+test('listenReusePort lets two servers share a port', async () => {
+  const { listenReusePort } = esm
+  const http = await import('node:http')
+  const listen = (fd, name) =>
+    new Promise((resolve) => {
+      const server = http.createServer((req, res) => res.end(name)).listen({ fd }, () => resolve(server))
+    })
+  const a = await listen(listenReusePort(0, '127.0.0.1'), 'a')
+  const { port } = a.address()
+  const b = await listen(listenReusePort(port, '127.0.0.1'), 'b')
+  assert.equal(b.address().port, port)
+  const answers = new Set()
+  for (let i = 0; i < 40 && answers.size < 2; i++) {
+    answers.add(await (await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: 'close' } })).text())
+  }
+  assert.ok(answers.has('a') || answers.has('b'))
+  await Promise.all([a, b].map((s) => new Promise((r) => s.close(r))))
+  assert.throws(() => listenReusePort(70000), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => listenReusePort(0, 'not-an-ip'), { code: 'ERR_INVALID_ARG' })
+})

@@ -2,4 +2,5 @@
 
 mod error;
 mod kernels;
+mod net;
 mod pool;

@@ -122,3 +122,10 @@ export class CorepoolError extends Error {
 
 /** Sum of `Math.sqrt(i)` for `0 <= i < n` (a non-negative safe integer), on the pool; cancellable while running. */
 export function sqrtSum(n: number, options?: TaskOptions): Promise<number>
+
+/**
+ * Opens a listening TCP socket on `host:port` (default host `0.0.0.0`) with SO_REUSEPORT and
+ * returns its file descriptor for `server.listen({ fd })`. Several processes doing the same share
+ * the port, the kernel balancing connections between them (Linux). Throws `ERR_INVALID_ARG`.
+ */
+export function listenReusePort(port: number, host?: string): number
