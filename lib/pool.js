@@ -14,7 +14,13 @@ const WORKER_ENTRY = path.join(__dirname, 'worker.js')
 const kNative = Symbol('corepool.native')
 const noop = () => {}
 let nextCancelKey = 1
-const DEFAULT_NICE = Number(process.env.COREPOOL_NICE ?? 0)
+// Operators can lower every pool's thread priority without code changes.
+const DEFAULT_NICE = parseNice(process.env.COREPOOL_NICE)
+
+function parseNice(value) {
+  const n = Number(value ?? 0)
+  return Number.isInteger(n) && n >= 0 && n <= 19 ? n : 0
+}
 
 const defaultThreads = () =>
   typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length

@@ -43,10 +43,10 @@ function parseCount(value, name, max) {
  * @param {number} [options.maxQueue] queued tasks beyond the running ones before 503
  * @param {number} [options.timeout] per-request task timeout in ms
  * @param {number} [options.niceIncrement] lower the pool threads' CPU priority (Linux) so the
- *   event loop wins when they compete: /health stays fast even with every core busy
+ *   event loop wins when they compete (default: the COREPOOL_NICE environment variable, else 0)
  */
 function createApp(options = {}) {
-  const { threads, maxQueue = 1000, timeout = 30_000, niceIncrement = Number(process.env.COREPOOL_NICE ?? 0) } = options
+  const { threads, maxQueue = 1000, timeout = 30_000, niceIncrement } = options
   const pool = new Pool({ threads, maxQueue, niceIncrement })
   const jsPool = new Pool({ threads, maxQueue, niceIncrement, filename: path.join(__dirname, 'tasks.js') })
   const loopDelay = monitorEventLoopDelay({ resolution: 10 })
