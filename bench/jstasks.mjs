@@ -4,11 +4,11 @@
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import os from 'node:os'
-import { performance } from 'node:perf_hooks'
 import { Piscina } from 'piscina'
 import Tinypool from 'tinypool'
 import workerpool from 'workerpool'
 import { FixedThreadPool } from 'poolifier'
+import { throughput, latency, fmt } from './measure.mjs'
 import { Pool } from 'corepool'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -54,37 +54,6 @@ const makers = {
     return { run: (msg, transfer) => pool.execute(msg, undefined, undefined, transfer), close: () => pool.destroy() }
   },
 }
-
-async function throughput(run, total, inflight) {
-  let started = 0
-  const t0 = performance.now()
-  await new Promise((resolve, reject) => {
-    let done = 0
-    const next = () => {
-      if (started >= total) return
-      started++
-      run().then(() => {
-        if (++done === total) resolve()
-        else next()
-      }, reject)
-    }
-    for (let i = 0; i < Math.min(inflight, total); i++) next()
-  })
-  return total / ((performance.now() - t0) / 1000)
-}
-
-async function latency(run, count) {
-  const samples = new Float64Array(count)
-  for (let i = 0; i < count; i++) {
-    const t = performance.now()
-    await run()
-    samples[i] = (performance.now() - t) * 1000
-  }
-  samples.sort()
-  return { p50: samples[Math.floor(count * 0.5)], p99: samples[Math.floor(count * 0.99)] }
-}
-
-const fmt = (x) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1))
 
 async function main() {
   console.log(`node ${process.version}, ${os.availableParallelism()} cores, ${THREADS} threads per pool`)
