@@ -15,7 +15,6 @@ async function main() {
   const pdfs = await Promise.all(invoices.map((invoice) => pool.run(invoice, { timeout: 30_000 })))
   for (const [i, pdf] of pdfs.entries()) {
     const file = path.join(os.tmpdir(), `corepool-invoice-${invoices[i].number}.pdf`)
-    // Values cross threads as structured clones: a Buffer arrives as a Uint8Array.
     fs.writeFileSync(file, pdf)
     console.log(`${file}: ${pdf.byteLength} bytes`)
   }
