@@ -1,7 +1,12 @@
 'use strict'
-// Public wrappers of the native kernels.
+// Public wrappers of the native kernels. They validate arguments (every failure is a rejected
+// promise, never a synchronous throw), normalise bytes and call the native task.
+//
+// Input rule: every input is copied when the task is submitted (on the calling thread), so the
+// caller may reuse, mutate or transfer its buffers as soon as the call returns; a running task
+// never reads memory JavaScript can touch.
 const native = require('./native')
-const { submitNative } = require('./pool')
+const { submitNative, submitNativeArgs } = require('./pool')
 const { invalidArg, describe } = require('./errors')
 
 /**
@@ -15,4 +20,177 @@ function sqrtSum(n, options) {
   return submitNative(native.sqrtSum, n, options)
 }
 
-module.exports = { sqrtSum }
+// ---------------------------------------------------------------------------------------------
+// Shared argument helpers
+
+/** A string (UTF-8) or a Uint8Array over the bytes of any ArrayBufferView; throws otherwise. */
+function bytes(value, name) {
+  if (typeof value === 'string' || value instanceof Uint8Array) return value
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
+  if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return new Uint8Array(value)
+  throw invalidArg(`${name} must be a Buffer, Uint8Array or string, got ${describe(value)}`)
+}
+
+function oneOf(value, allowed, name) {
+  if (typeof value === 'string' && allowed.includes(value)) return value
+  throw invalidArg(`${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(value)}`)
+}
+
+function optionsObject(options) {
+  if (options === undefined || options === null) return {}
+  if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
+  return options
+}
+
+function integerOption(value, name, min, max, fallback) {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalidArg(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`)
+  }
+  return value
+}
+
+/** Runs `body` and turns a synchronous throw into a rejected promise. */
+function rejecting(body) {
+  try {
+    return body()
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hashing
+
+const HASH_ALGORITHMS = ['sha256', 'sha512', 'sha1', 'md5', 'blake3', 'xxh3-64', 'xxh3-128', 'xxh64']
+const DIGEST_LENGTHS = {
+  sha256: 32,
+  sha512: 64,
+  sha1: 20,
+  md5: 16,
+  blake3: 32,
+  'xxh3-64': 8,
+  'xxh3-128': 16,
+  xxh64: 8,
+}
+const ENCODINGS = ['hex', 'base64', 'base64url', 'buffer']
+
+function encodingOption(options) {
+  const { encoding } = options
+  return encoding === undefined ? 'hex' : oneOf(encoding, ENCODINGS, 'options.encoding')
+}
+
+function encode(buffer, encoding) {
+  return encoding === 'buffer' ? buffer : buffer.toString(encoding)
+}
+
+/**
+ * Digest of `data` with `algorithm`; a hex string unless `options.encoding` says otherwise.
+ */
+function hash(algorithm, data, options) {
+  return rejecting(() => {
+    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
+    const input = bytes(data, 'data')
+    const encoding = encodingOption(optionsObject(options))
+    return submitNativeArgs(native.hash, [algorithm, input], options).then((digest) => encode(digest, encoding))
+  })
+}
+
+/**
+ * Digests of every item of `items` (an array of Buffer | Uint8Array | string), hashed in
+ * parallel by one pool task. Resolves to an array in the same order.
+ */
+function hashMany(algorithm, items, options) {
+  return rejecting(() => {
+    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
+    if (!Array.isArray(items)) throw invalidArg(`items must be an array, got ${describe(items)}`)
+    const inputs = new Array(items.length)
+    for (let i = 0; i < items.length; i++) inputs[i] = bytes(items[i], `items[${i}]`)
+    const encoding = encodingOption(optionsObject(options))
+    const size = DIGEST_LENGTHS[algorithm]
+    return submitNativeArgs(native.hashMany, [algorithm, inputs], options).then((all) => {
+      const out = new Array(inputs.length)
+      if (encoding === 'buffer') {
+        for (let i = 0; i < out.length; i++) out[i] = all.subarray(i * size, (i + 1) * size)
+      } else {
+        for (let i = 0; i < out.length; i++) out[i] = all.toString(encoding, i * size, (i + 1) * size)
+      }
+      return out
+    })
+  })
+}
+
+/** Digest of the file at `path`, read natively in 1 MiB chunks (never loaded into JavaScript). */
+function hashFile(algorithm, path, options) {
+  return rejecting(() => {
+    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
+    if (path instanceof URL) path = require('node:url').fileURLToPath(path)
+    if (typeof path !== 'string' || path === '' || path.includes('\0')) {
+      throw invalidArg(`path must be a non-empty string or file URL, got ${describe(path)}`)
+    }
+    const encoding = encodingOption(optionsObject(options))
+    return submitNativeArgs(native.hashFile, [algorithm, path], options).then((digest) => encode(digest, encoding))
+  })
+}
+
+/**
+ * A streaming hasher. `update(data)` copies `data` at once and hashes it on the pool; chunks are
+ * hashed in call order whatever the pool's scheduling. It returns a promise that settles when the
+ * chunk is hashed (await it for backpressure). `digest(encoding)` resolves once every update has
+ * settled. The options of `createHasher` (`signal`, `timeout`, `priority`, `pool`) apply to each
+ * update; a failed or cancelled update makes the hasher unusable: later updates and `digest()`
+ * reject with the first error.
+ */
+class Hasher {
+  #native
+  #options
+  #inflight = new Set()
+  #error = null
+  #finished = false
+
+  constructor(algorithm, options) {
+    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
+    optionsObject(options)
+    /** The algorithm's name. */
+    this.algorithm = algorithm
+    this.#native = new native.NativeHasher(algorithm)
+    this.#options = options
+  }
+
+  update(data) {
+    return rejecting(() => {
+      if (this.#finished) throw invalidArg('update() after digest()')
+      if (this.#error !== null) return Promise.reject(this.#error)
+      const input = bytes(data, 'data')
+      const task = submitNativeArgs(native.hasherUpdate, [this.#native, input], this.#options)
+      const settled = task.then(
+        () => this.#inflight.delete(settled),
+        (err) => {
+          this.#inflight.delete(settled)
+          this.#error ??= err
+        },
+      )
+      this.#inflight.add(settled)
+      return task
+    })
+  }
+
+  digest(encoding) {
+    return rejecting(() => {
+      const enc = encoding === undefined ? 'hex' : oneOf(encoding, ENCODINGS, 'encoding')
+      if (this.#finished) throw invalidArg('digest() was already called')
+      this.#finished = true
+      return Promise.all(this.#inflight).then(() => {
+        if (this.#error !== null) throw this.#error
+        return encode(this.#native.finish(), enc)
+      })
+    })
+  }
+}
+
+/** Creates a streaming {@link Hasher} for `algorithm`. Throws ERR_INVALID_ARG for bad input. */
+function createHasher(algorithm, options) {
+  return new Hasher(algorithm, options)
+}
+
+module.exports = { sqrtSum, hash, hashMany, hashFile, createHasher, Hasher }

@@ -126,6 +126,14 @@ const closedError = () => new CorepoolError('ERR_POOL_CLOSED', 'The pool is clos
  * promise. Never throws: every failure is a rejected promise.
  */
 function submitNative(fn, arg, options) {
+  return submitNativeArgs(fn, [arg], options)
+}
+
+/**
+ * Like `submitNative` for kernels with several inputs: `fn(nativePool, ...args, priority,
+ * timeoutMs, cancelKey)`.
+ */
+function submitNativeArgs(fn, args, options) {
   let o
   try {
     o = taskOptions(options, Pool)
@@ -136,10 +144,10 @@ function submitNative(fn, arg, options) {
   const np = pool[kNative]
   if (np === null) return Promise.reject(closedError())
   const { signal } = o
-  if (signal === undefined) return fn(np, arg, o.priority, o.timeout, 0)
+  if (signal === undefined) return call(fn, np, args, o, 0)
   if (signal.aborted) return Promise.reject(abortError(signal.reason))
   const key = nextCancelKey++
-  const promise = fn(np, arg, o.priority, o.timeout, key)
+  const promise = call(fn, np, args, o, key)
   const onAbort = () => np.cancel(key, signal.reason)
   signal.addEventListener('abort', onAbort, { once: true })
   const cleanup = () => signal.removeEventListener('abort', onAbort)
@@ -147,4 +155,13 @@ function submitNative(fn, arg, options) {
   return promise
 }
 
-module.exports = { Pool, getDefaultPool, submitNative, kNative }
+// A native argument conversion that fails throws synchronously; turn it into a rejection.
+function call(fn, np, args, o, key) {
+  try {
+    return fn(np, ...args, o.priority, o.timeout, key)
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
+
+module.exports = { Pool, getDefaultPool, submitNative, submitNativeArgs, kNative }

@@ -1,4 +1,5 @@
 //! Native kernels run as pool tasks, one file per family.
 
+mod hash;
 mod numeric;
 mod testing;
