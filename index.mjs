@@ -1,4 +1,17 @@
 import corepool from './index.js'
 
-export const { Pool, CorepoolError, sqrtSum, hash, hashMany, hashFile, createHasher, Hasher, defaultPool } = corepool
+export const {
+  Pool,
+  CorepoolError,
+  sqrtSum,
+  hash,
+  hashMany,
+  hashFile,
+  createHasher,
+  Hasher,
+  compress,
+  decompress,
+  DEFAULT_MAX_OUTPUT_LENGTH,
+  defaultPool,
+} = corepool
 export default corepool

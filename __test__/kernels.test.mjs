@@ -261,3 +261,112 @@ describe('streaming', () => {
     }
   })
 })
+
+describe('compress / decompress', () => {
+  const { compress, decompress } = corepool
+  const text = Buffer.from(
+    Array.from({ length: 20_000 }, (_, i) => `line ${i}: ${'lorem ipsum '.repeat(i % 7)}\n`).join(''),
+  )
+  const nodeZstd = typeof zlib.zstdCompress === 'function'
+  const node = {
+    gzip: [promisify(zlib.gzip), promisify(zlib.gunzip)],
+    deflate: [promisify(zlib.deflate), promisify(zlib.inflate)],
+    'deflate-raw': [promisify(zlib.deflateRaw), promisify(zlib.inflateRaw)],
+    brotli: [promisify(zlib.brotliCompress), promisify(zlib.brotliDecompress)],
+    ...(nodeZstd ? { zstd: [promisify(zlib.zstdCompress), promisify(zlib.zstdDecompress)] } : {}),
+  }
+
+  test('round trip in every format, from Buffer, Uint8Array and string', async () => {
+    for (const format of ['gzip', 'deflate', 'deflate-raw', 'brotli', 'zstd']) {
+      const packed = await compress(format, text, { level: format === 'brotli' ? 5 : undefined })
+      assert.ok(Buffer.isBuffer(packed) && packed.length < text.length, format)
+      assert.deepEqual(await decompress(format, packed), text, format)
+      assert.deepEqual(await decompress(format, new Uint8Array(packed)), text, format)
+      const fromString = await compress(format, 'héllo wörld')
+      assert.equal((await decompress(format, fromString)).toString(), 'héllo wörld')
+    }
+  })
+
+  test('node:zlib decodes our output and we decode node:zlib output (zstd where node has it)', async () => {
+    for (const [format, [nodeCompress, nodeDecompress]] of Object.entries(node)) {
+      for (const level of format === 'brotli' ? [1, 11] : format === 'zstd' ? [1, 19] : [0, 1, 6, 9]) {
+        const ours = await compress(format, text, { level })
+        assert.deepEqual(await nodeDecompress(ours), text, `${format} ${level}: node decodes ours`)
+      }
+      const theirs = await nodeCompress(text)
+      assert.deepEqual(await decompress(format, theirs), text, `${format}: we decode node's`)
+    }
+    // Concatenated gzip members decode as one stream, as with zlib.gunzip.
+    const two = Buffer.concat([zlib.gzipSync('ab'), zlib.gzipSync('cd')])
+    assert.equal((await decompress('gzip', two)).toString(), 'abcd')
+  })
+
+  test('zstd interop with node:zlib', { skip: !nodeZstd && 'this Node has no zlib.zstdCompress' }, async () => {
+    assert.deepEqual(zlib.zstdDecompressSync(await compress('zstd', text)), text)
+    assert.deepEqual(await decompress('zstd', zlib.zstdCompressSync(text)), text)
+  })
+
+  test('corrupt and truncated input reject with ERR_CORRUPT_INPUT', async () => {
+    for (const format of ['gzip', 'deflate', 'deflate-raw', 'brotli', 'zstd']) {
+      const packed = await compress(format, text, { level: 1 })
+      await rejectsWith(decompress(format, packed.subarray(0, packed.length >> 1)), 'ERR_CORRUPT_INPUT')
+      await rejectsWith(decompress(format, crypto.randomBytes(1000)), 'ERR_CORRUPT_INPUT')
+      const flipped = Buffer.from(packed)
+      for (let i = 20; i < flipped.length; i += 50) flipped[i] ^= 0xff
+      await rejectsWith(decompress(format, flipped), 'ERR_CORRUPT_INPUT')
+    }
+    // A gzip member with a wrong CRC.
+    const gz = zlib.gzipSync(text)
+    gz[gz.length - 6] ^= 1
+    await rejectsWith(decompress('gzip', gz), 'ERR_CORRUPT_INPUT')
+  })
+
+  test('a decompression bomb stops at maxOutputLength with ERR_OUTPUT_TOO_LARGE', async () => {
+    const zeros = Buffer.alloc(64 << 20)
+    for (const format of ['gzip', 'deflate', 'deflate-raw', 'brotli', 'zstd']) {
+      const bomb = await compress(format, zeros, { level: 1 })
+      assert.ok(bomb.length < 1 << 20, `${format} bomb is small (${bomb.length})`)
+      await rejectsWith(decompress(format, bomb, { maxOutputLength: 1 << 20 }), 'ERR_OUTPUT_TOO_LARGE')
+      // The default (256 MiB) lets 64 MiB through; exactly the size is allowed.
+      assert.equal((await decompress(format, bomb)).length, 64 << 20)
+      assert.equal((await decompress(format, bomb, { maxOutputLength: 64 << 20 })).length, 64 << 20)
+    }
+    assert.equal(corepool.DEFAULT_MAX_OUTPUT_LENGTH, 256 * 1024 * 1024)
+  })
+
+  test('bad arguments reject with ERR_INVALID_ARG', async () => {
+    await rejectsWith(compress('lz4', 'x'), 'ERR_INVALID_ARG')
+    await rejectsWith(compress('gzip', 123), 'ERR_INVALID_ARG')
+    await rejectsWith(compress('gzip', 'x', { level: 10 }), 'ERR_INVALID_ARG')
+    await rejectsWith(compress('gzip', 'x', { level: 1.5 }), 'ERR_INVALID_ARG')
+    await rejectsWith(compress('brotli', 'x', { level: 12 }), 'ERR_INVALID_ARG')
+    await rejectsWith(compress('zstd', 'x', { level: 23 }), 'ERR_INVALID_ARG')
+    await rejectsWith(compress('gzip', 'x', { level: '6' }), 'ERR_INVALID_ARG')
+    await rejectsWith(decompress('gzip', {}), 'ERR_INVALID_ARG')
+    await rejectsWith(decompress('rar', Buffer.alloc(1)), 'ERR_INVALID_ARG')
+    await rejectsWith(decompress('gzip', zlib.gzipSync('x'), { maxOutputLength: 0 }), 'ERR_INVALID_ARG')
+    await rejectsWith(decompress('gzip', zlib.gzipSync('x'), { maxOutputLength: 1.5 }), 'ERR_INVALID_ARG')
+    await rejectsWith(decompress('gzip', zlib.gzipSync('x'), { maxOutputLength: -1 }), 'ERR_INVALID_ARG')
+    assert.equal(
+      (await decompress('gzip', zlib.gzipSync('x'), { maxOutputLength: undefined, level: undefined })).toString(),
+      'x',
+    )
+  })
+
+  test('a long compress is cancelled by signal and by timeout; the pool stays usable', async () => {
+    const pool = new Pool({ threads: 1 })
+    try {
+      const big = crypto.randomBytes(32 << 20)
+      const controller = new AbortController()
+      const p = compress('brotli', big, { pool, signal: controller.signal })
+      setTimeout(() => controller.abort(new Error('enough')), 10)
+      await rejectsWith(p, 'ERR_ABORTED')
+      await rejectsWith(compress('gzip', big, { pool, level: 9, timeout: 10 }), 'ERR_TASK_TIMEOUT')
+      const bomb = await compress('zstd', Buffer.alloc(256 << 20), { pool })
+      await rejectsWith(decompress('zstd', bomb, { pool, timeout: 5, maxOutputLength: 2 ** 31 }), 'ERR_TASK_TIMEOUT')
+      assert.equal((await decompress('gzip', await compress('gzip', 'ok', { pool }), { pool })).toString(), 'ok')
+    } finally {
+      await pool.destroy()
+    }
+  })
+})

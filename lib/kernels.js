@@ -193,4 +193,59 @@ function createHasher(algorithm, options) {
   return new Hasher(algorithm, options)
 }
 
-module.exports = { sqrtSum, hash, hashMany, hashFile, createHasher, Hasher }
+// ---------------------------------------------------------------------------------------------
+// Compression
+
+const FORMATS = ['gzip', 'deflate', 'deflate-raw', 'brotli', 'zstd']
+/** Default `maxOutputLength` of `decompress`: 256 MiB. */
+const DEFAULT_MAX_OUTPUT_LENGTH = 256 * 1024 * 1024
+const MAX_BUFFER_LENGTH = require('node:buffer').constants.MAX_LENGTH
+
+/**
+ * Compresses `data` in node:zlib's `format` (`gzip`, `deflate` = zlib, `deflate-raw`, `brotli`,
+ * `zstd`). `options.level`: gzip/deflate/deflate-raw -1..9 (default 6), brotli 0..11 (default
+ * 11), zstd -131072..22 (default 3) — the defaults are node:zlib's.
+ */
+function compress(format, data, options) {
+  return rejecting(() => {
+    oneOf(format, FORMATS, 'format')
+    const input = bytes(data, 'data')
+    const { level } = optionsObject(options)
+    if (level !== undefined && !Number.isInteger(level)) {
+      throw invalidArg(`options.level must be an integer, got ${describe(level)}`)
+    }
+    return submitNativeArgs(native.compress, [format, input, level ?? NaN], options)
+  })
+}
+
+/**
+ * Decompresses `data` in `format`. Output larger than `options.maxOutputLength` (default 256
+ * MiB) rejects with ERR_OUTPUT_TOO_LARGE without ever holding more than that; malformed or
+ * truncated input rejects with ERR_CORRUPT_INPUT.
+ */
+function decompress(format, data, options) {
+  return rejecting(() => {
+    oneOf(format, FORMATS, 'format')
+    const input = bytes(data, 'data')
+    const max = integerOption(
+      optionsObject(options).maxOutputLength,
+      'options.maxOutputLength',
+      1,
+      MAX_BUFFER_LENGTH,
+      DEFAULT_MAX_OUTPUT_LENGTH,
+    )
+    return submitNativeArgs(native.decompress, [format, input, max], options)
+  })
+}
+
+module.exports = {
+  sqrtSum,
+  hash,
+  hashMany,
+  hashFile,
+  createHasher,
+  Hasher,
+  compress,
+  decompress,
+  DEFAULT_MAX_OUTPUT_LENGTH,
+}

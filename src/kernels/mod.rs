@@ -1,5 +1,6 @@
 //! Native kernels run as pool tasks, one file per family.
 
+mod compress;
 mod hash;
 mod numeric;
 mod testing;
