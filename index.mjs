@@ -12,6 +12,8 @@ export const {
   compress,
   decompress,
   DEFAULT_MAX_OUTPUT_LENGTH,
+  passwordHash,
+  passwordVerify,
   defaultPool,
 } = corepool
 export default corepool

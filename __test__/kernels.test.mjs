@@ -370,3 +370,63 @@ describe('compress / decompress', () => {
     }
   })
 })
+
+describe('passwordHash / passwordVerify', () => {
+  const { passwordHash, passwordVerify } = corepool
+  const nodeRs = require('@node-rs/argon2')
+
+  test('argon2id PHC string with OWASP defaults; verify true/false', async () => {
+    const phc = await passwordHash('correct horse battery staple')
+    assert.match(phc, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/)
+    assert.equal(await passwordVerify(phc, 'correct horse battery staple'), true)
+    assert.equal(await passwordVerify(phc, 'correct horse battery stapler'), false)
+    assert.notEqual(await passwordHash('correct horse battery staple'), phc, 'fresh salt every time')
+    const custom = await passwordHash(Buffer.from('pw'), {
+      memoryCost: 1024,
+      timeCost: 1,
+      parallelism: 2,
+      outputLength: 16,
+    })
+    assert.match(custom, /^\$argon2id\$v=19\$m=1024,t=1,p=2\$/)
+    assert.equal(await passwordVerify(custom, new Uint8Array(Buffer.from('pw'))), true)
+  })
+
+  test('reference implementation vector', async () => {
+    const phc = '$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ$nf65EOgLrQMR/uIPnA4rEsF5h7TKyQwu9U1bMCHGi/4'
+    assert.equal(await passwordVerify(phc, 'password'), true)
+    assert.equal(await passwordVerify(phc, 'Password'), false)
+  })
+
+  test('interoperates with @node-rs/argon2 both ways', async () => {
+    const ours = await passwordHash('s3cret ✓')
+    assert.equal(await nodeRs.verify(ours, 's3cret ✓'), true)
+    assert.equal(await nodeRs.verify(ours, 's3cret'), false)
+    for (const algorithm of [nodeRs.Algorithm.Argon2id, nodeRs.Algorithm.Argon2i, nodeRs.Algorithm.Argon2d]) {
+      const theirs = await nodeRs.hash('s3cret ✓', { algorithm, memoryCost: 4096, timeCost: 3, parallelism: 2 })
+      assert.equal(await passwordVerify(theirs, 's3cret ✓'), true, theirs)
+      assert.equal(await passwordVerify(theirs, 's3cret'), false, theirs)
+    }
+  })
+
+  test('bad input rejects with ERR_INVALID_ARG', async () => {
+    await rejectsWith(passwordHash(undefined), 'ERR_INVALID_ARG')
+    await rejectsWith(passwordHash(12345), 'ERR_INVALID_ARG')
+    await rejectsWith(passwordHash('pw', { memoryCost: 4 }), 'ERR_INVALID_ARG')
+    await rejectsWith(passwordHash('pw', { memoryCost: 1.5 }), 'ERR_INVALID_ARG')
+    await rejectsWith(passwordHash('pw', { timeCost: 0 }), 'ERR_INVALID_ARG')
+    await rejectsWith(passwordHash('pw', { parallelism: 0 }), 'ERR_INVALID_ARG')
+    await rejectsWith(passwordHash('pw', { outputLength: 2 }), 'ERR_INVALID_ARG')
+    await rejectsWith(passwordHash('pw', { memoryCost: 2 ** 40 }), 'ERR_INVALID_ARG')
+    await rejectsWith(passwordVerify(42, 'pw'), 'ERR_INVALID_ARG')
+    await rejectsWith(passwordVerify('not a hash', 'pw'), 'ERR_INVALID_ARG')
+    await rejectsWith(passwordVerify('$2b$10$abcdefghijklmnopqrstuv', 'pw'), 'ERR_INVALID_ARG')
+    await rejectsWith(
+      passwordVerify(
+        '$argon2id$v=19$m=4294967295,t=1,p=1$c29tZXNhbHQ$nf65EOgLrQMR/uIPnA4rEsF5h7TKyQwu9U1bMCHGi/4',
+        'pw',
+      ),
+      'ERR_INVALID_ARG',
+    )
+    await rejectsWith(passwordVerify('$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ$nf65EOgLrQMR', {}), 'ERR_INVALID_ARG')
+  })
+})

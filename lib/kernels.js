@@ -238,6 +238,43 @@ function decompress(format, data, options) {
   })
 }
 
+// ---------------------------------------------------------------------------------------------
+// Password hashing
+
+/**
+ * Hashes `password` with argon2id and a random 16-byte salt; resolves to the PHC string
+ * (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`). Options (OWASP defaults): `memoryCost`
+ * KiB (19456), `timeCost` (2), `parallelism` (1), `outputLength` bytes (32).
+ */
+function passwordHash(password, options) {
+  return rejecting(() => {
+    const input = bytes(password, 'password')
+    const o = optionsObject(options)
+    const num = (name) => {
+      const v = o[name]
+      if (v === undefined) return NaN
+      if (!Number.isInteger(v)) throw invalidArg(`options.${name} must be an integer, got ${describe(v)}`)
+      return v
+    }
+    const args = [input, num('memoryCost'), num('timeCost'), num('parallelism'), num('outputLength')]
+    return submitNativeArgs(native.passwordHash, args, options)
+  })
+}
+
+/**
+ * Whether `password` matches `hash`, a PHC string of any argon2 variant (argon2id, argon2i,
+ * argon2d; as made by `passwordHash`, `@node-rs/argon2` or the reference implementation).
+ * A malformed hash rejects with ERR_INVALID_ARG.
+ */
+function passwordVerify(hash, password, options) {
+  return rejecting(() => {
+    if (typeof hash !== 'string') throw invalidArg(`hash must be a PHC string, got ${describe(hash)}`)
+    const input = bytes(password, 'password')
+    optionsObject(options)
+    return submitNativeArgs(native.passwordVerify, [hash, input], options)
+  })
+}
+
 module.exports = {
   sqrtSum,
   hash,
@@ -248,4 +285,6 @@ module.exports = {
   compress,
   decompress,
   DEFAULT_MAX_OUTPUT_LENGTH,
+  passwordHash,
+  passwordVerify,
 }

@@ -3,4 +3,5 @@
 mod compress;
 mod hash;
 mod numeric;
+mod password;
 mod testing;
