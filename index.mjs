@@ -14,6 +14,13 @@ export const {
   DEFAULT_MAX_OUTPUT_LENGTH,
   passwordHash,
   passwordVerify,
+  countPrimes,
+  sortFloat64,
+  statsFloat64,
+  sumFloat64,
+  meanFloat64,
+  minFloat64,
+  maxFloat64,
   defaultPool,
 } = corepool
 export default corepool

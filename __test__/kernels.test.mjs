@@ -430,3 +430,74 @@ describe('passwordHash / passwordVerify', () => {
     await rejectsWith(passwordVerify('$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ$nf65EOgLrQMR', {}), 'ERR_INVALID_ARG')
   })
 })
+
+describe('numeric', () => {
+  const { countPrimes, sortFloat64, statsFloat64, sumFloat64, meanFloat64, minFloat64, maxFloat64 } = corepool
+
+  test('countPrimes counts primes <= limit', async () => {
+    const known = [
+      [0, 0],
+      [1, 0],
+      [2, 1],
+      [10, 4],
+      [100, 25],
+      [7919, 1000],
+      [1_000_000, 78_498],
+    ]
+    for (const [limit, want] of known) assert.equal(await countPrimes(limit), want, `pi(${limit})`)
+    for (const bad of [-1, 1.5, NaN, Infinity, 2 ** 53, '10', undefined, 10n]) {
+      await rejectsWith(countPrimes(bad), 'ERR_INVALID_ARG')
+    }
+  })
+
+  test('countPrimes of a huge limit is cancellable', async () => {
+    const controller = new AbortController()
+    const p = countPrimes(1e13, { signal: controller.signal })
+    setTimeout(() => controller.abort(), 20)
+    await rejectsWith(p, 'ERR_ABORTED')
+    await rejectsWith(countPrimes(1e13, { timeout: 20 }), 'ERR_TASK_TIMEOUT')
+  })
+
+  test('sortFloat64 returns a sorted copy in typed-array order', async () => {
+    const input = new Float64Array([3, NaN, -0, 0, -1.5, Infinity, -Infinity, 2, 1e-300])
+    const copy = input.slice()
+    const sorted = await sortFloat64(input)
+    assert.ok(sorted instanceof Float64Array)
+    assert.notEqual(sorted.buffer, input.buffer)
+    assert.deepEqual(input, copy, 'input unchanged')
+    assert.deepEqual(sorted, copy.slice().sort())
+    assert.ok(Object.is(sorted[2], -0) && Object.is(sorted[3], 0))
+    const big = Float64Array.from({ length: 3_000_000 }, () => Math.random() * 2e6 - 1e6)
+    assert.deepEqual(await sortFloat64(big), big.slice().sort())
+    assert.deepEqual(await sortFloat64(new Float64Array(0)), new Float64Array(0))
+    // A view with an offset sorts only its own elements.
+    const view = new Float64Array(new Float64Array([9, 3, 2, 1, 0]).buffer, 8, 3)
+    assert.deepEqual(await sortFloat64(view), new Float64Array([1, 2, 3]))
+    await rejectsWith(sortFloat64([3, 2, 1]), 'ERR_INVALID_ARG')
+    await rejectsWith(sortFloat64(new Float32Array(3)), 'ERR_INVALID_ARG')
+  })
+
+  test('statsFloat64 and sum/mean/min/max', async () => {
+    const v = new Float64Array([1, 2, 3, 4])
+    assert.deepEqual(await statsFloat64(v), { count: 4, sum: 10, mean: 2.5, min: 1, max: 4 })
+    assert.equal(await sumFloat64(new Float64Array([1e100, 1, -1e100])), 1)
+    assert.equal(await meanFloat64(v), 2.5)
+    assert.equal(await minFloat64(v), 1)
+    assert.equal(await maxFloat64(v), 4)
+    assert.deepEqual(await statsFloat64(new Float64Array(0)), {
+      count: 0,
+      sum: 0,
+      mean: NaN,
+      min: Infinity,
+      max: -Infinity,
+    })
+    assert.ok(Number.isNaN(await minFloat64(new Float64Array([1, NaN]))))
+    assert.ok(Object.is(await minFloat64(new Float64Array([0, -0])), -0))
+    const r = Float64Array.from({ length: 100_000 }, () => Math.random())
+    const s = await statsFloat64(r)
+    assert.ok(Math.abs(s.sum - r.reduce((a, b) => a + b, 0)) < 1e-6)
+    assert.equal(s.min, Math.min(...r.subarray(0, 50_000), ...r.subarray(50_000)))
+    await rejectsWith(statsFloat64('1,2,3'), 'ERR_INVALID_ARG')
+    await rejectsWith(sumFloat64(null), 'ERR_INVALID_ARG')
+  })
+})

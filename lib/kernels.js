@@ -275,6 +275,57 @@ function passwordVerify(hash, password, options) {
   })
 }
 
+// ---------------------------------------------------------------------------------------------
+// Numeric
+
+/** The number of primes p <= limit (π(limit)); `limit` is a non-negative safe integer. */
+function countPrimes(limit, options) {
+  if (typeof limit !== 'number') {
+    return Promise.reject(invalidArg(`limit must be a non-negative safe integer, got ${describe(limit)}`))
+  }
+  return submitNative(native.countPrimes, limit, options)
+}
+
+function float64Array(values) {
+  if (!(values instanceof Float64Array)) throw invalidArg(`values must be a Float64Array, got ${describe(values)}`)
+  return values
+}
+
+/**
+ * Resolves to a sorted copy of `values` (a new Float64Array; `values` is left unchanged), in the
+ * order of `Float64Array.prototype.sort`: ascending, -0 before +0, NaN last.
+ */
+function sortFloat64(values, options) {
+  return rejecting(() => submitNative(native.sortFloat64, float64Array(values), options))
+}
+
+/**
+ * `{ count, sum, mean, min, max }` of a Float64Array in one pass. `sum` is compensated
+ * (Neumaier), so it can differ from a naive loop in the last bits (it is more accurate);
+ * `min`/`max` follow Math.min/Math.max (NaN if any element is NaN); an empty array gives
+ * `{ count: 0, sum: 0, mean: NaN, min: Infinity, max: -Infinity }`.
+ */
+function statsFloat64(values, options) {
+  return rejecting(() =>
+    submitNative(native.statsFloat64, float64Array(values), options).then(([count, sum, mean, min, max]) => ({
+      count,
+      sum,
+      mean,
+      min,
+      max,
+    })),
+  )
+}
+
+/** Compensated sum of a Float64Array (see `statsFloat64`). */
+const sumFloat64 = (values, options) => statsFloat64(values, options).then((s) => s.sum)
+/** Mean of a Float64Array (NaN when empty). */
+const meanFloat64 = (values, options) => statsFloat64(values, options).then((s) => s.mean)
+/** Smallest element (Math.min semantics). */
+const minFloat64 = (values, options) => statsFloat64(values, options).then((s) => s.min)
+/** Largest element (Math.max semantics). */
+const maxFloat64 = (values, options) => statsFloat64(values, options).then((s) => s.max)
+
 module.exports = {
   sqrtSum,
   hash,
@@ -287,4 +338,11 @@ module.exports = {
   DEFAULT_MAX_OUTPUT_LENGTH,
   passwordHash,
   passwordVerify,
+  countPrimes,
+  sortFloat64,
+  statsFloat64,
+  sumFloat64,
+  meanFloat64,
+  minFloat64,
+  maxFloat64,
 }
