@@ -1,4 +1,27 @@
 import corepool from './index.js'
 
-export const { Pool, CorepoolError, sqrtSum, defaultPool, listenReusePort } = corepool
+export const {
+  Pool,
+  CorepoolError,
+  sqrtSum,
+  hash,
+  hashMany,
+  hashFile,
+  createHasher,
+  Hasher,
+  compress,
+  decompress,
+  DEFAULT_MAX_OUTPUT_LENGTH,
+  passwordHash,
+  passwordVerify,
+  countPrimes,
+  sortFloat64,
+  statsFloat64,
+  sumFloat64,
+  meanFloat64,
+  minFloat64,
+  maxFloat64,
+  defaultPool,
+  listenReusePort,
+} = corepool
 export default corepool

@@ -1,7 +1,12 @@
 'use strict'
-// Public wrappers of the native kernels.
+// Public wrappers of the native kernels. They validate arguments (every failure is a rejected
+// promise, never a synchronous throw), normalise bytes and call the native task.
+//
+// Input rule: every input is copied when the task is submitted (on the calling thread), so the
+// caller may reuse, mutate or transfer its buffers as soon as the call returns; a running task
+// never reads memory JavaScript can touch.
 const native = require('./native')
-const { submitNative } = require('./pool')
+const { submitNative, submitNativeArgs } = require('./pool')
 const { invalidArg, describe } = require('./errors')
 
 /**
@@ -15,4 +20,329 @@ function sqrtSum(n, options) {
   return submitNative(native.sqrtSum, n, options)
 }
 
-module.exports = { sqrtSum }
+// ---------------------------------------------------------------------------------------------
+// Shared argument helpers
+
+/** A string (UTF-8) or a Uint8Array over the bytes of any ArrayBufferView; throws otherwise. */
+function bytes(value, name) {
+  if (typeof value === 'string' || value instanceof Uint8Array) return value
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
+  if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return new Uint8Array(value)
+  throw invalidArg(`${name} must be a Buffer, Uint8Array or string, got ${describe(value)}`)
+}
+
+function oneOf(value, allowed, name) {
+  if (typeof value === 'string' && allowed.includes(value)) return value
+  throw invalidArg(`${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(value)}`)
+}
+
+function optionsObject(options) {
+  if (options === undefined || options === null) return {}
+  if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
+  return options
+}
+
+function integerOption(value, name, min, max, fallback) {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalidArg(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`)
+  }
+  return value
+}
+
+/** Runs `body` and turns a synchronous throw into a rejected promise. */
+function rejecting(body) {
+  try {
+    return body()
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hashing
+
+const HASH_ALGORITHMS = ['sha256', 'sha512', 'sha1', 'md5', 'blake3', 'xxh3-64', 'xxh3-128', 'xxh64']
+const DIGEST_LENGTHS = {
+  sha256: 32,
+  sha512: 64,
+  sha1: 20,
+  md5: 16,
+  blake3: 32,
+  'xxh3-64': 8,
+  'xxh3-128': 16,
+  xxh64: 8,
+}
+const ENCODINGS = ['hex', 'base64', 'base64url', 'buffer']
+
+function encodingOption(options) {
+  const { encoding } = options
+  return encoding === undefined ? 'hex' : oneOf(encoding, ENCODINGS, 'options.encoding')
+}
+
+function encode(buffer, encoding) {
+  return encoding === 'buffer' ? buffer : buffer.toString(encoding)
+}
+
+/**
+ * Digest of `data` with `algorithm`; a hex string unless `options.encoding` says otherwise.
+ */
+function hash(algorithm, data, options) {
+  return rejecting(() => {
+    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
+    const input = bytes(data, 'data')
+    const encoding = encodingOption(optionsObject(options))
+    return submitNativeArgs(native.hash, [algorithm, input], options).then((digest) => encode(digest, encoding))
+  })
+}
+
+/**
+ * Digests of every item of `items` (an array of Buffer | Uint8Array | string), hashed in
+ * parallel by one pool task. Resolves to an array in the same order.
+ */
+function hashMany(algorithm, items, options) {
+  return rejecting(() => {
+    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
+    if (!Array.isArray(items)) throw invalidArg(`items must be an array, got ${describe(items)}`)
+    const inputs = new Array(items.length)
+    for (let i = 0; i < items.length; i++) inputs[i] = bytes(items[i], `items[${i}]`)
+    const encoding = encodingOption(optionsObject(options))
+    const size = DIGEST_LENGTHS[algorithm]
+    return submitNativeArgs(native.hashMany, [algorithm, inputs], options).then((all) => {
+      const out = new Array(inputs.length)
+      if (encoding === 'buffer') {
+        for (let i = 0; i < out.length; i++) out[i] = all.subarray(i * size, (i + 1) * size)
+      } else {
+        for (let i = 0; i < out.length; i++) out[i] = all.toString(encoding, i * size, (i + 1) * size)
+      }
+      return out
+    })
+  })
+}
+
+/** Digest of the file at `path`, read natively in 1 MiB chunks (never loaded into JavaScript). */
+function hashFile(algorithm, path, options) {
+  return rejecting(() => {
+    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
+    if (path instanceof URL) path = require('node:url').fileURLToPath(path)
+    if (typeof path !== 'string' || path === '' || path.includes('\0')) {
+      throw invalidArg(`path must be a non-empty string or file URL, got ${describe(path)}`)
+    }
+    const encoding = encodingOption(optionsObject(options))
+    return submitNativeArgs(native.hashFile, [algorithm, path], options).then((digest) => encode(digest, encoding))
+  })
+}
+
+/**
+ * A streaming hasher. `update(data)` copies `data` at once and hashes it on the pool; chunks are
+ * hashed in call order whatever the pool's scheduling. It returns a promise that settles when the
+ * chunk is hashed (await it for backpressure). `digest(encoding)` resolves once every update has
+ * settled. The options of `createHasher` (`signal`, `timeout`, `priority`, `pool`) apply to each
+ * update; a failed or cancelled update makes the hasher unusable: later updates and `digest()`
+ * reject with the first error.
+ */
+class Hasher {
+  #native
+  #options
+  #inflight = new Set()
+  #error = null
+  #finished = false
+
+  constructor(algorithm, options) {
+    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
+    optionsObject(options)
+    /** The algorithm's name. */
+    this.algorithm = algorithm
+    this.#native = new native.NativeHasher(algorithm)
+    this.#options = options
+  }
+
+  update(data) {
+    return rejecting(() => {
+      if (this.#finished) throw invalidArg('update() after digest()')
+      if (this.#error !== null) return Promise.reject(this.#error)
+      const input = bytes(data, 'data')
+      const task = submitNativeArgs(native.hasherUpdate, [this.#native, input], this.#options)
+      const settled = task.then(
+        () => this.#inflight.delete(settled),
+        (err) => {
+          this.#inflight.delete(settled)
+          this.#error ??= err
+        },
+      )
+      this.#inflight.add(settled)
+      return task
+    })
+  }
+
+  digest(encoding) {
+    return rejecting(() => {
+      const enc = encoding === undefined ? 'hex' : oneOf(encoding, ENCODINGS, 'encoding')
+      if (this.#finished) throw invalidArg('digest() was already called')
+      this.#finished = true
+      return Promise.all(this.#inflight).then(() => {
+        if (this.#error !== null) throw this.#error
+        return encode(this.#native.finish(), enc)
+      })
+    })
+  }
+}
+
+/** Creates a streaming {@link Hasher} for `algorithm`. Throws ERR_INVALID_ARG for bad input. */
+function createHasher(algorithm, options) {
+  return new Hasher(algorithm, options)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compression
+
+const FORMATS = ['gzip', 'deflate', 'deflate-raw', 'brotli', 'zstd']
+/** Default `maxOutputLength` of `decompress`: 256 MiB. */
+const DEFAULT_MAX_OUTPUT_LENGTH = 256 * 1024 * 1024
+const MAX_BUFFER_LENGTH = require('node:buffer').constants.MAX_LENGTH
+
+/**
+ * Compresses `data` in node:zlib's `format` (`gzip`, `deflate` = zlib, `deflate-raw`, `brotli`,
+ * `zstd`). `options.level`: gzip/deflate/deflate-raw -1..9 (default 6), brotli 0..11 (default
+ * 11), zstd -131072..22 (default 3) — the defaults are node:zlib's.
+ */
+function compress(format, data, options) {
+  return rejecting(() => {
+    oneOf(format, FORMATS, 'format')
+    const input = bytes(data, 'data')
+    const { level } = optionsObject(options)
+    if (level !== undefined && !Number.isInteger(level)) {
+      throw invalidArg(`options.level must be an integer, got ${describe(level)}`)
+    }
+    return submitNativeArgs(native.compress, [format, input, level ?? NaN], options)
+  })
+}
+
+/**
+ * Decompresses `data` in `format`. Output larger than `options.maxOutputLength` (default 256
+ * MiB) rejects with ERR_OUTPUT_TOO_LARGE without ever holding more than that; malformed or
+ * truncated input rejects with ERR_CORRUPT_INPUT.
+ */
+function decompress(format, data, options) {
+  return rejecting(() => {
+    oneOf(format, FORMATS, 'format')
+    const input = bytes(data, 'data')
+    const max = integerOption(
+      optionsObject(options).maxOutputLength,
+      'options.maxOutputLength',
+      1,
+      MAX_BUFFER_LENGTH,
+      DEFAULT_MAX_OUTPUT_LENGTH,
+    )
+    return submitNativeArgs(native.decompress, [format, input, max], options)
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Password hashing
+
+/**
+ * Hashes `password` with argon2id and a random 16-byte salt; resolves to the PHC string
+ * (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`). Options (OWASP defaults): `memoryCost`
+ * KiB (19456), `timeCost` (2), `parallelism` (1), `outputLength` bytes (32).
+ */
+function passwordHash(password, options) {
+  return rejecting(() => {
+    const input = bytes(password, 'password')
+    const o = optionsObject(options)
+    const num = (name) => {
+      const v = o[name]
+      if (v === undefined) return NaN
+      if (!Number.isInteger(v)) throw invalidArg(`options.${name} must be an integer, got ${describe(v)}`)
+      return v
+    }
+    const args = [input, num('memoryCost'), num('timeCost'), num('parallelism'), num('outputLength')]
+    return submitNativeArgs(native.passwordHash, args, options)
+  })
+}
+
+/**
+ * Whether `password` matches `hash`, a PHC string of any argon2 variant (argon2id, argon2i,
+ * argon2d; as made by `passwordHash`, `@node-rs/argon2` or the reference implementation).
+ * A malformed hash rejects with ERR_INVALID_ARG.
+ */
+function passwordVerify(hash, password, options) {
+  return rejecting(() => {
+    if (typeof hash !== 'string') throw invalidArg(`hash must be a PHC string, got ${describe(hash)}`)
+    const input = bytes(password, 'password')
+    optionsObject(options)
+    return submitNativeArgs(native.passwordVerify, [hash, input], options)
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numeric
+
+/** The number of primes p <= limit (π(limit)); `limit` is a non-negative safe integer. */
+function countPrimes(limit, options) {
+  if (typeof limit !== 'number') {
+    return Promise.reject(invalidArg(`limit must be a non-negative safe integer, got ${describe(limit)}`))
+  }
+  return submitNative(native.countPrimes, limit, options)
+}
+
+function float64Array(values) {
+  if (!(values instanceof Float64Array)) throw invalidArg(`values must be a Float64Array, got ${describe(values)}`)
+  return values
+}
+
+/**
+ * Resolves to a sorted copy of `values` (a new Float64Array; `values` is left unchanged), in the
+ * order of `Float64Array.prototype.sort`: ascending, -0 before +0, NaN last.
+ */
+function sortFloat64(values, options) {
+  return rejecting(() => submitNative(native.sortFloat64, float64Array(values), options))
+}
+
+/**
+ * `{ count, sum, mean, min, max }` of a Float64Array in one pass. `sum` is compensated
+ * (Neumaier), so it can differ from a naive loop in the last bits (it is more accurate);
+ * `min`/`max` follow Math.min/Math.max (NaN if any element is NaN); an empty array gives
+ * `{ count: 0, sum: 0, mean: NaN, min: Infinity, max: -Infinity }`.
+ */
+function statsFloat64(values, options) {
+  return rejecting(() =>
+    submitNative(native.statsFloat64, float64Array(values), options).then(([count, sum, mean, min, max]) => ({
+      count,
+      sum,
+      mean,
+      min,
+      max,
+    })),
+  )
+}
+
+/** Compensated sum of a Float64Array (see `statsFloat64`). */
+const sumFloat64 = (values, options) => statsFloat64(values, options).then((s) => s.sum)
+/** Mean of a Float64Array (NaN when empty). */
+const meanFloat64 = (values, options) => statsFloat64(values, options).then((s) => s.mean)
+/** Smallest element (Math.min semantics). */
+const minFloat64 = (values, options) => statsFloat64(values, options).then((s) => s.min)
+/** Largest element (Math.max semantics). */
+const maxFloat64 = (values, options) => statsFloat64(values, options).then((s) => s.max)
+
+module.exports = {
+  sqrtSum,
+  hash,
+  hashMany,
+  hashFile,
+  createHasher,
+  Hasher,
+  compress,
+  decompress,
+  DEFAULT_MAX_OUTPUT_LENGTH,
+  passwordHash,
+  passwordVerify,
+  countPrimes,
+  sortFloat64,
+  statsFloat64,
+  sumFloat64,
+  meanFloat64,
+  minFloat64,
+  maxFloat64,
+}

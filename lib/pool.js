@@ -108,7 +108,7 @@ class Pool {
     } catch (err) {
       return Promise.reject(err.code === undefined ? invalidArg(err.message) : err)
     }
-    return submitNative(native.runJs, payload, options, name ?? undefined, this).then(decodeResult)
+    return submitNativeArgs(native.runJs, [payload, name ?? null], options, this).then(decodeResult)
   }
 
   get threads() {
@@ -269,12 +269,17 @@ function getDefaultPool() {
 
 const closedError = () => new CorepoolError('ERR_POOL_CLOSED', 'The pool is closed')
 
+/** Submits one native task with a single input; see `submitNativeArgs`. */
+function submitNative(fn, arg, options) {
+  return submitNativeArgs(fn, [arg], options)
+}
+
 /**
- * Submits one native task: `fn(nativePool, arg, priority, timeoutMs, cancelKey, extra)` returns
- * its promise. `ownPool` (for `pool.run`) overrides `options.pool`. Never throws: every failure
- * is a rejected promise.
+ * Submits one native task: `fn(nativePool, ...args, priority, timeoutMs, cancelKey)` returns its
+ * promise. `ownPool` (for `pool.run`) overrides `options.pool`. Never throws: every failure is a
+ * rejected promise.
  */
-function submitNative(fn, arg, options, extra, ownPool) {
+function submitNativeArgs(fn, args, options, ownPool) {
   let o
   try {
     o = taskOptions(options, Pool)
@@ -285,10 +290,10 @@ function submitNative(fn, arg, options, extra, ownPool) {
   const np = pool[kNative]
   if (np === null) return Promise.reject(closedError())
   const { signal } = o
-  if (signal === undefined) return fn(np, arg, o.priority, o.timeout, 0, extra)
+  if (signal === undefined) return call(fn, np, args, o, 0)
   if (signal.aborted) return Promise.reject(abortError(signal.reason))
   const key = nextCancelKey++
-  const promise = fn(np, arg, o.priority, o.timeout, key, extra)
+  const promise = call(fn, np, args, o, key)
   const onAbort = () => np.cancel(key, signal.reason)
   signal.addEventListener('abort', onAbort, { once: true })
   const cleanup = () => signal.removeEventListener('abort', onAbort)
@@ -296,4 +301,13 @@ function submitNative(fn, arg, options, extra, ownPool) {
   return promise
 }
 
-module.exports = { Pool, getDefaultPool, submitNative, kNative }
+// A native argument conversion that fails throws synchronously; turn it into a rejection.
+function call(fn, np, args, o, key) {
+  try {
+    return fn(np, ...args, o.priority, o.timeout, key)
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
+
+module.exports = { Pool, getDefaultPool, submitNative, submitNativeArgs, kNative }

@@ -1,4 +1,7 @@
 //! Native kernels run as pool tasks, one file per family.
 
+mod compress;
+mod hash;
 mod numeric;
+mod password;
 mod testing;

@@ -31,6 +31,8 @@ use crate::error::{check, create_js_error, js_error, ErrorCode};
 pub enum Output {
     Undefined,
     Number(f64),
+    /// A `Buffer` with these bytes.
+    Buffer(Vec<u8>),
     /// Anything else a kernel needs, converted on the JS thread.
     #[allow(dead_code)]
     Custom(Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value> + Send>),
@@ -44,10 +46,34 @@ impl Output {
             Output::Undefined => check(unsafe { sys::napi_get_undefined(env, &mut value) })?,
             // SAFETY: as above.
             Output::Number(n) => check(unsafe { sys::napi_create_double(env, n, &mut value) })?,
+            Output::Buffer(bytes) => value = buffer_value(env, bytes)?,
             Output::Custom(convert) => value = convert(env)?,
         }
         Ok(value)
     }
+}
+
+/// Small results are copied into a fresh `Buffer`; large ones become an external `Buffer` over
+/// the `Vec`'s memory (no copy on the JS thread). JS thread only.
+pub fn buffer_value(env: sys::napi_env, bytes: Vec<u8>) -> napi::Result<sys::napi_value> {
+    const COPY_BELOW: usize = 64 * 1024;
+    if bytes.len() >= COPY_BELOW {
+        // SAFETY: `env` is the live env of the calling JS thread.
+        return unsafe { Buffer::to_napi_value(env, Buffer::from(bytes)) };
+    }
+    let mut value = ptr::null_mut();
+    // SAFETY: JS thread; the source pointer is valid for `bytes.len()` bytes during the call and
+    // the out-pointer for the data is allowed to be null.
+    check(unsafe {
+        sys::napi_create_buffer_copy(
+            env,
+            bytes.len(),
+            bytes.as_ptr().cast(),
+            ptr::null_mut(),
+            &mut value,
+        )
+    })?;
+    Ok(value)
 }
 
 /// A JS value returned as-is from a native function.
@@ -545,10 +571,10 @@ impl NativePool {
 pub fn run_js(
     pool: &NativePool,
     payload: Buffer,
+    name: Option<String>,
     priority: f64,
     timeout_ms: f64,
     cancel_key: f64,
-    name: Option<String>,
 ) -> napi::Result<RawValue> {
     let Some(js) = pool.js.clone() else {
         return pool.reject(
@@ -558,13 +584,7 @@ pub fn run_js(
     };
     let payload = payload.to_vec();
     pool.submit(
-        Box::new(move |ctx| {
-            let result = js.run(ctx.slot(), payload, name, ctx)?;
-            Ok(Output::Custom(Box::new(move |env| unsafe {
-                // SAFETY: runs on the pool's JS thread with its live env.
-                Buffer::to_napi_value(env, Buffer::from(result))
-            })))
-        }),
+        Box::new(move |ctx| js.run(ctx.slot(), payload, name, ctx).map(Output::Buffer)),
         priority,
         timeout_ms,
         cancel_key,

@@ -1,0 +1,516 @@
+//! Hash kernels: one-shot `hash`, batched `hashMany`, a streaming hasher and `hashFile`.
+//!
+//! Digests are the algorithms' canonical byte strings (big-endian for the xxHash family, as in
+//! the reference implementation's canonical representation).
+
+// The #[napi] entry points and their helpers are only reachable from Node, not from unit tests.
+#![cfg_attr(test, allow(dead_code))]
+
+use std::fs::File;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::{Buffer, Either, Uint8ArraySlice};
+use napi_derive::napi;
+use rayon::prelude::*;
+use sha2::Digest;
+
+use crate::error::ErrorCode;
+use crate::pool::binding::{NativePool, Output, RawValue};
+use crate::pool::scheduler::{TaskCtx, TaskError};
+
+/// Bytes hashed between two cancel checks.
+const CHUNK: usize = 1 << 20;
+/// Items of a `hashMany` batch handed to one rayon job (amortises the scheduling cost).
+const BATCH_MIN_ITEMS: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Sha256,
+    Sha512,
+    Sha1,
+    Md5,
+    Blake3,
+    Xxh3_64,
+    Xxh3_128,
+    Xxh64,
+}
+
+impl Algorithm {
+    pub const NAMES: &'static str = "sha256, sha512, sha1, md5, blake3, xxh3-64, xxh3-128, xxh64";
+
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Ok(match name {
+            "sha256" => Algorithm::Sha256,
+            "sha512" => Algorithm::Sha512,
+            "sha1" => Algorithm::Sha1,
+            "md5" => Algorithm::Md5,
+            "blake3" => Algorithm::Blake3,
+            "xxh3-64" => Algorithm::Xxh3_64,
+            "xxh3-128" => Algorithm::Xxh3_128,
+            "xxh64" => Algorithm::Xxh64,
+            _ => {
+                return Err(format!(
+                    "algorithm must be one of {}, got {name:?}",
+                    Self::NAMES
+                ))
+            }
+        })
+    }
+
+    pub fn digest_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 | Algorithm::Blake3 => 32,
+            Algorithm::Sha512 => 64,
+            Algorithm::Sha1 => 20,
+            Algorithm::Md5 | Algorithm::Xxh3_128 => 16,
+            Algorithm::Xxh3_64 | Algorithm::Xxh64 => 8,
+        }
+    }
+
+    /// Digest of `data` in one call (no cancel checks: used for small items).
+    pub fn digest_into(self, data: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Algorithm::Sha256 => out.extend_from_slice(&sha2::Sha256::digest(data)),
+            Algorithm::Sha512 => out.extend_from_slice(&sha2::Sha512::digest(data)),
+            Algorithm::Sha1 => out.extend_from_slice(&sha1::Sha1::digest(data)),
+            Algorithm::Md5 => out.extend_from_slice(&md5::Md5::digest(data)),
+            Algorithm::Blake3 => out.extend_from_slice(blake3::hash(data).as_bytes()),
+            Algorithm::Xxh3_64 => {
+                out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(data).to_be_bytes())
+            }
+            Algorithm::Xxh3_128 => {
+                out.extend_from_slice(&xxhash_rust::xxh3::xxh3_128(data).to_be_bytes())
+            }
+            Algorithm::Xxh64 => {
+                out.extend_from_slice(&xxhash_rust::xxh64::xxh64(data, 0).to_be_bytes())
+            }
+        }
+    }
+}
+
+/// An incremental hasher of any supported algorithm.
+#[derive(Clone)]
+pub enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+    Sha1(sha1::Sha1),
+    Md5(md5::Md5),
+    Blake3(Box<blake3::Hasher>),
+    Xxh3_64(Box<xxhash_rust::xxh3::Xxh3>),
+    Xxh3_128(Box<xxhash_rust::xxh3::Xxh3>),
+    Xxh64(xxhash_rust::xxh64::Xxh64),
+}
+
+impl Hasher {
+    pub fn new(algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+            Algorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            Algorithm::Md5 => Hasher::Md5(md5::Md5::new()),
+            Algorithm::Blake3 => Hasher::Blake3(Box::default()),
+            Algorithm::Xxh3_64 => Hasher::Xxh3_64(Box::default()),
+            Algorithm::Xxh3_128 => Hasher::Xxh3_128(Box::default()),
+            Algorithm::Xxh64 => Hasher::Xxh64(xxhash_rust::xxh64::Xxh64::new(0)),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+            Hasher::Sha1(h) => h.update(data),
+            Hasher::Md5(h) => h.update(data),
+            Hasher::Blake3(h) => {
+                h.update(data);
+            }
+            Hasher::Xxh3_64(h) | Hasher::Xxh3_128(h) => h.update(data),
+            Hasher::Xxh64(h) => h.update(data),
+        }
+    }
+
+    /// Feeds `data` in chunks, checking for cancellation between them.
+    pub fn update_checked(&mut self, data: &[u8], ctx: &TaskCtx) -> Result<(), TaskError> {
+        for chunk in data.chunks(CHUNK) {
+            ctx.check()?;
+            self.update(chunk);
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
+            Hasher::Sha1(h) => h.finalize().to_vec(),
+            Hasher::Md5(h) => h.finalize().to_vec(),
+            Hasher::Blake3(h) => h.finalize().as_bytes().to_vec(),
+            Hasher::Xxh3_64(h) => h.digest().to_be_bytes().to_vec(),
+            Hasher::Xxh3_128(h) => h.digest128().to_be_bytes().to_vec(),
+            Hasher::Xxh64(h) => h.digest().to_be_bytes().to_vec(),
+        }
+    }
+}
+
+/// Digest of one buffer, cancellable between 1 MiB chunks.
+pub fn hash_bytes(algorithm: Algorithm, data: &[u8], ctx: &TaskCtx) -> Result<Vec<u8>, TaskError> {
+    if data.len() <= CHUNK {
+        let mut out = Vec::with_capacity(algorithm.digest_len());
+        algorithm.digest_into(data, &mut out);
+        return Ok(out);
+    }
+    let mut hasher = Hasher::new(algorithm);
+    hasher.update_checked(data, ctx)?;
+    Ok(hasher.finish())
+}
+
+/// Items packed back to back: item `i` is `data[offsets[i]..offsets[i + 1]]`.
+pub struct Packed {
+    pub data: Vec<u8>,
+    pub offsets: Vec<usize>,
+}
+
+impl Packed {
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    pub fn item(&self, i: usize) -> &[u8] {
+        &self.data[self.offsets[i]..self.offsets[i + 1]]
+    }
+}
+
+/// The digests of every item, concatenated (`digest_len` bytes each), computed in parallel.
+pub fn hash_packed(
+    algorithm: Algorithm,
+    items: &Packed,
+    ctx: &TaskCtx,
+) -> Result<Vec<u8>, TaskError> {
+    let len = algorithm.digest_len();
+    let n = items.len();
+    let mut out = vec![0u8; n * len];
+    out.par_chunks_mut(len * BATCH_MIN_ITEMS)
+        .enumerate()
+        .try_for_each(|(batch, dst)| {
+            ctx.check()?;
+            let mut digest = Vec::with_capacity(len);
+            for (j, slot) in dst.chunks_mut(len).enumerate() {
+                let data = items.item(batch * BATCH_MIN_ITEMS + j);
+                digest.clear();
+                if data.len() > CHUNK {
+                    digest = hash_bytes(algorithm, data, ctx)?;
+                } else {
+                    algorithm.digest_into(data, &mut digest);
+                }
+                slot.copy_from_slice(&digest);
+            }
+            Ok(())
+        })?;
+    Ok(out)
+}
+
+/// Digest of a file read in 1 MiB chunks (never loaded whole).
+pub fn hash_file(algorithm: Algorithm, path: &str, ctx: &TaskCtx) -> Result<Vec<u8>, TaskError> {
+    let io_error = |e: std::io::Error| {
+        TaskError::failed(
+            ErrorCode::InvalidArg,
+            format!("cannot read {path:?}: {e} ({:?})", e.kind()),
+        )
+    };
+    let mut file = File::open(path).map_err(io_error)?;
+    let mut hasher = Hasher::new(algorithm);
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        ctx.check()?;
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_error(e)),
+        };
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish())
+}
+
+/// Bytes from JS: a string (UTF-8) or a `Uint8Array`/`Buffer`, always copied on submit so the
+/// caller may reuse, mutate or transfer its memory while the task runs.
+pub type JsBytes<'a> = Either<String, Uint8ArraySlice<'a>>;
+
+pub fn to_vec(bytes: JsBytes<'_>) -> Vec<u8> {
+    match bytes {
+        Either::A(s) => s.into_bytes(),
+        Either::B(slice) => slice.as_ref().to_vec(),
+    }
+}
+
+/// Native `hash`; see `lib/kernels.js`.
+#[napi(js_name = "hash")]
+pub fn hash_task(
+    pool: &NativePool,
+    algorithm: String,
+    data: JsBytes,
+    priority: f64,
+    timeout_ms: f64,
+    cancel_key: f64,
+) -> napi::Result<RawValue> {
+    let algorithm = match Algorithm::parse(&algorithm) {
+        Ok(a) => a,
+        Err(message) => return pool.reject(ErrorCode::InvalidArg, &message),
+    };
+    let data = to_vec(data);
+    pool.submit(
+        Box::new(move |ctx| hash_bytes(algorithm, &data, ctx).map(Output::Buffer)),
+        priority,
+        timeout_ms,
+        cancel_key,
+    )
+}
+
+/// Native `hashMany`: resolves to one `Buffer` holding every digest back to back.
+#[napi(js_name = "hashMany")]
+pub fn hash_many_task(
+    pool: &NativePool,
+    algorithm: String,
+    items: Vec<JsBytes>,
+    priority: f64,
+    timeout_ms: f64,
+    cancel_key: f64,
+) -> napi::Result<RawValue> {
+    let algorithm = match Algorithm::parse(&algorithm) {
+        Ok(a) => a,
+        Err(message) => return pool.reject(ErrorCode::InvalidArg, &message),
+    };
+    let total: usize = items
+        .iter()
+        .map(|item| match item {
+            Either::A(s) => s.len(),
+            Either::B(b) => b.len(),
+        })
+        .sum();
+    let mut packed = Packed {
+        data: Vec::with_capacity(total),
+        offsets: Vec::with_capacity(items.len() + 1),
+    };
+    packed.offsets.push(0);
+    for item in &items {
+        match item {
+            Either::A(s) => packed.data.extend_from_slice(s.as_bytes()),
+            Either::B(b) => packed.data.extend_from_slice(b),
+        }
+        packed.offsets.push(packed.data.len());
+    }
+    drop(items);
+    pool.submit(
+        Box::new(move |ctx| hash_packed(algorithm, &packed, ctx).map(Output::Buffer)),
+        priority,
+        timeout_ms,
+        cancel_key,
+    )
+}
+
+/// Native `hashFile`.
+#[napi(js_name = "hashFile")]
+pub fn hash_file_task(
+    pool: &NativePool,
+    algorithm: String,
+    path: String,
+    priority: f64,
+    timeout_ms: f64,
+    cancel_key: f64,
+) -> napi::Result<RawValue> {
+    let algorithm = match Algorithm::parse(&algorithm) {
+        Ok(a) => a,
+        Err(message) => return pool.reject(ErrorCode::InvalidArg, &message),
+    };
+    pool.submit(
+        Box::new(move |ctx| hash_file(algorithm, &path, ctx).map(Output::Buffer)),
+        priority,
+        timeout_ms,
+        cancel_key,
+    )
+}
+
+/// A streaming hasher's state. `update` queues a copy of its chunk here and submits a task that
+/// drains the queue in order under the lock, so chunks are hashed in call order whichever pool
+/// thread runs first; a task whose chunk another task already drained just waits for the lock.
+struct StreamState {
+    hasher: Option<Hasher>,
+    pending: std::collections::VecDeque<Vec<u8>>,
+    /// The first failure (cancel, timeout): the hasher is unusable afterwards.
+    error: Option<TaskError>,
+}
+
+/// The native half of a streaming hasher (`createHasher`).
+#[napi]
+pub struct NativeHasher {
+    state: Arc<Mutex<StreamState>>,
+}
+
+#[napi]
+impl NativeHasher {
+    /// Throws for an unknown algorithm (the JS wrapper validates first).
+    #[napi(constructor)]
+    pub fn new(algorithm: String) -> std::result::Result<Self, napi::Error<ErrorCode>> {
+        let algorithm = Algorithm::parse(&algorithm)
+            .map_err(|message| crate::error::js_error(ErrorCode::InvalidArg, message))?;
+        Ok(NativeHasher {
+            state: Arc::new(Mutex::new(StreamState {
+                hasher: Some(Hasher::new(algorithm)),
+                pending: Default::default(),
+                error: None,
+            })),
+        })
+    }
+
+    /// The digest of everything hashed so far; the hasher cannot be used afterwards.
+    /// Returns `null` when it was already finished or failed. Call it only once every update
+    /// has settled (it never waits).
+    #[napi]
+    pub fn finish(&self) -> Option<Buffer> {
+        let mut state = lock(&self.state);
+        if state.error.is_some() || !state.pending.is_empty() {
+            return None;
+        }
+        let hasher = state.hasher.take()?;
+        Some(hasher.finish().into())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn drain(state: &Mutex<StreamState>, ctx: &TaskCtx) -> Result<(), TaskError> {
+    let mut guard = lock(state);
+    let state = &mut *guard;
+    if let Some(e) = &state.error {
+        return Err(e.clone());
+    }
+    while let Some(chunk) = state.pending.pop_front() {
+        let result = match state.hasher.as_mut() {
+            Some(hasher) => hasher.update_checked(&chunk, ctx),
+            None => Err(TaskError::failed(
+                ErrorCode::InvalidArg,
+                "the hasher was already finished by digest()",
+            )),
+        };
+        if let Err(e) = result {
+            state.error = Some(e.clone());
+            state.pending.clear();
+            state.hasher = None;
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Native `hasherUpdate`: queues a copy of `data` and hashes the queue on the pool.
+#[napi(js_name = "hasherUpdate")]
+pub fn hasher_update_task(
+    pool: &NativePool,
+    hasher: &NativeHasher,
+    data: JsBytes,
+    priority: f64,
+    timeout_ms: f64,
+    cancel_key: f64,
+) -> napi::Result<RawValue> {
+    lock(&hasher.state).pending.push_back(to_vec(data));
+    let state = Arc::clone(&hasher.state);
+    pool.submit(
+        Box::new(move |ctx| drain(&state, ctx).map(|()| Output::Undefined)),
+        priority,
+        timeout_ms,
+        cancel_key,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn one(alg: &str, data: &[u8]) -> String {
+        let ctx = crate::pool::scheduler::tests_support::ctx();
+        hex(&hash_bytes(Algorithm::parse(alg).unwrap(), data, &ctx).unwrap())
+    }
+
+    #[test]
+    fn known_vectors() {
+        assert_eq!(
+            one("sha256", b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            one("sha1", b"abc"),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(one("md5", b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            one("blake3", b""),
+            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        );
+        assert_eq!(one("xxh64", b""), "ef46db3751d8e999");
+        assert_eq!(one("xxh3-64", b""), "2d06800538d394c2");
+        assert_eq!(one("xxh3-128", b""), "99aa06d3014798d86001c324468d497f");
+    }
+
+    #[test]
+    fn chunked_equals_one_shot() {
+        let ctx = crate::pool::scheduler::tests_support::ctx();
+        let data: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i * 31 % 251) as u8).collect();
+        for name in Algorithm::NAMES.split(", ") {
+            let alg = Algorithm::parse(name).unwrap();
+            let mut want = Vec::new();
+            alg.digest_into(&data, &mut want);
+            assert_eq!(hash_bytes(alg, &data, &ctx).unwrap(), want, "{name}");
+            assert_eq!(want.len(), alg.digest_len(), "{name}");
+        }
+    }
+
+    #[test]
+    fn packed_matches_individual() {
+        let ctx = crate::pool::scheduler::tests_support::ctx();
+        let items: Vec<Vec<u8>> = (0..300).map(|i| vec![i as u8; i * 7]).collect();
+        let mut packed = Packed {
+            data: Vec::new(),
+            offsets: vec![0],
+        };
+        for item in &items {
+            packed.data.extend_from_slice(item);
+            packed.offsets.push(packed.data.len());
+        }
+        let alg = Algorithm::Sha256;
+        let out = hash_packed(alg, &packed, &ctx).unwrap();
+        for (i, item) in items.iter().enumerate() {
+            let mut want = Vec::new();
+            alg.digest_into(item, &mut want);
+            assert_eq!(&out[i * 32..(i + 1) * 32], &want[..]);
+        }
+    }
+
+    #[test]
+    fn streaming_in_order() {
+        let ctx = crate::pool::scheduler::tests_support::ctx();
+        let state = Mutex::new(StreamState {
+            hasher: Some(Hasher::new(Algorithm::Sha256)),
+            pending: vec![b"a".to_vec(), b"b".to_vec()].into(),
+            error: None,
+        });
+        drain(&state, &ctx).unwrap();
+        lock(&state).pending.push_back(b"c".to_vec());
+        drain(&state, &ctx).unwrap();
+        drain(&state, &ctx).unwrap();
+        let digest = lock(&state).hasher.take().unwrap().finish();
+        assert_eq!(hex(&digest), one("sha256", b"abc"));
+    }
+
+    #[test]
+    fn unknown_algorithm() {
+        assert!(Algorithm::parse("sha3").is_err());
+    }
+}
