@@ -7,6 +7,7 @@ module.exports = {
   Pool,
   CorepoolError,
   ...kernels,
+  ...require('./lib/counters'),
 }
 
 // The default pool (threads = os.availableParallelism()) is created on first use.

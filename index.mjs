@@ -1,4 +1,4 @@
 import corepool from './index.js'
 
-export const { Pool, CorepoolError, sqrtSum, defaultPool } = corepool
+export const { Pool, CorepoolError, sqrtSum, defaultPool, SharedCounters } = corepool
 export default corepool
