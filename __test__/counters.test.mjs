@@ -275,6 +275,41 @@ describe('waitFor', () => {
   })
 })
 
+describe('waitFor threads', () => {
+  const waitingThreads = () =>
+    fs
+      .readdirSync('/proc/self/task')
+      .filter((t) => fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').startsWith('corepool-wait')).length
+
+  test('terminating a worker with a pending waitFor ends its waiting thread', async () => {
+    const c = new SharedCounters({ names: ['x'] })
+    const before = waitingThreads()
+    const w = new Worker(
+      `const { SharedCounters } = require(${JSON.stringify(INDEX)})
+       const { workerData, parentPort } = require('node:worker_threads')
+       SharedCounters.fromHandle(workerData).waitFor('x', 1)
+       parentPort.postMessage('waiting')`,
+      { eval: true, workerData: c.handle },
+    )
+    await once(w, 'message')
+    assert.equal(waitingThreads(), before + 1)
+    await w.terminate()
+    for (let i = 0; i < 200 && waitingThreads() > before; i++) await delay(10)
+    assert.equal(waitingThreads(), before)
+  })
+
+  test('a settled waitFor leaves no thread behind', async () => {
+    const c = new SharedCounters({ names: ['x'] })
+    const before = waitingThreads()
+    const p = c.waitFor('x', 1)
+    c.inc('x')
+    await p
+    await assert.rejects(c.waitFor('x', 5, { timeout: 10 }), code('ERR_TASK_TIMEOUT'))
+    for (let i = 0; i < 200 && waitingThreads() > before; i++) await delay(10)
+    assert.equal(waitingThreads(), before)
+  })
+})
+
 describe('Prometheus export', () => {
   // A strict reader of the text exposition format 0.0.4 (what `promtool check metrics` parses).
   function parseExposition(text) {

@@ -238,7 +238,7 @@ class SharedCounters {
 
   /** Wakes native waiters of the slot at element `e`, if there are any. */
   #notify(e) {
-    if (Atomics.load(this.#words, e * 2 + this.#waitersWord) !== 0) this.#native.wake(e / this.#stride)
+    if (this.#words[e * 2 + this.#waitersWord] !== 0) this.#native.wake(e / this.#stride)
   }
 
   /** Adds one. */
@@ -246,7 +246,10 @@ class SharedCounters {
     const e = this.#slots.get(name)
     if (e === undefined) throw this.#unknown(name)
     Atomics.add(this.#array, e, 1n)
-    if (Atomics.load(this.#words, e * 2 + this.#waitersWord) !== 0) this.#native.wake(e / this.#stride)
+    // A plain read (cheaper than Atomics.load here): after the locked add it sees a waiter that
+    // registered before it. Where the CPU could reorder it, a missed wake-up only delays the
+    // waiter until its next poll (see POLL_INTERVAL in src/counters/region.rs).
+    if (this.#words[e * 2 + this.#waitersWord] !== 0) this.#native.wake(e / this.#stride)
   }
 
   /** Adds `n` (a safe integer or a BigInt; negative for gauges). Wraps at 64 bits. */

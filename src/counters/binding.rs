@@ -282,6 +282,18 @@ impl NativeCounters {
     }
 }
 
+impl Drop for NativeCounters {
+    // Runs when the JS object is collected or its environment (e.g. a worker thread) shuts
+    // down: waiting threads must not outlive it waiting for a change that may never come.
+    fn drop(&mut self) {
+        let waits: Vec<_> = lock(&self.waits).drain().map(|(_, w)| w).collect();
+        for (index, cancel) in waits {
+            cancel.store(true, Ordering::SeqCst);
+            self.view.wake(index);
+        }
+    }
+}
+
 unsafe extern "C" fn release_view(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the `Box<Arc<View>>` leaked by `buffer`; V8 finalizes a buffer once.
     drop(unsafe { Box::from_raw(hint.cast::<Arc<View>>()) });
