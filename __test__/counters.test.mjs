@@ -1,4 +1,4 @@
-import { test, describe, after } from 'node:test'
+import { test as nodeTest, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Worker } from 'node:worker_threads'
 import { spawn, execFile } from 'node:child_process'
@@ -10,6 +10,9 @@ import { promisify } from 'node:util'
 import { SharedCounters, CorepoolError } from '../index.mjs'
 import { hammerCounter } from '../testing.mjs'
 
+// Every test is bounded: a regression must fail, never hang the suite.
+const test = (name, fn) => nodeTest(name, { timeout: 120_000 }, fn)
+
 const CHILD = fileURLToPath(new URL('./fixtures/counters-child.mjs', import.meta.url))
 const INDEX = fileURLToPath(new URL('../index.js', import.meta.url))
 const regions = new Set()
@@ -19,7 +22,15 @@ const regionName = (tag) => {
   regions.add(name)
   return name
 }
+const children = new Set()
+function startChild(args) {
+  const child = spawn(process.execPath, [CHILD, ...args], { stdio: 'inherit' })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  return child
+}
 after(() => {
+  for (const child of children) child.kill('SIGKILL')
   for (const name of regions) SharedCounters.unlink(name)
 })
 
@@ -128,9 +139,7 @@ describe('exact totals under concurrency', () => {
   test('4 child processes × 1 000 000 inc() on a named region = 4 000 000', async () => {
     const name = regionName('procs')
     const c = SharedCounters.open(name, { names: ['hits', 'go'], create: true })
-    const children = [0, 1, 2, 3].map(() =>
-      spawn(process.execPath, [CHILD, 'inc', name, '1000000'], { stdio: 'inherit' }),
-    )
+    const children = [0, 1, 2, 3].map(() => startChild(['inc', name, '1000000']))
     // Start them together so they really contend.
     await delay(200)
     c.inc('go')
@@ -160,7 +169,7 @@ describe('exact totals under concurrency', () => {
   test('a process SIGKILLed mid-loop loses none of the increments it made', async () => {
     const name = regionName('kill')
     const c = SharedCounters.open(name, { names: ['hits', { name: 'made', type: 'gauge' }], create: true })
-    const child = spawn(process.execPath, [CHILD, 'loop', name], { stdio: 'inherit' })
+    const child = startChild(['loop', name])
     await c.waitFor('made', 200_000, { timeout: 30_000 })
     child.kill('SIGKILL')
     const [, signal] = await once(child, 'exit')
@@ -209,7 +218,7 @@ describe('waitFor', () => {
     const name = regionName('wait')
     const c = SharedCounters.open(name, { names: ['hits', 'go'], create: true })
     const waiting = c.waitFor('hits', 1000, { timeout: 30_000 })
-    const child = spawn(process.execPath, [CHILD, 'inc', name, '1000'], { stdio: 'inherit' })
+    const child = startChild(['inc', name, '1000'])
     c.inc('go')
     assert.equal(await waiting, 1000)
     await once(child, 'exit')
@@ -280,10 +289,15 @@ describe('waitFor threads', () => {
     fs
       .readdirSync('/proc/self/task')
       .filter((t) => fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').startsWith('corepool-wait')).length
+  // Waits of earlier tests (cancelled or settled) may still be finishing: let them.
+  async function threadsSettleTo(n) {
+    for (let i = 0; i < 500 && waitingThreads() !== n; i++) await delay(10)
+    return waitingThreads()
+  }
 
   test('terminating a worker with a pending waitFor ends its waiting thread', async () => {
     const c = new SharedCounters({ names: ['x'] })
-    const before = waitingThreads()
+    assert.equal(await threadsSettleTo(0), 0)
     const w = new Worker(
       `const { SharedCounters } = require(${JSON.stringify(INDEX)})
        const { workerData, parentPort } = require('node:worker_threads')
@@ -291,22 +305,22 @@ describe('waitFor threads', () => {
        parentPort.postMessage('waiting')`,
       { eval: true, workerData: c.handle },
     )
-    await once(w, 'message')
-    assert.equal(waitingThreads(), before + 1)
-    await w.terminate()
-    for (let i = 0; i < 200 && waitingThreads() > before; i++) await delay(10)
-    assert.equal(waitingThreads(), before)
+    try {
+      await once(w, 'message')
+      assert.equal(await threadsSettleTo(1), 1)
+    } finally {
+      await w.terminate()
+    }
+    assert.equal(await threadsSettleTo(0), 0)
   })
 
   test('a settled waitFor leaves no thread behind', async () => {
     const c = new SharedCounters({ names: ['x'] })
-    const before = waitingThreads()
     const p = c.waitFor('x', 1)
     c.inc('x')
     await p
     await assert.rejects(c.waitFor('x', 5, { timeout: 10 }), code('ERR_TASK_TIMEOUT'))
-    for (let i = 0; i < 200 && waitingThreads() > before; i++) await delay(10)
-    assert.equal(waitingThreads(), before)
+    assert.equal(await threadsSettleTo(0), 0)
   })
 })
 
