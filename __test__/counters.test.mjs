@@ -253,6 +253,10 @@ describe('waitFor', () => {
 
   test('times out with ERR_TASK_TIMEOUT', async () => {
     const c = new SharedCounters({ names: ['x'] })
+    const huge = c.waitFor('x', 1, { timeout: 1e300 })
+    c.inc('x')
+    assert.equal(await huge, 1, 'a huge timeout is no timeout')
+    c.reset()
     await assert.rejects(c.waitFor('x', 1, { timeout: 30 }), code('ERR_TASK_TIMEOUT'))
     await assert.rejects(
       c.waitFor('x', () => false, { timeout: 30 }),
@@ -330,6 +334,7 @@ describe('Prometheus export', () => {
     assert.ok(text.endsWith('\n'), 'ends with a newline')
     const types = new Map()
     const samples = []
+    const helps = []
     const name = '[a-zA-Z_:][a-zA-Z0-9_:]*'
     const labelValue = '"(?:[^"\\\\\\n]|\\\\[\\\\n"])*"'
     const sample = new RegExp(
@@ -342,6 +347,7 @@ describe('Prometheus export', () => {
         assert.ok(!types.has(m[1]), `one TYPE line per metric (${m[1]})`)
         types.set(m[1], m[2])
       } else if ((m = line.match(new RegExp(`^# HELP (${name}) (.*)$`)))) {
+        helps.push(m[1])
         assert.ok(!/\\[^\\n]/.test(m[2].replace(/\\\\/g, '')), 'HELP escapes only \\\\ and \\n')
       } else if ((m = line.match(sample))) {
         assert.ok(types.has(m[1]), `TYPE comes before the samples of ${m[1]}`)
@@ -350,7 +356,7 @@ describe('Prometheus export', () => {
         assert.fail(`not a valid exposition line: ${JSON.stringify(line)}`)
       }
     }
-    return { types, samples }
+    return { types, samples, helps }
   }
 
   test('no options: names as they are, types from the region', () => {
@@ -358,7 +364,8 @@ describe('Prometheus export', () => {
     c.add('http_requests_total', 12)
     c.set('queue_depth', -2)
     const text = c.toPrometheus()
-    const { types, samples } = parseExposition(text)
+    const { types, samples, helps } = parseExposition(text)
+    assert.deepEqual(helps, ['http_requests_total', 'queue_depth'], 'every metric has a HELP line')
     assert.deepEqual(
       [...types],
       [

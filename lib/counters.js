@@ -78,6 +78,10 @@ function waitOptions(options) {
   return { timeout: ms, signal }
 }
 
+function defaultHelp(type, name) {
+  return `corepool shared ${type} ${name}`
+}
+
 function escapeHelp(text) {
   return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
 }
@@ -402,9 +406,10 @@ class SharedCounters {
     let out = ''
     this.#names.forEach((name, i) => {
       const metric = prefix + name
-      const help = helpFor(name)
-      if (help !== undefined) out += `# HELP ${metric} ${escapeHelp(help)}\n`
-      out += `# TYPE ${metric} ${this.#gauges[i] ? 'gauge' : 'counter'}\n`
+      const type = this.#gauges[i] ? 'gauge' : 'counter'
+      // A HELP line for every metric keeps linters (promtool check metrics) quiet.
+      out += `# HELP ${metric} ${escapeHelp(helpFor(name) ?? defaultHelp(type, name))}\n`
+      out += `# TYPE ${metric} ${type}\n`
       out += `${metric}${labelText} ${Atomics.load(this.#array, this.#slots.get(name))}\n`
     })
     return out
@@ -426,8 +431,8 @@ class SharedCounters {
     this.#names.forEach((name, i) => {
       const e = this.#slots.get(name)
       const metricName = prefix + name
-      const help = helpFor(name) ?? `corepool shared ${this.#gauges[i] ? 'gauge' : 'counter'} ${name}`
       const type = this.#gauges[i] ? 'gauge' : 'counter'
+      const help = helpFor(name) ?? defaultHelp(type, name)
       const metric = {
         name: metricName,
         help,

@@ -239,8 +239,11 @@ impl NativeCounters {
         } else {
             WaitCondition::NotEqual(operand)
         };
-        let deadline = (timeout_ms > 0.0 && timeout_ms.is_finite())
-            .then(|| Instant::now() + Duration::from_secs_f64(timeout_ms / 1000.0));
+        // A timeout too large to represent as a deadline is the same as none.
+        let deadline = (timeout_ms > 0.0)
+            .then(|| Duration::try_from_secs_f64(timeout_ms / 1000.0).ok())
+            .flatten()
+            .and_then(|d| Instant::now().checked_add(d));
         let cancel = Arc::new(AtomicBool::new(false));
         lock(&self.waits).insert(key, (index, Arc::clone(&cancel)));
         let (deferred, promise) = env
