@@ -67,3 +67,36 @@ impl Counters {
         self.view.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::layout::{Kind, SlotSpec};
+    use super::*;
+
+    #[test]
+    fn rust_side_api_updates_what_other_mappings_see() {
+        let specs = ["tasks_total", "busy"]
+            .iter()
+            .map(|n| SlotSpec {
+                name: (*n).to_owned(),
+                kind: Kind::Counter,
+            })
+            .collect();
+        let region = Region::anonymous(specs).unwrap();
+        let pool_side = Counters::new(&region).unwrap();
+        let js_side = region.view().unwrap();
+        let tasks = pool_side.index("tasks_total").unwrap();
+        let busy = pool_side.index("busy").unwrap();
+        assert_eq!(pool_side.index("nope"), None);
+        assert_eq!(pool_side.len(), 2);
+        assert!(!pool_side.is_empty());
+        pool_side.inc(tasks);
+        pool_side.add(tasks, 2);
+        pool_side.set(busy, 4);
+        pool_side.add(busy, -1);
+        assert_eq!(js_side.get(tasks), 3);
+        assert_eq!(js_side.get(busy), 3);
+        assert_eq!(pool_side.compare_exchange(busy, 3, 0), 3);
+        assert_eq!(pool_side.get(busy), 0);
+    }
+}

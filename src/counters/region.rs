@@ -603,6 +603,36 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_creators_share_one_region() {
+        let name = unique("race");
+        let _ = Region::unlink(&name);
+        let opened: Vec<_> = (0..8)
+            .map(|_| {
+                let name = name.clone();
+                thread::spawn(move || Region::open(&name, Some(specs(&["x"])), true).unwrap())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        for r in &opened {
+            r.view().unwrap().add(0, 1);
+        }
+        assert_eq!(opened[0].view().unwrap().get(0), 8);
+        // No temporary files are left behind.
+        let leftovers = std::fs::read_dir(SHM_DIR)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(".corepool-") && n.ends_with(&name)
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+        Region::unlink(&name).unwrap();
+    }
+
+    #[test]
     fn corrupt_named_regions_are_refused() {
         let name = unique("corrupt");
         let path = region_path(&name);
