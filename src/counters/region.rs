@@ -262,6 +262,7 @@ fn create_named(name: &str, path: &PathBuf, layout: Layout) -> io::Result<()> {
     result
 }
 
+#[cfg(target_os = "linux")]
 fn memfd() -> io::Result<File> {
     // SAFETY: the name is a NUL-terminated literal; memfd_create has no other preconditions.
     let fd = unsafe { libc::memfd_create(c"corepool-counters".as_ptr(), libc::MFD_CLOEXEC) };
@@ -270,6 +271,26 @@ fn memfd() -> io::Result<File> {
     }
     // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
     Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+// Without memfd: an unlinked temporary file (mapped MAP_SHARED, it is still process-shared).
+#[cfg(not(target_os = "linux"))]
+fn memfd() -> io::Result<File> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        ".corepool-anon-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
 }
 
 /// One shared mapping of a region; unmapped on drop.
