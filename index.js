@@ -9,6 +9,7 @@ module.exports = {
   CorepoolError,
   ...kernels,
   listenReusePort,
+  ...require('./lib/counters'),
 }
 
 // The default pool (threads = os.availableParallelism()) is created on first use.

@@ -23,5 +23,6 @@ export const {
   maxFloat64,
   defaultPool,
   listenReusePort,
+  SharedCounters,
 } = corepool
 export default corepool

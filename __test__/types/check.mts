@@ -6,3 +6,7 @@ const r = await p.run<number>({ a: 1 }, { name: 'x', transferList: [] })
 const s = defaultPool.stats.runTime.p99
 await sleep(1)
 await p.close()
+import { SharedCounters } from 'corepool'
+const counters = new SharedCounters({ names: ['a', 'b'] })
+counters.inc('a')
+const text: string = counters.toPrometheus()
