@@ -402,3 +402,22 @@ test('listenReusePort lets two servers share a port', async () => {
   assert.throws(() => listenReusePort(70000), { code: 'ERR_INVALID_ARG' })
   assert.throws(() => listenReusePort(0, 'not-an-ip'), { code: 'ERR_INVALID_ARG' })
 })
+
+test('a pool mirrors its settle counts into a shared counters region', async () => {
+  const { SharedCounters } = esm
+  const counters = new SharedCounters({
+    names: ['corepool_tasks_completed_total', 'corepool_tasks_failed_total', 'corepool_tasks_cancelled_total', 'other'],
+  })
+  const a = new Pool({ threads: 1, counters })
+  const b = new Pool({ threads: 1, counters })
+  await Promise.all([sqrtSum(10, { pool: a }), sqrtSum(10, { pool: b }), sqrtSum(5, { pool: b })])
+  await rejectsWith(panic({ pool: a }), 'ERR_TASK_PANICKED')
+  await rejectsWith(sleep(10_000, { pool: b, timeout: 10 }), 'ERR_TASK_TIMEOUT')
+  assert.equal(counters.get('corepool_tasks_completed_total'), 3)
+  assert.equal(counters.get('corepool_tasks_failed_total'), 1)
+  assert.equal(counters.get('corepool_tasks_cancelled_total'), 1)
+  assert.equal(counters.get('other'), 0)
+  assert.throws(() => new Pool({ counters: new SharedCounters({ names: ['x'] }) }), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => new Pool({ counters: {} }), { code: 'ERR_INVALID_ARG' })
+  await Promise.all([a.close(), b.close()])
+})

@@ -475,3 +475,5 @@ function hammerCounter(counters, name, { threads = 4, iterations = 1e6 } = {}) {
 module.exports = { SharedCounters }
 // Not enumerable, so `...require('./lib/counters')` in index.js does not export it.
 Object.defineProperty(module.exports, 'hammerCounter', { value: hammerCounter, enumerable: false })
+// For the pool, which mirrors its stats into a region: the native object behind an instance.
+Object.defineProperty(module.exports, 'nativeCounters', { value: (c) => c[kNative], enumerable: false })

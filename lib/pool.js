@@ -8,6 +8,14 @@ const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe } = require('./errors')
 const { taskOptions } = require('./options')
 const { decodeResult } = require('./jscodec')
+const { SharedCounters, nativeCounters } = require('./counters')
+
+// Names of the counters a pool adds to in a shared region (option `counters`).
+const STATS_COUNTERS = [
+  'corepool_tasks_completed_total',
+  'corepool_tasks_failed_total',
+  'corepool_tasks_cancelled_total',
+]
 
 const WORKER_ENTRY = path.join(__dirname, 'worker.js')
 
@@ -29,6 +37,7 @@ class Pool {
   #threads
   #maxQueue
   #nice
+  #counters
   #js = null // { filename, minThreads, idleTimeout, abortGrace, workerOptions, workers: [] }
   #native = null
   #state = 'open' // 'open' | 'closing' | 'closed'
@@ -41,7 +50,7 @@ class Pool {
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw invalidArg(`options must be an object, got ${describe(options)}`)
     }
-    const { threads, maxQueue, niceIncrement, filename } = options ?? {}
+    const { threads, maxQueue, niceIncrement, filename, counters } = options ?? {}
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
       throw invalidArg(`options.threads must be an integer from 1 to 1024, got ${describe(threads)}`)
     }
@@ -62,6 +71,15 @@ class Pool {
     this.#nice = niceIncrement ?? DEFAULT_NICE
     this.#maxQueue = maxQueue === undefined || maxQueue === Infinity ? -1 : maxQueue
     if (filename !== undefined) this.#js = jsOptions(options, this.#threads)
+    if (counters !== undefined) {
+      if (!(counters instanceof SharedCounters)) {
+        throw invalidArg(`options.counters must be a SharedCounters, got ${describe(counters)}`)
+      }
+      if (!STATS_COUNTERS.some((name) => counters.names.includes(name))) {
+        throw invalidArg(`options.counters has none of the pool's counters (${STATS_COUNTERS.join(', ')})`)
+      }
+    }
+    this.#counters = counters
   }
 
   /** Threads start on the first task, so an unused pool costs nothing. */
@@ -77,6 +95,7 @@ class Pool {
         js && ((terminate, slot, generation) => this.#workerEvent(terminate, slot, generation)),
         js?.abortGrace,
       )
+      if (this.#counters !== undefined) this.#native.mirrorStats(nativeCounters(this.#counters))
     }
     return this.#native
   }

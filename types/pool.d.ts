@@ -26,6 +26,12 @@ export interface PoolOptions {
   maxQueue?: number
   /** Added to the nice value of each pool thread (Linux), so pool work yields the CPU to the event loop. 0–19, default 0. */
   niceIncrement?: number
+  /**
+   * A shared counters region the pool adds its settle counts to, so every process of an app sees
+   * the totals: whichever of `corepool_tasks_completed_total`, `corepool_tasks_failed_total` and
+   * `corepool_tasks_cancelled_total` the region has (at least one).
+   */
+  counters?: import('./counters').SharedCounters
   /** Absolute path or `file:` URL of a task module (CJS or ESM) for `pool.run()`. */
   filename?: string | URL
   /** Workers kept alive when idle (JS tasks). Default 1. */

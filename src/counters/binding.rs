@@ -19,6 +19,7 @@ use super::layout::{Kind, SlotSpec, SLOT_STRIDE, WAITERS_OFFSET};
 use super::region::{Region, RegionError, View, WaitCondition, WaitOutcome};
 use super::Counters;
 use crate::error::{check, js_error, ErrorCode};
+use crate::pool::binding::RawValue;
 
 fn to_js(e: RegionError) -> napi::Error<ErrorCode> {
     match e {
@@ -42,15 +43,6 @@ fn specs(names: Vec<String>, gauges: Vec<bool>) -> Vec<SlotSpec> {
         .collect()
 }
 
-/// A JS value returned as-is.
-pub struct RawValue(sys::napi_value);
-
-impl ToNapiValue for RawValue {
-    unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        Ok(val.0)
-    }
-}
-
 type Waits = Arc<Mutex<HashMap<u32, (usize, Arc<AtomicBool>)>>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -70,6 +62,11 @@ impl NativeCounters {
             view: Arc::new(region.view().map_err(to_js)?),
             waits: Arc::default(),
         })
+    }
+
+    /// The region this object maps (for other modules that keep counts in it).
+    pub fn region(&self) -> &Arc<Region> {
+        self.view.region()
     }
 
     fn index(&self, index: u32) -> napi::Result<usize, ErrorCode> {

@@ -23,8 +23,10 @@ use super::jstask::{JsSlots, WorkerControl, WorkerInbox, WorkerMsg};
 use super::scheduler::{
     CancelReason, Job, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskError, TaskHandle,
 };
-use super::stats::Summary;
+use super::stats::{Mirror, Summary};
 use super::timer::lock;
+use crate::counters::binding::NativeCounters;
+use crate::counters::Counters;
 use crate::error::{check, create_js_error, js_error, ErrorCode};
 
 /// What a native job produces; converted to a JS value on the JS thread.
@@ -77,7 +79,7 @@ pub fn buffer_value(env: sys::napi_env, bytes: Vec<u8>) -> napi::Result<sys::nap
 }
 
 /// A JS value returned as-is from a native function.
-pub struct RawValue(sys::napi_value);
+pub struct RawValue(pub sys::napi_value);
 
 impl ToNapiValue for RawValue {
     unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
@@ -476,6 +478,20 @@ impl NativePool {
             );
         }
         self.wait_stopped()
+    }
+
+    /// From now on, adds this pool's completed/failed/cancelled counts to the counters of that
+    /// name in `counters`' region. `false` if the region has none of them or stats are already
+    /// mirrored.
+    #[napi]
+    pub fn mirror_stats(
+        &self,
+        counters: &NativeCounters,
+    ) -> std::result::Result<bool, napi::Error<ErrorCode>> {
+        let region = counters.region();
+        let view = Counters::new(region).map_err(|e| js_error(ErrorCode::Shm, e.to_string()))?;
+        let mirror = Mirror::new(view);
+        Ok(!mirror.is_empty() && self.core.mirror_stats(mirror))
     }
 
     /// Counters, queue length and wait/run-time percentiles.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use super::stats::{Stats, StatsSnapshot};
+use super::stats::{Mirror, Stats, StatsSnapshot};
 use super::timer::{lock, Timer, TimerKey};
 use crate::error::ErrorCode;
 
@@ -401,6 +401,11 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
             .stats
             .cancelled(CancelReason::Closed, tickets.len() as u64);
         tickets
+    }
+
+    /// Mirrors this pool's settle counts into a shared counters region (see [`Mirror`]).
+    pub fn mirror_stats(&self, mirror: Mirror) -> bool {
+        self.inner.stats.mirror_to(mirror)
     }
 
     pub fn stats(&self) -> StatsSnapshot {
