@@ -78,6 +78,15 @@ test('bad requests get 4xx JSON with the corepool error code', async () => {
   assert.equal(missing.status, 404)
 })
 
+test('POST /hash returns the sha256 of the body', async () => {
+  const { createHash } = await import('node:crypto')
+  const body = Buffer.alloc(300_000, 7)
+  const r = await get('/hash', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } })
+  assert.equal(r.status, 200)
+  assert.equal(r.body.digest, createHash('sha256').update(body).digest('hex'))
+  assert.equal(r.body.bytes, body.length)
+})
+
 test('GET /report.pdf returns a PDF made in a JS task', async () => {
   const r = await get('/report.pdf?title=Hello')
   assert.equal(r.status, 200)
@@ -113,7 +122,7 @@ test('a client that goes away cancels its task', async () => {
   })
   for (let i = 0; i < 200; i++) {
     const m = (await get('/metrics')).body.toString()
-    if (/^corepool_native_tasks_cancelled_total 1$/m.test(m)) return
+    if (/^corepool_tasks_cancelled_total 1$/m.test(m)) return
     await new Promise((r) => setTimeout(r, 25))
   }
   assert.fail('the task of the closed request was not cancelled')
@@ -142,7 +151,9 @@ test('GET /metrics is valid Prometheus text', async () => {
       `no TYPE for ${m[1]}`,
     )
   }
-  assert.match(text, /http_requests_total\{method="GET",route="\/health",status="200"\} \d+/)
+  assert.match(text, /^http_requests_total\{route="\/health"\} [1-9]\d*$/m)
+  assert.match(text, /^http_request_errors_total\{route="\/compute"\} [1-9]\d*$/m)
+  assert.match(text, /^corepool_tasks_completed_total [1-9]\d*$/m)
 })
 
 test('SIGTERM finishes in-flight requests and exits cleanly', async () => {

@@ -6,7 +6,35 @@ const express = require('express')
 const { monitorEventLoopDelay } = require('node:perf_hooks')
 const corepool = require('../../index.js')
 
-const { Pool, sqrtSum } = corepool
+const { Pool, SharedCounters, sqrtSum, hash, resize } = corepool
+
+// Routes counted in the shared counters (a fixed set: a region's names are fixed at creation).
+const ROUTES = [
+  '/health',
+  '/compute',
+  '/compute-js',
+  '/hash',
+  '/thumbnail',
+  '/report.pdf',
+  '/jobs',
+  '/metrics',
+  'other',
+]
+const slug = (route) => route.replace(/[^a-z0-9]+/gi, '_').replace(/^_|_$/g, '') || 'root'
+const POOL_COUNTERS = [
+  'corepool_tasks_completed_total',
+  'corepool_tasks_failed_total',
+  'corepool_tasks_cancelled_total',
+]
+
+/** Names of the shared counters the app uses (every process of a group opens the same region). */
+function counterNames() {
+  const names = []
+  for (const route of ROUTES) {
+    names.push(`http_requests:${slug(route)}`, `http_errors:${slug(route)}`, `http_latency_us:${slug(route)}`)
+  }
+  return [...names, ...POOL_COUNTERS]
+}
 
 const STATUS = {
   ERR_INVALID_ARG: 400,
@@ -44,28 +72,29 @@ function parseCount(value, name, max) {
  * @param {number} [options.timeout] per-request task timeout in ms
  * @param {number} [options.niceIncrement] lower the pool threads' CPU priority (Linux) so the
  *   event loop wins when they compete (default: the COREPOOL_NICE environment variable, else 0)
+ * @param {SharedCounters} [options.counters] region with `counterNames()` (default: a new
+ *   anonymous one); a group of processes passes one named region so /metrics shows totals
  */
 function createApp(options = {}) {
   const { threads, maxQueue = 1000, timeout = 30_000, niceIncrement } = options
-  const pool = new Pool({ threads, maxQueue, niceIncrement })
-  const jsPool = new Pool({ threads, maxQueue, niceIncrement, filename: path.join(__dirname, 'tasks.js') })
+  const counters = options.counters ?? new SharedCounters({ names: counterNames() })
+  const pool = new Pool({ threads, maxQueue, niceIncrement, counters })
+  const jsPool = new Pool({ threads, maxQueue, niceIncrement, counters, filename: path.join(__dirname, 'tasks.js') })
   const loopDelay = monitorEventLoopDelay({ resolution: 10 })
   loopDelay.enable()
-  const routeStats = new Map()
 
   const app = express()
   app.disable('x-powered-by')
 
-  // Per-route request counts and latency sums for /metrics.
+  // Per-route request counts, errors and latency, in shared memory.
   app.use((req, res, next) => {
     const start = process.hrtime.bigint()
     res.on('finish', () => {
-      const route = req.route?.path ?? 'unmatched'
-      const key = `${req.method} ${route} ${res.statusCode}`
-      const s = routeStats.get(key) ?? { method: req.method, route, status: res.statusCode, count: 0, seconds: 0 }
-      s.count++
-      s.seconds += Number(process.hrtime.bigint() - start) / 1e9
-      routeStats.set(key, s)
+      const route = req.route?.path ?? ''
+      const key = slug(ROUTES.find((r) => route === r || route.startsWith(r + '/')) ?? 'other')
+      counters.inc(`http_requests:${key}`)
+      if (res.statusCode >= 400) counters.inc(`http_errors:${key}`)
+      counters.add(`http_latency_us:${key}`, Number((process.hrtime.bigint() - start) / 1000n))
     })
     next()
   })
@@ -100,6 +129,36 @@ function createApp(options = {}) {
     }),
   )
 
+  const body = express.raw({ type: () => true, limit: '64mb' })
+
+  app.post(
+    '/hash',
+    body,
+    wrap(async (req, res) => {
+      const digest = await hash('sha256', req.body, { timeout, signal: requestSignal(req, res) })
+      res.json({ algorithm: 'sha256', bytes: req.body.length, digest })
+    }),
+  )
+
+  app.post(
+    '/thumbnail',
+    body,
+    wrap(async (req, res) => {
+      const width = parseCount(req.query.width ?? '200', 'width', 4096)
+      const height = req.query.height === undefined ? undefined : parseCount(req.query.height, 'height', 4096)
+      const format = req.query.format ?? 'jpeg'
+      const out = await resize(req.body, {
+        width,
+        height,
+        format,
+        fit: 'inside',
+        timeout,
+        signal: requestSignal(req, res),
+      })
+      res.set('x-image-size', `${out.width}x${out.height}`).type(`image/${out.format}`).send(out.data)
+    }),
+  )
+
   app.get(
     '/report.pdf',
     wrap(async (req, res) => {
@@ -123,42 +182,31 @@ function createApp(options = {}) {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
       for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`)
     }
-    const label = (obj) =>
-      `{${Object.entries(obj)
-        .map(([k, v]) => `${k}="${String(v).replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"`)
-        .join(',')}}`
-    const routes = [...routeStats.values()]
-    metric(
-      'http_requests_total',
-      'counter',
-      'HTTP requests by method, route and status.',
-      routes.map((r) => [label({ method: r.method, route: r.route, status: r.status }), r.count]),
-    )
-    metric(
-      'http_request_duration_seconds_sum',
-      'counter',
-      'Total time spent answering HTTP requests.',
-      routes.map((r) => [label({ method: r.method, route: r.route, status: r.status }), r.seconds]),
-    )
+    const byRoute = (prefix, scale = 1) =>
+      ROUTES.map((r) => [`{route="${r}"}`, counters.get(`${prefix}:${slug(r)}`) * scale])
+    // Totals over every process sharing the region.
+    metric('http_requests_total', 'counter', 'HTTP requests by route.', byRoute('http_requests'))
+    metric('http_request_errors_total', 'counter', 'HTTP responses with status >= 400.', byRoute('http_errors'))
+    metric('http_request_duration_seconds_total', 'counter', 'Time spent answering.', byRoute('http_latency_us', 1e-6))
+    for (const name of POOL_COUNTERS) {
+      metric(name, 'counter', `Pool tasks (${name.split('_')[2]}), all processes.`, [['', counters.get(name)]])
+    }
+    // This process.
+    const pid = `{pid="${process.pid}"}`
     for (const [name, p] of [
       ['native', pool],
       ['js', jsPool],
     ]) {
       const s = p.stats
-      metric(`corepool_${name}_tasks_completed_total`, 'counter', `Tasks completed by the ${name} pool.`, [
-        ['', s.completed],
-      ])
-      metric(`corepool_${name}_tasks_failed_total`, 'counter', `Tasks failed in the ${name} pool.`, [['', s.failed]])
-      metric(`corepool_${name}_tasks_cancelled_total`, 'counter', `Tasks cancelled in the ${name} pool.`, [
-        ['', s.cancelled],
-      ])
-      metric(`corepool_${name}_queue_length`, 'gauge', `Tasks waiting in the ${name} pool.`, [['', s.queued]])
-      metric(`corepool_${name}_utilization`, 'gauge', `Busy share of the ${name} pool's threads.`, [
-        ['', s.utilization],
+      metric(`corepool_${name}_queue_length`, 'gauge', `Tasks waiting in the ${name} pool.`, [[pid, s.queued]])
+      metric(`corepool_${name}_running`, 'gauge', `Tasks running in the ${name} pool.`, [[pid, s.running]])
+      metric(`corepool_${name}_utilization`, 'gauge', `Busy share of the ${name} pool threads.`, [[pid, s.utilization]])
+      metric(`corepool_${name}_run_time_p99_seconds`, 'gauge', `Task run time p99 (${name}).`, [
+        [pid, s.runTime.p99 / 1e3],
       ])
     }
     metric('nodejs_eventloop_delay_p99_seconds', 'gauge', 'Event-loop delay, 99th percentile.', [
-      ['', loopDelay.percentile(99) / 1e9],
+      [pid, loopDelay.percentile(99) / 1e9],
     ])
     res.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n')
   })
@@ -180,7 +228,7 @@ function createApp(options = {}) {
     await Promise.all([pool.close(), jsPool.close()])
   }
 
-  return { app, pool, jsPool, close }
+  return { app, pool, jsPool, counters, close }
 }
 
-module.exports = { createApp }
+module.exports = { createApp, counterNames }

@@ -9,7 +9,10 @@ const { app, close } = createApp()
 const server = app.listen(port, host, () => {
   const { port: actual } = server.address()
   console.log(`corepool example listening on http://127.0.0.1:${actual}`)
-  console.log('routes: GET /health, GET /compute?n=, GET /compute-js?n=, GET /report.pdf, GET /metrics')
+  console.log(
+    'routes: GET /health, GET /compute?n=, GET /compute-js?n=, POST /hash, POST /thumbnail?width=&height=&format=,',
+    'GET /report.pdf, POST /jobs/transcode, GET /jobs/:id, GET /metrics',
+  )
 })
 
 let stopping = false
