@@ -3,3 +3,4 @@
 mod error;
 mod kernels;
 mod pool;
+mod supervisor;
