@@ -2,11 +2,13 @@
 const { Pool, getDefaultPool } = require('./lib/pool')
 const { CorepoolError } = require('./lib/errors')
 const kernels = require('./lib/kernels')
+const children = require('./lib/children')
 
 module.exports = {
   Pool,
   CorepoolError,
   ...kernels,
+  ...children,
 }
 
 // The default pool (threads = os.availableParallelism()) is created on first use.

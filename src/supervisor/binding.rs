@@ -34,7 +34,7 @@ pub struct NativeSpawnOptions {
     pub gid: Option<u32>,
 }
 
-type EventArgs = (String, f64, f64, f64, String);
+type EventArgs = FnArgs<(String, f64, f64, f64, String)>;
 type EventFn = ThreadsafeFunction<Event, (), EventArgs, Status, false, true>;
 
 enum Event {
@@ -189,7 +189,7 @@ pub fn spawn_child(
         .weak::<true>()
         .callee_handled::<false>()
         .build_callback(|ctx| {
-            Ok(match ctx.value {
+            Ok(FnArgs::from(match ctx.value {
                 Event::Spawned(pid) => ("spawn".to_string(), pid as f64, 0.0, 0.0, String::new()),
                 Event::Failed(e) => (
                     "error".to_string(),
@@ -205,7 +205,7 @@ pub fn spawn_child(
                     x.duration_ms,
                     String::new(),
                 ),
-            })
+            }))
         })
         .map_err(|e| {
             close_all(&parent_fds);
