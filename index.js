@@ -3,12 +3,14 @@ const { Pool, getDefaultPool } = require('./lib/pool')
 const { CorepoolError } = require('./lib/errors')
 const kernels = require('./lib/kernels')
 const children = require('./lib/children')
+const { Supervisor } = require('./lib/supervisor')
 
 module.exports = {
   Pool,
   CorepoolError,
   ...kernels,
   ...children,
+  Supervisor,
 }
 
 // The default pool (threads = os.availableParallelism()) is created on first use.
