@@ -8,6 +8,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { StringDecoder } = require('node:string_decoder')
 const { fileURLToPath } = require('node:url')
+const { isMainThread } = require('node:worker_threads')
 const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe } = require('./errors')
 const { isAbortSignal } = require('./options')
@@ -82,6 +83,9 @@ function buildEnv(env, extendEnv, extra) {
   if (extendEnv !== undefined && typeof extendEnv !== 'boolean') {
     throw invalidArg(`options.extendEnv must be a boolean, got ${describe(extendEnv)}`)
   }
+  // On the main thread process.env is the real environment (its writes go through setenv), which
+  // the native side reads itself; copying it here would cost more than the rest of a spawn.
+  if (env === undefined && extra === undefined && extendEnv !== false && isMainThread) return undefined
   const merged = extendEnv === false ? { ...env } : { ...process.env, ...env }
   Object.assign(merged, extra)
   const out = []

@@ -23,8 +23,8 @@ pub struct NativeSpawnOptions {
     pub file: String,
     /// argv including argv[0].
     pub args: Vec<String>,
-    /// The complete environment, `KEY=value` entries.
-    pub env: Vec<String>,
+    /// The complete environment, `KEY=value` entries; absent: this process's environment.
+    pub env: Option<Vec<String>>,
     pub cwd: Option<String>,
     /// Three entries: `pipe`, `inherit`, `ignore`, `fd:<n>`, `file:<path>` or `append:<path>`.
     pub stdio: Vec<String>,

@@ -46,8 +46,8 @@ pub struct SpawnSpec {
     pub file: String,
     /// argv, including argv[0].
     pub args: Vec<String>,
-    /// The complete environment, `KEY=value`.
-    pub env: Vec<String>,
+    /// The complete environment, `KEY=value`; `None`: this process's environment.
+    pub env: Option<Vec<String>>,
     pub cwd: Option<String>,
     pub stdio: [Stdio; 3],
     /// Extra descriptors: `(target fd number, child end)` — e.g. Node's IPC channel on fd 3.
@@ -323,12 +323,14 @@ pub(super) fn start(spec: &SpawnSpec) -> Result<i32, SpawnError> {
         .iter()
         .map(|a| cstr(a, "arguments"))
         .collect::<Result<Vec<_>, _>>()?;
-    let envp = spec
-        .env
-        .iter()
-        .map(|a| cstr(a, "environment entries"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let candidates = candidates(&spec.file, &spec.env)
+    let envp = match &spec.env {
+        Some(env) => env
+            .iter()
+            .map(|a| cstr(a, "environment entries"))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => own_environment(),
+    };
+    let candidates = candidates(&spec.file, spec.env.as_deref())
         .iter()
         .map(|p| cstr(p, "the command"))
         .collect::<Result<Vec<_>, _>>()?;
@@ -360,9 +362,22 @@ pub(super) fn start(spec: &SpawnSpec) -> Result<i32, SpawnError> {
     result
 }
 
+/// This process's environment as `KEY=value` C strings (entries with NUL bytes cannot exist).
+fn own_environment() -> Vec<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut entry = k.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(v.as_bytes());
+            CString::new(entry).ok()
+        })
+        .collect()
+}
+
 /// execvp's candidate list: the name itself when it has a '/', else every PATH entry (the
 /// child's PATH when its environment has one, ours otherwise).
-fn candidates(file: &str, env: &[String]) -> Vec<String> {
+fn candidates(file: &str, env: Option<&[String]>) -> Vec<String> {
     if file.contains('/') {
         return vec![file.to_string()];
     }
@@ -370,6 +385,7 @@ fn candidates(file: &str, env: &[String]) -> Vec<String> {
         return Vec::new();
     }
     let path = env
+        .unwrap_or_default()
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .map(str::to_string)
@@ -441,7 +457,7 @@ mod tests {
                 .chain(args.iter().copied())
                 .map(String::from)
                 .collect(),
-            env: vec!["PATH=/usr/bin:/bin".into()],
+            env: Some(vec!["PATH=/usr/bin:/bin".into()]),
             cwd: None,
             stdio: [Stdio::Ignore, Stdio::Ignore, Stdio::Ignore],
             extra: vec![],
@@ -523,7 +539,8 @@ mod tests {
     #[test]
     fn candidates_follow_path() {
         let env = vec!["PATH=/a:/b/".to_string()];
-        assert_eq!(candidates("x", &env), vec!["/a/x", "/b/x"]);
-        assert_eq!(candidates("./x", &env), vec!["./x"]);
+        assert_eq!(candidates("x", Some(&env)), vec!["/a/x", "/b/x"]);
+        assert_eq!(candidates("./x", Some(&env)), vec!["./x"]);
+        assert!(!candidates("x", None).is_empty());
     }
 }
