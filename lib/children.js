@@ -175,33 +175,40 @@ function spawnError(errno, detail, o) {
 function lineIterator(stream) {
   // Splits chunks into lines (without '\n' or a trailing '\r'); pulling from the stream's own
   // async iterator gives back-pressure: nothing more is read while lines wait to be consumed.
+  // `next()` answers from the current chunk's lines without an async function per line.
   const source = stream[Symbol.asyncIterator]()
   const decoder = new StringDecoder('utf8')
   let lines = []
   let index = 0
   let rest = ''
   let done = false
-  const cut = (s) => (s.length > 0 && s.charCodeAt(s.length - 1) === 13 ? s.slice(0, -1) : s)
-  const iterator = {
-    async next() {
-      while (index >= lines.length) {
-        if (done) return { value: undefined, done: true }
-        const { value, done: end } = await source.next()
-        if (end) {
-          done = true
-          rest += decoder.end()
-          lines = rest === '' ? [] : [cut(rest)]
-          index = 0
-          rest = ''
-          continue
-        }
-        const text = rest + (typeof value === 'string' ? value : decoder.write(value))
-        const parts = text.split('\n')
-        rest = parts.pop()
-        lines = parts
-        index = 0
+  let hasCR = false
+  const cut = (s) => (hasCR && s.length > 0 && s.charCodeAt(s.length - 1) === 13 ? s.slice(0, -1) : s)
+  const take = (text, last) => {
+    const parts = text.split('\n')
+    rest = last ? '' : parts.pop()
+    if (last && parts[parts.length - 1] === '') parts.pop()
+    hasCR = text.includes('\r')
+    lines = parts
+    index = 0
+  }
+  const refill = async () => {
+    while (index >= lines.length) {
+      if (done) return { value: undefined, done: true }
+      const { value, done: end } = await source.next()
+      if (end) {
+        done = true
+        take(rest + decoder.end(), true)
+      } else {
+        take(rest + (typeof value === 'string' ? value : decoder.write(value)), false)
       }
-      return { value: cut(lines[index++]), done: false }
+    }
+    return { value: cut(lines[index++]), done: false }
+  }
+  return {
+    next() {
+      if (index < lines.length) return Promise.resolve({ value: cut(lines[index++]), done: false })
+      return refill()
     },
     async return() {
       done = true
@@ -213,7 +220,6 @@ function lineIterator(stream) {
       return this
     },
   }
-  return iterator
 }
 
 /**
