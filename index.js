@@ -3,6 +3,8 @@ const { Pool, getDefaultPool } = require('./lib/pool')
 const { CorepoolError } = require('./lib/errors')
 const kernels = require('./lib/kernels')
 const { listenReusePort } = require('./lib/net')
+const children = require('./lib/children')
+const { Supervisor } = require('./lib/supervisor')
 
 module.exports = {
   Pool,
@@ -10,6 +12,8 @@ module.exports = {
   ...kernels,
   listenReusePort,
   ...require('./lib/counters'),
+  ...children,
+  Supervisor,
 }
 
 // The default pool (threads = os.availableParallelism()) is created on first use.

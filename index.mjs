@@ -25,4 +25,5 @@ export const {
   listenReusePort,
   SharedCounters,
 } = corepool
+export const { spawn, exec, fork, Child, Supervisor } = corepool
 export default corepool
