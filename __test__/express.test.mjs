@@ -9,10 +9,16 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 let server
 let base
 
-function startServer(env = {}) {
-  const child = spawn(process.execPath, ['examples/express/server.js'], {
+function startServer(env = {}, args = []) {
+  const child = spawn(process.execPath, ['examples/express/server.js', ...args], {
     cwd: root,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      COREPOOL_EXAMPLE_TRANSCODER: path.join(root, '__test__', 'fixtures', 'fake-ffmpeg.mjs'),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
@@ -166,4 +172,74 @@ test('SIGTERM finishes in-flight requests and exits cleanly', async () => {
   assert.equal(body.n, 300000000)
   assert.deepEqual(await exited, { code: 0, signal: null })
   assert.match(s.output(), /stopped/)
+})
+
+test('POST /jobs/transcode runs a supervised transcoder child; GET /jobs/:id shows progress', async () => {
+  const media = Buffer.from('pretend this is a video')
+  const start = await get('/jobs/transcode?format=mp4', { method: 'POST', body: media })
+  assert.equal(start.status, 202)
+  assert.equal(start.body.state, 'running')
+  let job
+  for (let i = 0; i < 400; i++) {
+    job = (await get(`/jobs/${start.body.id}`)).body
+    if (job.state !== 'running') break
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  assert.equal(job.state, 'done', JSON.stringify(job))
+  assert.equal(job.progress.progress, 'end')
+  assert.equal(job.progress.out_time_ms, '3000000')
+  assert.equal(job.exit.code, 0)
+  const out = await get(`/jobs/${start.body.id}/output`)
+  assert.equal(out.status, 200)
+  assert.deepEqual(out.body, media)
+
+  const bad = await get('/jobs/transcode', { method: 'POST', body: Buffer.from('corrupt input') })
+  for (let i = 0; i < 400; i++) {
+    job = (await get(`/jobs/${bad.body.id}`)).body
+    if (job.state !== 'running') break
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  assert.equal(job.state, 'failed')
+  assert.equal(job.error.code, 'ERR_CHILD_EXIT')
+  assert.match(job.error.message, /Invalid data/)
+  assert.equal((await get('/jobs/nope')).status, 404)
+  assert.equal((await get('/jobs/transcode?format=../x', { method: 'POST', body: media })).status, 400)
+})
+
+test('--workers 2: processes share the port and the counters; a killed worker is restarted', async () => {
+  const s = await startServer({}, ['--workers', '2'])
+  const url = s.base
+  const health = async () => (await fetch(`${url}/health`, { headers: { connection: 'close' } })).json()
+  const pids = new Set()
+  for (let i = 0; i < 40; i++) pids.add((await health()).pid)
+  assert.ok(pids.size >= 1)
+  // Any worker reports the totals of all of them.
+  const metrics = await (await fetch(`${url}/metrics`, { headers: { connection: 'close' } })).text()
+  const total = Number(/^http_requests_total\{route="\/health"\} (\d+)$/m.exec(metrics)[1])
+  assert.equal(total, 40)
+  // Kill one worker: the supervisor starts another; the service keeps answering.
+  const victim = [...pids][0]
+  process.kill(victim, 'SIGKILL')
+  let replaced = false
+  for (let i = 0; i < 200 && !replaced; i++) {
+    const { pid } = await health().catch(() => ({}))
+    if (pid !== undefined && !pids.has(pid)) replaced = true
+    else await new Promise((r) => setTimeout(r, 25))
+  }
+  assert.ok(replaced, 'a new worker answered')
+  const exited = new Promise((resolve) => s.child.once('exit', (code, signal) => resolve({ code, signal })))
+  s.child.kill('SIGTERM')
+  assert.deepEqual(await exited, { code: 0, signal: null })
+  for (const pid of pids) {
+    let alive = true
+    for (let i = 0; i < 100 && alive; i++) {
+      try {
+        process.kill(pid, 0)
+        await new Promise((r) => setTimeout(r, 20))
+      } catch {
+        alive = false
+      }
+    }
+    assert.equal(alive, false, `worker ${pid} is gone`)
+  }
 })

@@ -5,6 +5,7 @@ const path = require('node:path')
 const express = require('express')
 const { monitorEventLoopDelay } = require('node:perf_hooks')
 const corepool = require('../../index.js')
+const { createJobs } = require('./jobs')
 
 const { Pool, SharedCounters, sqrtSum, hash, resize } = corepool
 
@@ -72,6 +73,7 @@ function parseCount(value, name, max) {
  * @param {number} [options.timeout] per-request task timeout in ms
  * @param {number} [options.niceIncrement] lower the pool threads' CPU priority (Linux) so the
  *   event loop wins when they compete (default: the COREPOOL_NICE environment variable, else 0)
+ * @param {object} [options.transcode] `{ command, args(input, output) }` of the transcoder (default ffmpeg)
  * @param {SharedCounters} [options.counters] region with `counterNames()` (default: a new
  *   anonymous one); a group of processes passes one named region so /metrics shows totals
  */
@@ -80,6 +82,7 @@ function createApp(options = {}) {
   const counters = options.counters ?? new SharedCounters({ names: counterNames() })
   const pool = new Pool({ threads, maxQueue, niceIncrement, counters })
   const jsPool = new Pool({ threads, maxQueue, niceIncrement, counters, filename: path.join(__dirname, 'tasks.js') })
+  const jobs = createJobs(options.transcode)
   const loopDelay = monitorEventLoopDelay({ resolution: 10 })
   loopDelay.enable()
 
@@ -108,7 +111,7 @@ function createApp(options = {}) {
   }
 
   app.get('/health', (req, res) => {
-    res.json({ ok: true, uptime: process.uptime() })
+    res.json({ ok: true, pid: process.pid, uptime: process.uptime() })
   })
 
   app.get(
@@ -158,6 +161,28 @@ function createApp(options = {}) {
       res.set('x-image-size', `${out.width}x${out.height}`).type(`image/${out.format}`).send(out.data)
     }),
   )
+
+  app.post('/jobs/transcode', body, (req, res) => {
+    const format = String(req.query.format ?? 'mp4')
+    if (!/^[a-z0-9]{1,8}$/.test(format) || req.body.length === 0) {
+      res.status(400).json({ error: 'ERR_INVALID_ARG', message: 'send the media as the body; format=[a-z0-9]{1,8}' })
+      return
+    }
+    const job = jobs.start(req.body, format)
+    res.status(202).location(`/jobs/${job.id}`).json(job)
+  })
+
+  app.get('/jobs/:id', (req, res) => {
+    const job = jobs.get(req.params.id)
+    if (job) res.json(job)
+    else res.status(404).json({ error: 'ERR_NOT_FOUND', message: `no job ${req.params.id}` })
+  })
+
+  app.get('/jobs/:id/output', (req, res) => {
+    const file = jobs.output(req.params.id)
+    if (file) res.sendFile(file)
+    else res.status(404).json({ error: 'ERR_NOT_FOUND', message: `job ${req.params.id} has no output (yet)` })
+  })
 
   app.get(
     '/report.pdf',
@@ -225,7 +250,7 @@ function createApp(options = {}) {
 
   async function close() {
     loopDelay.disable()
-    await Promise.all([pool.close(), jsPool.close()])
+    await Promise.all([pool.close(), jsPool.close(), jobs.close()])
   }
 
   return { app, pool, jsPool, counters, close }
