@@ -301,9 +301,13 @@ test('no orphans: SIGKILL of the parent takes the child and the grandchild down'
       })
       parent.on('exit', () => reject(new Error(`parent exited early: ${out}`)))
     })
-    assert.equal(gone(pids.child), false)
-    assert.equal(gone(pids.grandchild), false)
-    parent.kill('SIGKILL')
+    try {
+      assert.equal(gone(pids.child), false)
+      assert.equal(gone(pids.grandchild), false)
+    } finally {
+      // Never leave the parent behind (it would keep this test file running).
+      parent.kill('SIGKILL')
+    }
     assert.ok(await waitGone([pids.child, pids.grandchild], 3000), `run ${run}: ${JSON.stringify(pids)} survived`)
   }
 })
