@@ -326,6 +326,39 @@ const minFloat64 = (values, options) => statsFloat64(values, options).then((s) =
 /** Largest element (Math.max semantics). */
 const maxFloat64 = (values, options) => statsFloat64(values, options).then((s) => s.max)
 
+// ---------------------------------------------------------------------------------------------
+// Images
+
+const FITS = ['cover', 'contain', 'fill', 'inside', 'outside']
+const IMAGE_FORMATS = ['jpeg', 'jpg', 'png', 'webp']
+/** Default `maxPixels` of `resize` (sharp's `limitInputPixels` default, 0x3FFF²). */
+const DEFAULT_MAX_PIXELS = 0x3fff * 0x3fff
+
+/**
+ * Decodes a JPEG, PNG or WebP image, resizes it (Lanczos3) and encodes it; resolves to
+ * `{ data: Buffer, width, height, format }`. Options: `width`/`height` (1..65535; give one to
+ * keep the aspect ratio), `fit` ('cover' default, 'contain' pads with opaque black, 'fill',
+ * 'inside', 'outside' — sharp's meanings), `format` ('jpeg' | 'png' | 'webp', default: the
+ * input's), `quality` (JPEG 1..100, default 80; WebP output is lossless), `maxPixels` (default
+ * 268402689: larger inputs or outputs reject with ERR_OUTPUT_TOO_LARGE before decoding).
+ * EXIF orientation is applied. Bad or truncated images reject with ERR_CORRUPT_INPUT.
+ */
+function resize(image, options) {
+  return rejecting(() => {
+    const input = bytes(image, 'image')
+    if (typeof input === 'string') throw invalidArg('image must be a Buffer or Uint8Array, got a string')
+    const o = optionsObject(options)
+    const width = integerOption(o.width, 'options.width', 1, 65535, 0)
+    const height = integerOption(o.height, 'options.height', 1, 65535, 0)
+    const fit = o.fit === undefined ? 'cover' : oneOf(o.fit, FITS, 'options.fit')
+    const format = o.format === undefined ? '' : oneOf(o.format, IMAGE_FORMATS, 'options.format')
+    const quality = integerOption(o.quality, 'options.quality', 1, 100, 80)
+    const maxPixels = integerOption(o.maxPixels, 'options.maxPixels', 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS)
+    const args = [input, width, height, fit, format, quality, maxPixels]
+    return submitNativeArgs(native.resize, args, options)
+  })
+}
+
 module.exports = {
   sqrtSum,
   hash,
@@ -345,4 +378,6 @@ module.exports = {
   meanFloat64,
   minFloat64,
   maxFloat64,
+  resize,
+  DEFAULT_MAX_PIXELS,
 }
