@@ -221,19 +221,46 @@ pub fn resize(data: &[u8], req: &Request, ctx: &TaskCtx) -> Result<Resized, Task
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
-    img.apply_orientation(orientation);
+    let format = req.format.unwrap_or(input_format);
+
+    // Shrink-on-load: a JPEG reduced at least 2× is decoded at 1/2, 1/4 or 1/8 scale by the
+    // DCT itself (what libvips/sharp do), then resized the rest of the way.
+    let upright = orientation == image::metadata::Orientation::NoTransforms;
+    let fast = if input_format == Format::Jpeg && upright {
+        let p = plan(w, h, req);
+        let (cw, ch) = p.crop.map_or((w as f64, h as f64), |c| (c.2, c.3));
+        let shrink = (cw / p.width as f64).min(ch / p.height as f64);
+        match [8u32, 4, 2].into_iter().find(|&d| d as f64 <= shrink) {
+            Some(d) => decode_jpeg_scaled(data, w.div_ceil(d), h.div_ceil(d)),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let (pixels, pixel_type, sw, sh, alpha, (full_w, full_h)) = match fast {
+        Some((pixels, dw, dh)) => (pixels, fr::PixelType::U8x3, dw, dh, false, (w, h)),
+        None => {
+            let mut img = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+            img.apply_orientation(orientation);
+            let alpha = img.color().has_alpha() && format != Format::Jpeg;
+            let (sw, sh) = (img.width(), img.height());
+            let (pixels, pixel_type) = if alpha {
+                (img.into_rgba8().into_raw(), fr::PixelType::U8x4)
+            } else {
+                (img.into_rgb8().into_raw(), fr::PixelType::U8x3)
+            };
+            (pixels, pixel_type, sw, sh, alpha, (sw, sh))
+        }
+    };
     ctx.check()?;
 
-    let format = req.format.unwrap_or(input_format);
-    let alpha = img.color().has_alpha() && format != Format::Jpeg;
-    let (sw, sh) = (img.width(), img.height());
-    let (pixels, pixel_type) = if alpha {
-        (img.into_rgba8().into_raw(), fr::PixelType::U8x4)
-    } else {
-        (img.into_rgb8().into_raw(), fr::PixelType::U8x3)
-    };
-    let p = plan(sw, sh, req);
+    // The plan is made on the full-size (oriented) image; its crop box is then mapped onto the
+    // pixels actually decoded.
+    let mut p = plan(full_w, full_h, req);
+    let (sx, sy) = (sw as f64 / full_w as f64, sh as f64 / full_h as f64);
+    p.crop = p
+        .crop
+        .map(|(l, t, cw, ch)| (l * sx, t * sy, cw * sx, ch * sy));
     let (ow, oh) = p.canvas.unwrap_or((p.width, p.height));
     if ow as u64 * oh as u64 > req.max_pixels {
         return Err(too_large(
@@ -293,6 +320,31 @@ pub fn resize(data: &[u8], req: &Request, ctx: &TaskCtx) -> Result<Resized, Task
         height: oh,
         format,
     })
+}
+
+/// Decodes a JPEG with DCT scaling to the smallest of 1/1, 1/2, 1/4, 1/8 that is at least
+/// `want_w`×`want_h`, as RGB8. `None` when this decoder cannot handle the file (CMYK, 16-bit,
+/// any error): the caller then takes the general path, which reports real corruption.
+fn decode_jpeg_scaled(data: &[u8], want_w: u32, want_h: u32) -> Option<(Vec<u8>, u32, u32)> {
+    let mut decoder = jpeg_decoder::Decoder::new(data);
+    decoder.read_info().ok()?;
+    let (w, h) = decoder
+        .scale(u16::try_from(want_w).ok()?, u16::try_from(want_h).ok()?)
+        .ok()?;
+    let pixels = decoder.decode().ok()?;
+    let info = decoder.info()?;
+    let (w, h) = (w as u32, h as u32);
+    if (info.width as u32, info.height as u32) != (w, h) {
+        return None;
+    }
+    let n = w as usize * h as usize;
+    match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 if pixels.len() == n * 3 => Some((pixels, w, h)),
+        jpeg_decoder::PixelFormat::L8 if pixels.len() == n => {
+            Some((pixels.iter().flat_map(|&l| [l, l, l]).collect(), w, h))
+        }
+        _ => None,
+    }
 }
 
 /// The JPEG decoder fills a truncated scan with grey instead of failing; a complete file has an
@@ -455,6 +507,53 @@ mod tests {
             assert_eq!((r.width, r.height, r.format), (60, 60, format));
             let back = image::load_from_memory(&r.data).unwrap();
             assert_eq!((back.width(), back.height()), (60, 60));
+        }
+    }
+
+    #[test]
+    fn jpeg_shrink_on_load_matches_full_decode() {
+        let ctx = crate::pool::scheduler::tests_support::ctx();
+        let (w, h) = (640, 480);
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x / 3) as u8, (y / 2) as u8, ((x + y) / 5) as u8])
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+            .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let (pixels, dw, dh) = decode_jpeg_scaled(&jpeg, 80, 60).unwrap();
+        assert_eq!((dw, dh, pixels.len()), (80, 60, 80 * 60 * 3));
+        for fit in [Fit::Cover, Fit::Fill, Fit::Inside] {
+            let small = resize(
+                &jpeg,
+                &Request {
+                    format: Some(Format::Png),
+                    ..req(Some(64), Some(40), fit)
+                },
+                &ctx,
+            )
+            .unwrap();
+            let got = image::load_from_memory(&small.data).unwrap().to_rgb8();
+            // Reference: full decode, then resize the same way.
+            let full = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+            let p = plan(w, h, &req(Some(64), Some(40), fit));
+            assert_eq!((got.width(), got.height()), (p.width, p.height));
+            let mut dst = fr::images::Image::new(p.width, p.height, fr::PixelType::U8x3);
+            let src =
+                fr::images::Image::from_vec_u8(w, h, full.into_raw(), fr::PixelType::U8x3).unwrap();
+            let mut options = fr::ResizeOptions::new();
+            if let Some((l, t, cw, ch)) = p.crop {
+                options = options.crop(l, t, cw, ch);
+            }
+            fr::Resizer::new().resize(&src, &mut dst, &options).unwrap();
+            let diff: f64 = got
+                .as_raw()
+                .iter()
+                .zip(dst.buffer())
+                .map(|(a, b)| (*a as f64 - *b as f64).abs())
+                .sum::<f64>()
+                / got.as_raw().len() as f64;
+            assert!(diff < 3.0, "{fit:?}: mean abs difference {diff}");
         }
     }
 
