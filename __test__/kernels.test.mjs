@@ -195,7 +195,7 @@ describe('hash', () => {
 describe('hashMany', () => {
   test('one digest per item, in order, equal to node:crypto', async () => {
     const items = Array.from({ length: 1000 }, (_, i) => crypto.randomBytes(i % 300))
-    items.push('a string', new Uint8Array([1, 2, 3]))
+    items.push('a string', 'ünïcødé ✓ 🎉', '', new Uint8Array([1, 2, 3]), new Float32Array([1.5, -2]))
     for (const alg of ['sha256', 'md5', 'sha512']) {
       const got = await hashMany(alg, items)
       assert.equal(got.length, items.length)
@@ -203,6 +203,8 @@ describe('hashMany', () => {
         assert.equal(got[i], crypto.createHash(alg).update(item).digest('hex'), `${alg} #${i}`),
       )
     }
+    const b64 = await hashMany('sha1', items.slice(0, 5), { encoding: 'base64' })
+    b64.forEach((d, i) => assert.equal(d, crypto.createHash('sha1').update(items[i]).digest('base64')))
     const bufs = await hashMany('xxh64', ['', ''], { encoding: 'buffer' })
     assert.deepEqual(
       bufs.map((b) => b.toString('hex')),

@@ -96,6 +96,36 @@ function hash(algorithm, data, options) {
   })
 }
 
+// `hashMany` packs its items into one scratch buffer (reused: the native call copies it
+// before returning) plus their lengths, instead of handing Node-API thousands of values.
+const SCRATCH_MAX = 64 * 1024 * 1024
+let scratch = Buffer.alloc(0)
+
+function pack(inputs) {
+  const lengths = new Float64Array(inputs.length)
+  let total = 0
+  for (let i = 0; i < inputs.length; i++) {
+    const v = inputs[i]
+    const n = typeof v === 'string' ? Buffer.byteLength(v) : v.byteLength
+    lengths[i] = n
+    total += n
+  }
+  let buf
+  if (total > SCRATCH_MAX) buf = Buffer.allocUnsafeSlow(total)
+  else if (scratch.length >= total) buf = scratch
+  else buf = scratch = Buffer.allocUnsafeSlow(Math.max(total, Math.min(SCRATCH_MAX, scratch.length * 2)))
+  let offset = 0
+  for (let i = 0; i < inputs.length; i++) {
+    const v = inputs[i]
+    if (typeof v === 'string') offset += buf.write(v, offset, lengths[i], 'utf8')
+    else {
+      buf.set(v, offset)
+      offset += v.byteLength
+    }
+  }
+  return [buf.subarray(0, total), lengths]
+}
+
 /**
  * Digests of every item of `items` (an array of Buffer | Uint8Array | string), hashed in
  * parallel by one pool task. Resolves to an array in the same order.
@@ -108,10 +138,15 @@ function hashMany(algorithm, items, options) {
     for (let i = 0; i < items.length; i++) inputs[i] = bytes(items[i], `items[${i}]`)
     const encoding = encodingOption(optionsObject(options))
     const size = DIGEST_LENGTHS[algorithm]
-    return submitNativeArgs(native.hashMany, [algorithm, inputs], options).then((all) => {
+    const [data, lengths] = pack(inputs)
+    return submitNativeArgs(native.hashMany, [algorithm, data, lengths], options).then((all) => {
       const out = new Array(inputs.length)
       if (encoding === 'buffer') {
         for (let i = 0; i < out.length; i++) out[i] = all.subarray(i * size, (i + 1) * size)
+      } else if (encoding === 'hex') {
+        // One conversion, then cheap substrings.
+        const hex = all.toString('hex')
+        for (let i = 0; i < out.length; i++) out[i] = hex.slice(i * 2 * size, (i + 1) * 2 * size)
       } else {
         for (let i = 0; i < out.length; i++) out[i] = all.toString(encoding, i * size, (i + 1) * size)
       }

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{Buffer, Either, Uint8ArraySlice};
+use napi::bindgen_prelude::{Buffer, Either, Float64ArraySlice, Uint8ArraySlice};
 use napi_derive::napi;
 use rayon::prelude::*;
 use sha2::Digest;
@@ -327,12 +327,16 @@ pub fn hash_task(
     )
 }
 
-/// Native `hashMany`: resolves to one `Buffer` holding every digest back to back.
+/// Native `hashMany`: the items arrive packed back to back in `data` with their byte
+/// `lengths` (one JS-side copy into a reused scratch buffer is much cheaper than converting
+/// thousands of values through Node-API). Resolves to one `Buffer` holding every digest.
+#[allow(clippy::too_many_arguments)]
 #[napi(js_name = "hashMany")]
 pub fn hash_many_task(
     pool: &NativePool,
     algorithm: String,
-    items: Vec<JsBytes>,
+    data: Uint8ArraySlice,
+    lengths: Float64ArraySlice,
     priority: f64,
     timeout_ms: f64,
     cancel_key: f64,
@@ -341,26 +345,29 @@ pub fn hash_many_task(
         Ok(a) => a,
         Err(message) => return pool.reject(ErrorCode::InvalidArg, &message),
     };
-    let total: usize = items
-        .iter()
-        .map(|item| match item {
-            Either::A(s) => s.len(),
-            Either::B(b) => b.len(),
-        })
-        .sum();
-    let mut data = buffer_for(total);
-    let mut offsets = Vec::with_capacity(items.len() + 1);
-    offsets.push(0);
-    for item in &items {
-        match item {
-            Either::A(s) => data.extend_from_slice(s.as_bytes()),
-            Either::B(b) => data.extend_from_slice(b),
+    let mut offsets = Vec::with_capacity(lengths.len() + 1);
+    offsets.push(0usize);
+    let mut end = 0usize;
+    for &len in lengths.as_ref() {
+        if !(len >= 0.0 && len.fract() == 0.0) {
+            return pool.reject(
+                ErrorCode::InvalidArg,
+                "lengths must be non-negative integers",
+            );
         }
-        offsets.push(data.len());
+        end = end.saturating_add(len as usize);
+        offsets.push(end);
     }
-    drop(items);
+    if end != data.len() {
+        return pool.reject(
+            ErrorCode::InvalidArg,
+            "the item lengths do not add up to the packed data",
+        );
+    }
+    let mut copy = buffer_for(data.len());
+    copy.extend_from_slice(&data);
     let packed = Packed {
-        data: Input(data),
+        data: Input(copy),
         offsets,
     };
     pool.submit(
