@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::{Buffer, Either, Float64ArraySlice, Uint8ArraySlice};
@@ -304,6 +305,87 @@ pub fn to_vec(bytes: JsBytes<'_>) -> Input {
     Input(buf)
 }
 
+/// Inputs at least this large are copied and hashed as a pipeline (see [`Filling`]).
+const PIPELINE_MIN: usize = 4 << 20;
+
+/// A private copy that the JS thread is still filling while a pool thread already hashes its
+/// prefix: the copy (which must finish on the JS thread, before the call returns, so JS can
+/// never touch memory a task reads) then overlaps the hash instead of preceding it.
+pub struct Filling {
+    /// Owns the memory; not accessed again until `drop` (only through `ptr` meanwhile).
+    buf: Vec<u8>,
+    ptr: *mut u8,
+    len: usize,
+    /// Bytes written so far: only the writer stores it (Release), readers load it (Acquire).
+    copied: AtomicUsize,
+}
+
+// SAFETY: the single writer (the JS thread, in `append`) only writes bytes at or after
+// `copied`, readers only read bytes before it, and `copied` is published with Release/Acquire,
+// so no byte is ever accessed by two threads at once; `buf` owns the memory and is only
+// touched again in `drop`, when no other reference exists.
+unsafe impl Send for Filling {}
+// SAFETY: as above.
+unsafe impl Sync for Filling {}
+
+impl Filling {
+    pub fn new(len: usize) -> Arc<Self> {
+        let mut buf = buffer_for(len);
+        let ptr = buf.as_mut_ptr();
+        Arc::new(Filling {
+            buf,
+            ptr,
+            len,
+            copied: AtomicUsize::new(0),
+        })
+    }
+
+    /// Appends `src`; called by one thread only. Panics past `len` (a bug, never input).
+    pub fn append(&self, src: &[u8]) {
+        let at = self.copied.load(Ordering::Relaxed);
+        assert!(src.len() <= self.len - at, "Filling overflow");
+        // SAFETY: `buf` has capacity >= `len` (from `buffer_for`), so `at..at + src.len()` is
+        // inside the allocation; no reader touches bytes at or after `copied`.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(at), src.len()) };
+        self.copied.store(at + src.len(), Ordering::Release);
+    }
+
+    /// The bytes written so far.
+    pub fn ready(&self) -> &[u8] {
+        let n = self.copied.load(Ordering::Acquire);
+        // SAFETY: the first `n` bytes were initialised by `append` before `copied` was released
+        // and are never written again.
+        unsafe { std::slice::from_raw_parts(self.ptr, n) }
+    }
+}
+
+impl Drop for Filling {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.buf));
+    }
+}
+
+/// Hashes a [`Filling`] as its bytes arrive, checking for cancellation between chunks.
+pub fn hash_filling(
+    algorithm: Algorithm,
+    input: &Filling,
+    ctx: &TaskCtx,
+) -> Result<Vec<u8>, TaskError> {
+    let mut hasher = Hasher::new(algorithm);
+    let mut done = 0;
+    while done < input.len {
+        let ready = input.ready();
+        if ready.len() > done {
+            hasher.update_checked(&ready[done..], ctx)?;
+            done = ready.len();
+        } else {
+            ctx.check()?;
+            std::thread::yield_now();
+        }
+    }
+    Ok(hasher.finish())
+}
+
 /// Native `hash`; see `lib/kernels.js`.
 #[napi(js_name = "hash")]
 pub fn hash_task(
@@ -318,6 +400,22 @@ pub fn hash_task(
         Ok(a) => a,
         Err(message) => return pool.reject(ErrorCode::InvalidArg, &message),
     };
+    if let Either::B(slice) = &data {
+        if slice.len() >= PIPELINE_MIN {
+            let filling = Filling::new(slice.len());
+            let input = Arc::clone(&filling);
+            let promise = pool.submit(
+                Box::new(move |ctx| hash_filling(algorithm, &input, ctx).map(Output::Buffer)),
+                priority,
+                timeout_ms,
+                cancel_key,
+            )?;
+            for chunk in slice.chunks(CHUNK) {
+                filling.append(chunk);
+            }
+            return Ok(promise);
+        }
+    }
     let data = to_vec(data);
     pool.submit(
         Box::new(move |ctx| hash_bytes(algorithm, &data, ctx).map(Output::Buffer)),
@@ -590,6 +688,30 @@ mod tests {
         // Too big a waste: not reused.
         drop(Input(b));
         assert!(buffer_for(RECYCLE_MIN).capacity() < 3 << 20);
+    }
+
+    #[test]
+    fn filling_is_hashed_while_it_is_written() {
+        let ctx = crate::pool::scheduler::tests_support::ctx();
+        let data: Vec<u8> = (0..(5 * CHUNK + 123)).map(|i| (i % 253) as u8).collect();
+        let want = one("sha256", &data);
+        let filling = Filling::new(data.len());
+        let reader = Arc::clone(&filling);
+        let worker = std::thread::spawn(move || {
+            let ctx = crate::pool::scheduler::tests_support::ctx();
+            hash_filling(Algorithm::Sha256, &reader, &ctx).unwrap()
+        });
+        for chunk in data.chunks(4096) {
+            filling.append(chunk);
+        }
+        assert_eq!(hex(&worker.join().unwrap()), want);
+        // Complete before the reader starts, too.
+        let filled = Filling::new(data.len());
+        filled.append(&data);
+        assert_eq!(
+            hex(&hash_filling(Algorithm::Sha256, &filled, &ctx).unwrap()),
+            want
+        );
     }
 
     #[test]
