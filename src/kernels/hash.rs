@@ -268,27 +268,32 @@ static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 /// half of it.
 pub fn buffer_for(len: usize) -> Vec<u8> {
     if len >= RECYCLE_MIN {
-        let mut spare = lock(&SPARE);
-        let best = spare
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.capacity() >= len && b.capacity() / 2 <= len)
-            .min_by_key(|(_, b)| b.capacity())
-            .map(|(i, _)| i);
-        if let Some(i) = best {
-            let mut buf = spare.swap_remove(i);
-            buf.clear();
+        if let Some(buf) = take_fitting(&mut lock(&SPARE), len) {
             return buf;
         }
     }
     Vec::with_capacity(len)
 }
 
+fn take_fitting(spare: &mut Vec<Vec<u8>>, len: usize) -> Option<Vec<u8>> {
+    let best = spare
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.capacity() >= len && b.capacity() / 2 <= len)
+        .min_by_key(|(_, b)| b.capacity())
+        .map(|(i, _)| i)?;
+    let mut buf = spare.swap_remove(best);
+    buf.clear();
+    Some(buf)
+}
+
 fn recycle(buf: Vec<u8>) {
-    if buf.capacity() < RECYCLE_MIN {
-        return;
+    if buf.capacity() >= RECYCLE_MIN {
+        keep(&mut lock(&SPARE), buf);
     }
-    let mut spare = lock(&SPARE);
+}
+
+fn keep(spare: &mut Vec<Vec<u8>>, buf: Vec<u8>) {
     let held: usize = spare.iter().map(Vec::capacity).sum();
     if spare.len() < RECYCLE_COUNT && held + buf.capacity() <= RECYCLE_TOTAL {
         spare.push(buf);
@@ -679,15 +684,23 @@ mod tests {
 
     #[test]
     fn large_buffers_are_recycled() {
-        let a = buffer_for(3 << 20);
+        // On a private list: the global one is shared with tests running in parallel.
+        let mut spare = Vec::new();
+        let a = Vec::<u8>::with_capacity(3 << 20);
         let ptr = a.as_ptr();
-        drop(Input(a));
-        let b = buffer_for((3 << 20) - 5);
+        keep(&mut spare, a);
+        let b = take_fitting(&mut spare, (3 << 20) - 5).unwrap();
         assert_eq!(b.as_ptr(), ptr, "reused");
         assert!(b.is_empty());
+        keep(&mut spare, b);
         // Too big a waste: not reused.
-        drop(Input(b));
-        assert!(buffer_for(RECYCLE_MIN).capacity() < 3 << 20);
+        assert!(take_fitting(&mut spare, 1 << 20).is_none());
+        // Bounded: never more than RECYCLE_COUNT buffers or RECYCLE_TOTAL bytes.
+        for _ in 0..10 {
+            keep(&mut spare, Vec::with_capacity(RECYCLE_TOTAL / 3));
+        }
+        assert!(spare.len() <= RECYCLE_COUNT);
+        assert!(spare.iter().map(Vec::capacity).sum::<usize>() <= RECYCLE_TOTAL);
     }
 
     #[test]
