@@ -98,7 +98,7 @@ function hash(algorithm, data, options) {
 
 // `hashMany` packs its items into one scratch buffer (reused: the native call copies it
 // before returning) plus their lengths, instead of handing Node-API thousands of values.
-const SCRATCH_MAX = 64 * 1024 * 1024
+const SCRATCH_MAX = 16 * 1024 * 1024
 let scratch = Buffer.alloc(0)
 
 function pack(inputs) {
@@ -285,13 +285,14 @@ function passwordHash(password, options) {
   return rejecting(() => {
     const input = bytes(password, 'password')
     const o = optionsObject(options)
-    const num = (name) => {
-      const v = o[name]
-      if (v === undefined) return NaN
-      if (!Number.isInteger(v)) throw invalidArg(`options.${name} must be an integer, got ${describe(v)}`)
-      return v
-    }
-    const args = [input, num('memoryCost'), num('timeCost'), num('parallelism'), num('outputLength')]
+    // NaN means "default"; the native side checks the cross-field rule (memoryCost >= 8 × parallelism).
+    const args = [
+      input,
+      integerOption(o.memoryCost, 'options.memoryCost', 8, 4 * 1024 * 1024, NaN),
+      integerOption(o.timeCost, 'options.timeCost', 1, 1024, NaN),
+      integerOption(o.parallelism, 'options.parallelism', 1, 64, NaN),
+      integerOption(o.outputLength, 'options.outputLength', 4, 1024, NaN),
+    ]
     return submitNativeArgs(native.passwordHash, args, options)
   })
 }
