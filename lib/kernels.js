@@ -96,36 +96,6 @@ function hash(algorithm, data, options) {
   })
 }
 
-// `hashMany` packs its items into one scratch buffer (reused: the native call copies it
-// before returning) plus their lengths, instead of handing Node-API thousands of values.
-const SCRATCH_MAX = 16 * 1024 * 1024
-let scratch = Buffer.alloc(0)
-
-function pack(inputs) {
-  const lengths = new Float64Array(inputs.length)
-  let total = 0
-  for (let i = 0; i < inputs.length; i++) {
-    const v = inputs[i]
-    const n = typeof v === 'string' ? Buffer.byteLength(v) : v.byteLength
-    lengths[i] = n
-    total += n
-  }
-  let buf
-  if (total > SCRATCH_MAX) buf = Buffer.allocUnsafeSlow(total)
-  else if (scratch.length >= total) buf = scratch
-  else buf = scratch = Buffer.allocUnsafeSlow(Math.max(total, Math.min(SCRATCH_MAX, scratch.length * 2)))
-  let offset = 0
-  for (let i = 0; i < inputs.length; i++) {
-    const v = inputs[i]
-    if (typeof v === 'string') offset += buf.write(v, offset, lengths[i], 'utf8')
-    else {
-      buf.set(v, offset)
-      offset += v.byteLength
-    }
-  }
-  return [buf.subarray(0, total), lengths]
-}
-
 /**
  * Digests of every item of `items` (an array of Buffer | Uint8Array | string), hashed in
  * parallel by one pool task. Resolves to an array in the same order.
@@ -135,11 +105,13 @@ function hashMany(algorithm, items, options) {
     oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
     if (!Array.isArray(items)) throw invalidArg(`items must be an array, got ${describe(items)}`)
     const inputs = new Array(items.length)
-    for (let i = 0; i < items.length; i++) inputs[i] = bytes(items[i], `items[${i}]`)
+    for (let i = 0; i < items.length; i++) {
+      const v = bytes(items[i], `items[${i}]`)
+      inputs[i] = typeof v === 'string' ? Buffer.from(v, 'utf8') : v
+    }
     const encoding = encodingOption(optionsObject(options))
     const size = DIGEST_LENGTHS[algorithm]
-    const [data, lengths] = pack(inputs)
-    return submitNativeArgs(native.hashMany, [algorithm, data, lengths], options).then((all) => {
+    return submitNativeArgs(native.hashMany, [algorithm, inputs], options).then((all) => {
       const out = new Array(inputs.length)
       if (encoding === 'buffer') {
         for (let i = 0; i < out.length; i++) out[i] = all.subarray(i * size, (i + 1) * size)

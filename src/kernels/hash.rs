@@ -11,7 +11,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{Buffer, Either, Float64ArraySlice, Uint8ArraySlice};
+use napi::bindgen_prelude::{Buffer, Either, Uint8ArraySlice};
 use napi_derive::napi;
 use rayon::prelude::*;
 use sha2::Digest;
@@ -430,16 +430,14 @@ pub fn hash_task(
     )
 }
 
-/// Native `hashMany`: the items arrive packed back to back in `data` with their byte
-/// `lengths` (one JS-side copy into a reused scratch buffer is much cheaper than converting
-/// thousands of values through Node-API). Resolves to one `Buffer` holding every digest.
-#[allow(clippy::too_many_arguments)]
+/// Native `hashMany`: `items` are `Uint8Array`s (the JS wrapper turns strings into Buffers),
+/// copied back to back into one recycled buffer. Resolves to one `Buffer` holding every digest.
+/// (Measured: reading the array here costs less than packing it in JS.)
 #[napi(js_name = "hashMany")]
-pub fn hash_many_task(
+pub fn hash_many_array_task(
     pool: &NativePool,
     algorithm: String,
-    data: Uint8ArraySlice,
-    lengths: Float64ArraySlice,
+    items: Vec<Uint8ArraySlice>,
     priority: f64,
     timeout_ms: f64,
     cancel_key: f64,
@@ -448,29 +446,16 @@ pub fn hash_many_task(
         Ok(a) => a,
         Err(message) => return pool.reject(ErrorCode::InvalidArg, &message),
     };
-    let mut offsets = Vec::with_capacity(lengths.len() + 1);
-    offsets.push(0usize);
-    let mut end = 0usize;
-    for &len in lengths.as_ref() {
-        if !(len >= 0.0 && len.fract() == 0.0) {
-            return pool.reject(
-                ErrorCode::InvalidArg,
-                "lengths must be non-negative integers",
-            );
-        }
-        end = end.saturating_add(len as usize);
-        offsets.push(end);
+    let total = items.iter().map(|i| i.len()).sum();
+    let mut data = buffer_for(total);
+    let mut offsets = Vec::with_capacity(items.len() + 1);
+    offsets.push(0);
+    for item in &items {
+        data.extend_from_slice(item);
+        offsets.push(data.len());
     }
-    if end != data.len() {
-        return pool.reject(
-            ErrorCode::InvalidArg,
-            "the item lengths do not add up to the packed data",
-        );
-    }
-    let mut copy = buffer_for(data.len());
-    copy.extend_from_slice(&data);
     let packed = Packed {
-        data: Input(copy),
+        data: Input(data),
         offsets,
     };
     pool.submit(
