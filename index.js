@@ -2,11 +2,18 @@
 const { Pool, getDefaultPool } = require('./lib/pool')
 const { CorepoolError } = require('./lib/errors')
 const kernels = require('./lib/kernels')
+const { listenReusePort } = require('./lib/net')
+const children = require('./lib/children')
+const { Supervisor } = require('./lib/supervisor')
 
 module.exports = {
   Pool,
   CorepoolError,
   ...kernels,
+  listenReusePort,
+  ...require('./lib/counters'),
+  ...children,
+  Supervisor,
 }
 
 // The default pool (threads = os.availableParallelism()) is created on first use.

@@ -24,5 +24,8 @@ export const {
   resize,
   DEFAULT_MAX_PIXELS,
   defaultPool,
+  listenReusePort,
+  SharedCounters,
 } = corepool
+export const { spawn, exec, fork, Child, Supervisor } = corepool
 export default corepool

@@ -16,4 +16,12 @@ function sleep(ms, options) {
   return submitNative(native.testSleep, ms, options)
 }
 
-module.exports = { panic, sleep }
+/**
+ * Rust threads add 1 to counter `name` of `counters` `iterations` times each (default 4 × 1e6),
+ * through the Rust-side counters API. Resolves with true when all are done.
+ */
+function hammerCounter(counters, name, options) {
+  return require('./lib/counters').hammerCounter(counters, name, options)
+}
+
+module.exports = { panic, sleep, hammerCounter }

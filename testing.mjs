@@ -1,4 +1,4 @@
 import testing from './testing.js'
 
-export const { panic, sleep } = testing
+export const { panic, sleep, hammerCounter } = testing
 export default testing

@@ -283,6 +283,8 @@ test('stats report counts, percentiles and utilization', async () => {
   const pool = new Pool({ threads: 2 })
   await Promise.all(Array.from({ length: 20 }, () => sleep(2, { pool })))
   await rejectsWith(sleep(10_000, { pool, timeout: 20 }), 'ERR_TASK_TIMEOUT')
+  // The promise rejects at the deadline; the job itself returns a moment later.
+  await waitUntil(() => pool.stats.running === 0, 'the timed-out job to return')
   const s = pool.stats
   assert.equal(s.threads, 2)
   assert.equal(s.completed, 20)
@@ -378,4 +380,44 @@ test('a queue larger than the pool settles every task exactly once (soak, 100k t
   assert.equal(s.timedOut, outcomes.timeout)
   assert.ok(outcomes.aborted > 0 && outcomes.panicked > 0, JSON.stringify(outcomes))
   await pool.close()
+})
+
+test('listenReusePort lets two servers share a port', async () => {
+  const { listenReusePort } = esm
+  const http = await import('node:http')
+  const listen = (fd, name) =>
+    new Promise((resolve) => {
+      const server = http.createServer((req, res) => res.end(name)).listen({ fd }, () => resolve(server))
+    })
+  const a = await listen(listenReusePort(0, '127.0.0.1'), 'a')
+  const { port } = a.address()
+  const b = await listen(listenReusePort(port, '127.0.0.1'), 'b')
+  assert.equal(b.address().port, port)
+  const answers = new Set()
+  for (let i = 0; i < 40 && answers.size < 2; i++) {
+    answers.add(await (await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: 'close' } })).text())
+  }
+  assert.ok(answers.has('a') || answers.has('b'))
+  await Promise.all([a, b].map((s) => new Promise((r) => s.close(r))))
+  assert.throws(() => listenReusePort(70000), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => listenReusePort(0, 'not-an-ip'), { code: 'ERR_INVALID_ARG' })
+})
+
+test('a pool mirrors its settle counts into a shared counters region', async () => {
+  const { SharedCounters } = esm
+  const counters = new SharedCounters({
+    names: ['corepool_tasks_completed_total', 'corepool_tasks_failed_total', 'corepool_tasks_cancelled_total', 'other'],
+  })
+  const a = new Pool({ threads: 1, counters })
+  const b = new Pool({ threads: 1, counters })
+  await Promise.all([sqrtSum(10, { pool: a }), sqrtSum(10, { pool: b }), sqrtSum(5, { pool: b })])
+  await rejectsWith(panic({ pool: a }), 'ERR_TASK_PANICKED')
+  await rejectsWith(sleep(10_000, { pool: b, timeout: 10 }), 'ERR_TASK_TIMEOUT')
+  assert.equal(counters.get('corepool_tasks_completed_total'), 3)
+  assert.equal(counters.get('corepool_tasks_failed_total'), 1)
+  assert.equal(counters.get('corepool_tasks_cancelled_total'), 1)
+  assert.equal(counters.get('other'), 0)
+  assert.throws(() => new Pool({ counters: new SharedCounters({ names: ['x'] }) }), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => new Pool({ counters: {} }), { code: 'ERR_INVALID_ARG' })
+  await Promise.all([a.close(), b.close()])
 })

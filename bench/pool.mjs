@@ -10,6 +10,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { Piscina } from 'piscina'
 import Tinypool from 'tinypool'
 import workerpool from 'workerpool'
+import { throughput, latency, fmt } from './measure.mjs'
 import { Pool, sqrtSum } from 'corepool'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -54,39 +55,6 @@ const peers = {
   },
 }
 
-/** Keeps `inflight` tasks outstanding until `total` have completed; returns tasks/s. */
-async function throughput(run, total, inflight) {
-  let started = 0
-  const t0 = performance.now()
-  await new Promise((resolve, reject) => {
-    let done = 0
-    const next = () => {
-      if (started >= total) return
-      started++
-      run().then(() => {
-        if (++done === total) resolve()
-        else next()
-      }, reject)
-    }
-    for (let i = 0; i < inflight; i++) next()
-  })
-  return total / ((performance.now() - t0) / 1000)
-}
-
-/** One task at a time: round-trip latency percentiles in microseconds. */
-async function latency(run, count) {
-  const samples = new Float64Array(count)
-  for (let i = 0; i < count; i++) {
-    const t = performance.now()
-    await run()
-    samples[i] = (performance.now() - t) * 1000
-  }
-  samples.sort()
-  const q = (p) => samples[Math.min(count - 1, Math.floor(p * count))]
-  return { p50: q(0.5), p99: q(0.99) }
-}
-
-const fmt = (x, d = 1) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(d))
 const rows = []
 const row = (metric, values, better = 'higher') => rows.push({ metric, values, better })
 

@@ -49,3 +49,9 @@ if (!fs.existsSync(built)) fail(`the build did not produce ${built}.`)
 // Copy to a temporary name first so a half-written file is never loaded.
 fs.copyFileSync(built, `${target}.tmp`)
 fs.renameSync(`${target}.tmp`, target)
+
+// Installed as a dependency: the build directory is only a cache (hundreds of MB); drop it.
+const inNodeModules = root.split(path.sep).includes('node_modules')
+if (inNodeModules && !process.env.CARGO_TARGET_DIR && process.env.COREPOOL_KEEP_TARGET !== '1') {
+  fs.rmSync(targetDir, { recursive: true, force: true })
+}

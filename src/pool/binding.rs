@@ -19,11 +19,14 @@ use napi::sys;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
+use super::jstask::{JsSlots, WorkerControl, WorkerInbox, WorkerMsg};
 use super::scheduler::{
     CancelReason, Job, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskError, TaskHandle,
 };
-use super::stats::Summary;
+use super::stats::{Mirror, Summary};
 use super::timer::lock;
+use crate::counters::binding::NativeCounters;
+use crate::counters::Counters;
 use crate::error::{check, create_js_error, js_error, ErrorCode};
 
 /// What a native job produces; converted to a JS value on the JS thread.
@@ -76,7 +79,7 @@ pub fn buffer_value(env: sys::napi_env, bytes: Vec<u8>) -> napi::Result<sys::nap
 }
 
 /// A JS value returned as-is from a native function.
-pub struct RawValue(sys::napi_value);
+pub struct RawValue(pub sys::napi_value);
 
 impl ToNapiValue for RawValue {
     unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
@@ -99,6 +102,12 @@ type Outcome = std::result::Result<Output, TaskError>;
 enum Event {
     Settled(Ticket, Outcome),
     Stopped,
+    /// Spawn (`terminate == false`) or terminate the worker of a JS-task slot.
+    Worker {
+        terminate: bool,
+        slot: usize,
+        generation: u64,
+    },
 }
 
 #[derive(Default)]
@@ -127,6 +136,30 @@ impl JsSink {
     }
 }
 
+/// Forwards worker requests from pool threads to the pool's JS thread.
+struct SinkControl(std::sync::Weak<JsSink>);
+
+impl WorkerControl for SinkControl {
+    fn spawn_worker(&self, slot: usize, generation: u64) {
+        if let Some(sink) = self.0.upgrade() {
+            sink.push(Event::Worker {
+                terminate: false,
+                slot,
+                generation,
+            });
+        }
+    }
+    fn terminate_worker(&self, slot: usize, generation: u64) {
+        if let Some(sink) = self.0.upgrade() {
+            sink.push(Event::Worker {
+                terminate: true,
+                slot,
+                generation,
+            });
+        }
+    }
+}
+
 impl Sink<Ticket, Output> for JsSink {
     fn deliver(&self, ticket: Ticket, outcome: Outcome) {
         self.push(Event::Settled(ticket, outcome));
@@ -145,7 +178,11 @@ struct MainState {
     cancellable: RefCell<HashMap<u64, TaskHandle<Ticket>>>,
     stop_waiters: RefCell<Vec<sys::napi_deferred>>,
     stopped: Cell<bool>,
+    /// JS handler for worker spawn/terminate requests (pools with JS tasks only).
+    control: Option<FunctionRef<ControlArgs, ()>>,
 }
+
+type ControlArgs = FnArgs<(bool, u32, f64)>;
 
 impl MainState {
     fn hold(&self) {
@@ -193,6 +230,17 @@ impl MainState {
             }
         }
         self.release();
+    }
+
+    fn on_worker_event(&self, env: &Env, terminate: bool, slot: usize, generation: u64) {
+        let Some(control) = &self.control else {
+            return;
+        };
+        // The JS handler does not throw; if it ever did, the task waiting for the worker is
+        // still bounded by its own cancel/timeout.
+        if let Ok(f) = control.borrow_back(env) {
+            let _ = f.call((terminate, slot as u32, generation as f64).into());
+        }
     }
 
     fn on_stopped(&self) {
@@ -284,6 +332,7 @@ pub struct PoolStats {
 pub struct NativePool {
     core: Pool<Ticket, Output>,
     main: Rc<MainState>,
+    js: Option<Arc<JsSlots>>,
 }
 
 #[napi]
@@ -296,6 +345,8 @@ impl NativePool {
         max_queue: f64,
         nice: i32,
         wake: Function<(), ()>,
+        control: Option<Function<ControlArgs, ()>>,
+        abort_grace_ms: Option<f64>,
     ) -> std::result::Result<Self, napi::Error<ErrorCode>> {
         if threads == 0 || threads > 1024 {
             return Err(js_error(
@@ -316,6 +367,10 @@ impl NativePool {
             cancellable: RefCell::new(HashMap::new()),
             stop_waiters: RefCell::new(Vec::new()),
             stopped: Cell::new(false),
+            control: control
+                .map(|f| f.create_ref())
+                .transpose()
+                .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?,
         });
         let drain_pending = Arc::clone(&pending);
         let drain_main = Rc::clone(&main);
@@ -323,7 +378,7 @@ impl NativePool {
             .build_threadsafe_function::<()>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build_callback(move |_ctx| {
+            .build_callback(move |ctx| {
                 let events = {
                     let mut p = lock(&drain_pending);
                     p.scheduled = false;
@@ -333,6 +388,11 @@ impl NativePool {
                     match event {
                         Event::Settled(ticket, outcome) => drain_main.settle(ticket, outcome, None),
                         Event::Stopped => drain_main.on_stopped(),
+                        Event::Worker {
+                            terminate,
+                            slot,
+                            generation,
+                        } => drain_main.on_worker_event(&ctx.env, terminate, slot, generation),
                     }
                 }
                 Ok(())
@@ -340,6 +400,16 @@ impl NativePool {
             .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?;
         main.wake.set(wake.raw());
         let sink = Arc::new(JsSink { pending, wake });
+        let js = main.control.is_some().then(|| {
+            let grace = abort_grace_ms
+                .filter(|g| g.is_finite() && *g >= 0.0)
+                .unwrap_or(1000.0);
+            JsSlots::new(
+                threads as usize,
+                Duration::from_secs_f64(grace / 1000.0),
+                Arc::new(SinkControl(Arc::downgrade(&sink))),
+            )
+        });
         let options = PoolOptions {
             threads: threads as usize,
             max_queue,
@@ -351,7 +421,13 @@ impl NativePool {
                 format!("cannot start pool threads: {e}"),
             )
         })?;
-        Ok(NativePool { core, main })
+        Ok(NativePool { core, main, js })
+    }
+
+    /// Id under which this pool's workers find it (0 when the pool has no JS tasks).
+    #[napi(getter)]
+    pub fn js_pool_id(&self) -> f64 {
+        self.js.as_ref().map_or(0.0, |js| js.id() as f64)
     }
 
     /// Number of threads.
@@ -402,6 +478,20 @@ impl NativePool {
             );
         }
         self.wait_stopped()
+    }
+
+    /// From now on, adds this pool's completed/failed/cancelled counts to the counters of that
+    /// name in `counters`' region. `false` if the region has none of them or stats are already
+    /// mirrored.
+    #[napi]
+    pub fn mirror_stats(
+        &self,
+        counters: &NativeCounters,
+    ) -> std::result::Result<bool, napi::Error<ErrorCode>> {
+        let region = counters.region();
+        let view = Counters::new(region).map_err(|e| js_error(ErrorCode::Shm, e.to_string()))?;
+        let mirror = Mirror::new(view);
+        Ok(!mirror.is_empty() && self.core.mirror_stats(mirror))
     }
 
     /// Counters, queue length and wait/run-time percentiles.
@@ -489,4 +579,91 @@ impl NativePool {
         unsafe { sys::napi_reject_deferred(self.main.env, deferred, error) };
         Ok(RawValue(promise))
     }
+}
+
+/// Submits a JS task (`payload` is the serialized argument) to run on a worker of the pool.
+#[allow(dead_code)] // registered with Node by #[napi]
+#[napi(js_name = "runJs")]
+pub fn run_js(
+    pool: &NativePool,
+    payload: Buffer,
+    name: Option<String>,
+    priority: f64,
+    timeout_ms: f64,
+    cancel_key: f64,
+) -> napi::Result<RawValue> {
+    let Some(js) = pool.js.clone() else {
+        return pool.reject(
+            ErrorCode::InvalidArg,
+            "this pool has no task module (options.filename)",
+        );
+    };
+    let payload = payload.to_vec();
+    pool.submit(
+        Box::new(move |ctx| js.run(ctx.slot(), payload, name, ctx).map(Output::Buffer)),
+        priority,
+        timeout_ms,
+        cancel_key,
+    )
+}
+
+type InboxArgs = FnArgs<(bool, f64, Option<Buffer>, Option<String>)>;
+type InboxFn = ThreadsafeFunction<WorkerMsg, (), InboxArgs, Status, false, false>;
+
+struct TsfnInbox(InboxFn);
+
+impl WorkerInbox for TsfnInbox {
+    fn send(&self, msg: WorkerMsg) -> bool {
+        self.0.call(msg, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+    }
+}
+
+/// Called by a worker once its task module is loaded: `on_message(abort, seq, payload, name)`
+/// receives its tasks. Holding the inbox keeps the worker's event loop alive.
+#[allow(dead_code)] // registered with Node by #[napi]
+#[napi(js_name = "jsWorkerAttach")]
+pub fn js_worker_attach(
+    pool_id: f64,
+    slot: u32,
+    generation: f64,
+    on_message: Function<InboxArgs, ()>,
+) -> napi::Result<bool> {
+    let Some(js) = JsSlots::find(pool_id as u64) else {
+        return Ok(false);
+    };
+    let inbox: InboxFn = on_message
+        .build_threadsafe_function::<WorkerMsg>()
+        .callee_handled::<false>()
+        .build_callback(|ctx| {
+            Ok(match ctx.value {
+                WorkerMsg::Run { seq, payload, name } => {
+                    (false, seq as f64, Some(Buffer::from(payload)), name).into()
+                }
+                WorkerMsg::Abort { seq } => (true, seq as f64, None, None).into(),
+            })
+        })?;
+    Ok(js.attach(slot as usize, generation as u64, Arc::new(TsfnInbox(inbox))))
+}
+
+/// A worker reports the encoded result of task `seq`.
+#[allow(dead_code)] // registered with Node by #[napi]
+#[napi(js_name = "jsTaskDone")]
+pub fn js_task_done(pool_id: f64, slot: u32, seq: f64, result: Buffer) -> bool {
+    JsSlots::find(pool_id as u64)
+        .is_some_and(|js| js.done(slot as usize, seq as u64, result.to_vec()))
+}
+
+/// An idle worker asks to exit; `true` means it may (no task is assigned to it).
+#[allow(dead_code)] // registered with Node by #[napi]
+#[napi(js_name = "jsWorkerRetire")]
+pub fn js_worker_retire(pool_id: f64, slot: u32, generation: f64) -> bool {
+    JsSlots::find(pool_id as u64).is_some_and(|js| js.retire(slot as usize, generation as u64))
+}
+
+/// The pool's JS thread saw a worker exit (or fail to start) with `message`.
+#[allow(dead_code)] // registered with Node by #[napi]
+#[napi(js_name = "jsWorkerExited")]
+pub fn js_worker_exited(pool_id: f64, slot: u32, generation: f64, message: String) -> bool {
+    JsSlots::find(pool_id as u64)
+        .is_some_and(|js| js.exited(slot as usize, generation as u64, message))
 }

@@ -8,13 +8,13 @@
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use super::stats::{Stats, StatsSnapshot};
+use super::stats::{Mirror, Stats, StatsSnapshot};
 use super::timer::{lock, Timer, TimerKey};
 use crate::error::ErrorCode;
 
@@ -128,6 +128,7 @@ pub struct SubmitOptions {
 pub struct TaskCtx {
     cancel: AtomicU8,
     runner: OnceLock<Thread>,
+    slot: AtomicUsize,
 }
 
 impl TaskCtx {
@@ -135,7 +136,13 @@ impl TaskCtx {
         TaskCtx {
             cancel: AtomicU8::new(0),
             runner: OnceLock::new(),
+            slot: AtomicUsize::new(0),
         }
+    }
+
+    /// Index of the pool thread running the task (0..threads).
+    pub fn slot(&self) -> usize {
+        self.slot.load(Ordering::Relaxed)
     }
 
     /// The reason this task was cancelled, if it was.
@@ -238,9 +245,6 @@ struct Inner<K, T> {
     threads: usize,
     /// Tasks queued plus running may not exceed this (threads + maxQueue).
     capacity: usize,
-    /// Mirror of `queue.len()` for spinning threads to poll without the lock.
-    queued: AtomicUsize,
-    spinning: AtomicBool,
     /// Nice increment applied to each pool thread.
     nice: i32,
     stats: Stats,
@@ -279,8 +283,6 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
             sink,
             threads,
             capacity: max_queue.map_or(usize::MAX, |q| q.saturating_add(threads)),
-            queued: AtomicUsize::new(0),
-            spinning: AtomicBool::new(false),
             nice: options.nice,
             stats: Stats::new(),
         });
@@ -338,7 +340,6 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
                 enqueued: Instant::now(),
             },
         );
-        inner.queued.store(st.queue.len(), Ordering::Relaxed);
         let wake = st.sleepers > 0;
         drop(st);
         if wake {
@@ -382,7 +383,6 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
         let mut st = lock(&inner.state);
         st.closing = true;
         let queued = std::mem::take(&mut st.queue);
-        inner.queued.store(0, Ordering::Relaxed);
         let running: Vec<Arc<Task<K>>> = st.slots.iter().flatten().cloned().collect();
         drop(st);
         inner.work.notify_all();
@@ -401,6 +401,11 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
             .stats
             .cancelled(CancelReason::Closed, tickets.len() as u64);
         tickets
+    }
+
+    /// Mirrors this pool's settle counts into a shared counters region (see [`Mirror`]).
+    pub fn mirror_stats(&self, mirror: Mirror) -> bool {
+        self.inner.stats.mirror_to(mirror)
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -427,7 +432,6 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
             QUEUED => {
                 let mut st = st;
                 st.queue.remove(&task.key);
-                self.queued.store(st.queue.len(), Ordering::Relaxed);
                 task.state.store(FINISHED, Ordering::Release);
                 drop(st);
                 task.take_ticket()
@@ -474,10 +478,9 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
                 if st.closing {
                     break;
                 }
-                st = self.idle(st);
+                st = self.sleep(st);
                 continue;
             };
-            self.queued.store(st.queue.len(), Ordering::Relaxed);
             task.state.store(RUNNING, Ordering::Release);
             st.slots[index] = Some(Arc::clone(&task));
             st.running += 1;
@@ -485,6 +488,7 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
 
             let started = Instant::now();
             let _ = task.ctx.runner.set(thread::current());
+            task.ctx.slot.store(index, Ordering::Relaxed);
             let outcome = match task.ctx.check() {
                 // Cancelled between being picked and starting: do not run it at all.
                 Err(e) => Err(e),
@@ -515,31 +519,6 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
         }
     }
 
-    /// Waits for work with the queue empty. One thread at a time first spins briefly: a task
-    /// submitted right after the previous one finished (the common request/response rhythm)
-    /// is then picked up without a futex sleep and wake-up.
-    fn idle<'a>(&'a self, st: MutexGuard<'a, State<K, T>>) -> MutexGuard<'a, State<K, T>> {
-        if !self.spinning.swap(true, Ordering::Acquire) {
-            drop(st);
-            let spin_until = Instant::now() + SPIN;
-            let mut i = 0u32;
-            while self.queued.load(Ordering::Relaxed) == 0 {
-                std::hint::spin_loop();
-                i += 1;
-                if i.is_multiple_of(64) && Instant::now() >= spin_until {
-                    break;
-                }
-            }
-            self.spinning.store(false, Ordering::Release);
-            let st = lock(&self.state);
-            if !st.queue.is_empty() || st.closing {
-                return st;
-            }
-            return self.sleep(st);
-        }
-        self.sleep(st)
-    }
-
     fn sleep<'a>(&'a self, mut st: MutexGuard<'a, State<K, T>>) -> MutexGuard<'a, State<K, T>> {
         st.sleepers += 1;
         let mut st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -547,9 +526,6 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
         st
     }
 }
-
-/// How long an idle thread spins before sleeping.
-const SPIN: Duration = Duration::from_micros(50);
 
 /// Lowers the calling thread's scheduling priority by `nice` (Linux: per-thread nice value), so
 /// pool work yields the CPU to the event loop and libuv's threads when they compete.
@@ -940,5 +916,9 @@ pub mod tests_support {
     /// A cancel context for running kernels directly in unit tests.
     pub fn ctx() -> super::TaskCtx {
         super::TaskCtx::new()
+    }
+
+    pub fn cancel(ctx: &super::TaskCtx) {
+        ctx.cancel(super::CancelReason::Aborted);
     }
 }

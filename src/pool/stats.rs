@@ -1,13 +1,50 @@
 //! Pool statistics: settle counts, wait/run-time histograms and utilization.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use super::scheduler::CancelReason;
 use super::timer::lock;
+use crate::counters::Counters;
+
+/// Counter names a pool adds to when its stats are mirrored into a shared region.
+pub const COMPLETED_COUNTER: &str = "corepool_tasks_completed_total";
+pub const FAILED_COUNTER: &str = "corepool_tasks_failed_total";
+pub const CANCELLED_COUNTER: &str = "corepool_tasks_cancelled_total";
+
+/// The slots of a shared counters region that mirror this pool's settle counts, so every
+/// process of an app sees the totals; a name missing from the region is simply not mirrored.
+pub struct Mirror {
+    counters: Counters,
+    completed: Option<usize>,
+    failed: Option<usize>,
+    cancelled: Option<usize>,
+}
+
+impl Mirror {
+    pub fn new(counters: Counters) -> Self {
+        Mirror {
+            completed: counters.index(COMPLETED_COUNTER),
+            failed: counters.index(FAILED_COUNTER),
+            cancelled: counters.index(CANCELLED_COUNTER),
+            counters,
+        }
+    }
+
+    /// Whether the region has any of the pool's counters.
+    pub fn is_empty(&self) -> bool {
+        self.completed.is_none() && self.failed.is_none() && self.cancelled.is_none()
+    }
+
+    fn add(&self, slot: Option<usize>, n: u64) {
+        if let Some(i) = slot {
+            self.counters.add(i, n as i64);
+        }
+    }
+}
 
 /// Percentile summary of a duration histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -59,6 +96,7 @@ pub struct Stats {
     closed: AtomicU64,
     busy_ns: AtomicU64,
     hist: Mutex<Histograms>,
+    mirror: OnceLock<Mirror>,
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -86,6 +124,7 @@ impl Stats {
                 wait: new_histogram(),
                 run: new_histogram(),
             }),
+            mirror: OnceLock::new(),
         }
     }
 
@@ -101,9 +140,17 @@ impl Stats {
         let _ = h.run.record(micros(run));
     }
 
+    /// Mirrors settle counts into a shared region from now on; only the first call counts.
+    pub fn mirror_to(&self, mirror: Mirror) -> bool {
+        self.mirror.set(mirror).is_ok()
+    }
+
     pub fn settled_ok(&self, ok: bool) {
         let counter = if ok { &self.completed } else { &self.failed };
         counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = self.mirror.get() {
+            m.add(if ok { m.completed } else { m.failed }, 1);
+        }
     }
 
     pub fn cancelled(&self, reason: CancelReason, n: u64) {
@@ -113,6 +160,9 @@ impl Stats {
             CancelReason::Closed => &self.closed,
         };
         counter.fetch_add(n, Ordering::Relaxed);
+        if let Some(m) = self.mirror.get() {
+            m.add(m.cancelled, n);
+        }
     }
 
     pub fn snapshot(&self, threads: usize, queued: usize, running: usize) -> StatsSnapshot {

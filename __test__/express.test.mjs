@@ -1,0 +1,245 @@
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+import http from 'node:http'
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
+let server
+let base
+
+function startServer(env = {}, args = []) {
+  const child = spawn(process.execPath, ['examples/express/server.js', ...args], {
+    cwd: root,
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      COREPOOL_EXAMPLE_TRANSCODER: path.join(root, '__test__', 'fixtures', 'fake-ffmpeg.mjs'),
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout.setEncoding('utf8')
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', (d) => (out += d))
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+      if (m) resolve({ child, base: m[1], output: () => out })
+    })
+    child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${out}`)))
+  })
+}
+
+async function get(url, init) {
+  const res = await fetch(base + url, init)
+  const body = res.headers.get('content-type')?.includes('json')
+    ? await res.json()
+    : Buffer.from(await res.arrayBuffer())
+  return { status: res.status, body, type: res.headers.get('content-type') }
+}
+
+before(async () => {
+  server = await startServer()
+  base = server.base
+})
+
+after(() => {
+  if (server.child.exitCode === null) server.child.kill('SIGKILL')
+})
+
+const jsSqrtSum = (n) => {
+  let s = 0
+  for (let i = 0; i < n; i++) s += Math.sqrt(i)
+  return s
+}
+
+test('GET /health', async () => {
+  const r = await get('/health')
+  assert.equal(r.status, 200)
+  assert.equal(r.body.ok, true)
+})
+
+test('GET /compute and /compute-js compute the seeds loop', async () => {
+  for (const route of ['/compute', '/compute-js']) {
+    const r = await get(`${route}?n=12345`)
+    assert.equal(r.status, 200)
+    assert.ok(Math.abs(r.body.result - jsSqrtSum(12345)) <= jsSqrtSum(12345) * 1e-9)
+  }
+})
+
+test('bad requests get 4xx JSON with the corepool error code', async () => {
+  for (const q of ['n=-1', 'n=abc', 'n=1.5', 'n=']) {
+    for (const route of ['/compute', '/compute-js']) {
+      const r = await get(`${route}?${q}`)
+      assert.equal(r.status, 400, `${route}?${q}`)
+      assert.equal(r.body.error, 'ERR_INVALID_ARG')
+    }
+  }
+  const missing = await get('/nope')
+  assert.equal(missing.status, 404)
+})
+
+test('POST /hash returns the sha256 of the body', async () => {
+  const { createHash } = await import('node:crypto')
+  const body = Buffer.alloc(300_000, 7)
+  const r = await get('/hash', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } })
+  assert.equal(r.status, 200)
+  assert.equal(r.body.digest, createHash('sha256').update(body).digest('hex'))
+  assert.equal(r.body.bytes, body.length)
+})
+
+test('GET /report.pdf returns a PDF made in a JS task', async () => {
+  const r = await get('/report.pdf?title=Hello')
+  assert.equal(r.status, 200)
+  assert.equal(r.type, 'application/pdf')
+  assert.equal(r.body.subarray(0, 5).toString(), '%PDF-')
+})
+
+test('/health answers while /compute saturates the pool', async () => {
+  let computesDone = 0
+  const computes = Array.from({ length: 8 }, () =>
+    get('/compute?n=400000000').then((r) => {
+      assert.equal(r.status, 200)
+      computesDone++
+    }),
+  )
+  await new Promise((r) => setTimeout(r, 100))
+  for (let i = 0; i < 5; i++) {
+    const r = await get('/health')
+    assert.equal(r.status, 200)
+  }
+  assert.ok(computesDone < 8, 'health answered before the compute burst finished')
+  await Promise.all(computes)
+})
+
+test('a client that goes away cancels its task', async () => {
+  await new Promise((resolve) => {
+    const req = http.get(`${base}/compute?n=1000000000000`)
+    req.on('error', () => resolve())
+    setTimeout(() => {
+      req.destroy()
+      resolve()
+    }, 200)
+  })
+  for (let i = 0; i < 200; i++) {
+    const m = (await get('/metrics')).body.toString()
+    if (/^corepool_tasks_cancelled_total 1$/m.test(m)) return
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  assert.fail('the task of the closed request was not cancelled')
+})
+
+test('GET /metrics is valid Prometheus text', async () => {
+  const r = await get('/metrics')
+  assert.equal(r.status, 200)
+  assert.match(r.type, /^text\/plain/)
+  const text = r.body.toString()
+  const typed = new Set()
+  for (const line of text.trimEnd().split('\n')) {
+    if (line.startsWith('# HELP ')) continue
+    const t = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line)
+    if (t) {
+      typed.add(t[1])
+      continue
+    }
+    const m =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(
+        line,
+      )
+    assert.ok(m, `not a sample line: ${line}`)
+    assert.ok(
+      [...typed].some((name) => m[1] === name || m[1].startsWith(name + '_')),
+      `no TYPE for ${m[1]}`,
+    )
+  }
+  assert.match(text, /^http_requests_total\{route="\/health"\} [1-9]\d*$/m)
+  assert.match(text, /^http_request_errors_total\{route="\/compute"\} [1-9]\d*$/m)
+  assert.match(text, /^corepool_tasks_completed_total [1-9]\d*$/m)
+})
+
+test('SIGTERM finishes in-flight requests and exits cleanly', async () => {
+  const s = await startServer()
+  const inflight = fetch(`${s.base}/compute?n=300000000`).then((r) => r.json())
+  await new Promise((r) => setTimeout(r, 100))
+  const exited = new Promise((resolve) => s.child.once('exit', (code, signal) => resolve({ code, signal })))
+  s.child.kill('SIGTERM')
+  const body = await inflight
+  assert.equal(body.n, 300000000)
+  assert.deepEqual(await exited, { code: 0, signal: null })
+  assert.match(s.output(), /stopped/)
+})
+
+test('POST /jobs/transcode runs a supervised transcoder child; GET /jobs/:id shows progress', async () => {
+  const media = Buffer.from('pretend this is a video')
+  const start = await get('/jobs/transcode?format=mp4', { method: 'POST', body: media })
+  assert.equal(start.status, 202)
+  assert.equal(start.body.state, 'running')
+  let job
+  for (let i = 0; i < 400; i++) {
+    job = (await get(`/jobs/${start.body.id}`)).body
+    if (job.state !== 'running') break
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  assert.equal(job.state, 'done', JSON.stringify(job))
+  assert.equal(job.progress.progress, 'end')
+  assert.equal(job.progress.out_time_ms, '3000000')
+  assert.equal(job.exit.code, 0)
+  const out = await get(`/jobs/${start.body.id}/output`)
+  assert.equal(out.status, 200)
+  assert.deepEqual(out.body, media)
+
+  const bad = await get('/jobs/transcode', { method: 'POST', body: Buffer.from('corrupt input') })
+  for (let i = 0; i < 400; i++) {
+    job = (await get(`/jobs/${bad.body.id}`)).body
+    if (job.state !== 'running') break
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  assert.equal(job.state, 'failed')
+  assert.equal(job.error.code, 'ERR_CHILD_EXIT')
+  assert.match(job.error.message, /Invalid data/)
+  assert.equal((await get('/jobs/nope')).status, 404)
+  assert.equal((await get('/jobs/transcode?format=../x', { method: 'POST', body: media })).status, 400)
+})
+
+test('--workers 2: processes share the port and the counters; a killed worker is restarted', async () => {
+  const s = await startServer({}, ['--workers', '2'])
+  const url = s.base
+  const health = async () => (await fetch(`${url}/health`, { headers: { connection: 'close' } })).json()
+  const pids = new Set()
+  for (let i = 0; i < 40; i++) pids.add((await health()).pid)
+  assert.ok(pids.size >= 1)
+  // Any worker reports the totals of all of them.
+  const metrics = await (await fetch(`${url}/metrics`, { headers: { connection: 'close' } })).text()
+  const total = Number(/^http_requests_total\{route="\/health"\} (\d+)$/m.exec(metrics)[1])
+  assert.equal(total, 40)
+  // Kill one worker: the supervisor starts another; the service keeps answering.
+  const victim = [...pids][0]
+  process.kill(victim, 'SIGKILL')
+  let replaced = false
+  for (let i = 0; i < 200 && !replaced; i++) {
+    const { pid } = await health().catch(() => ({}))
+    if (pid !== undefined && !pids.has(pid)) replaced = true
+    else await new Promise((r) => setTimeout(r, 25))
+  }
+  assert.ok(replaced, 'a new worker answered')
+  const exited = new Promise((resolve) => s.child.once('exit', (code, signal) => resolve({ code, signal })))
+  s.child.kill('SIGTERM')
+  assert.deepEqual(await exited, { code: 0, signal: null })
+  for (const pid of pids) {
+    let alive = true
+    for (let i = 0; i < 100 && alive; i++) {
+      try {
+        process.kill(pid, 0)
+        await new Promise((r) => setTimeout(r, 20))
+      } catch {
+        alive = false
+      }
+    }
+    assert.equal(alive, false, `worker ${pid} is gone`)
+  }
+})

@@ -1,0 +1,251 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import path from 'node:path'
+
+import { Pool, sqrtSum, CorepoolError } from 'corepool'
+import { sleep } from 'corepool/testing'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.dirname(here)
+const esmTask = path.join(here, 'fixtures', 'task.mjs')
+const cjsTask = path.join(here, 'fixtures', 'task.cjs')
+
+async function waitUntil(predicate, what) {
+  for (let i = 0; i < 4000; i++) {
+    if (predicate()) return
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  assert.fail(`timed out waiting for ${what}`)
+}
+
+const rejectsWith = (promise, code) =>
+  assert.rejects(promise, (err) => {
+    assert.equal(err.code, code, `expected ${code}, got ${err.code}: ${err.message}`)
+    return true
+  })
+
+test('runs the default export of an ESM module, sync and in parallel', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 2 })
+  assert.equal(await pool.run({ n: 21 }), 42)
+  const results = await Promise.all(Array.from({ length: 50 }, (_, n) => pool.run({ n })))
+  assert.deepEqual(
+    results,
+    Array.from({ length: 50 }, (_, n) => n * 2),
+  )
+  await pool.close()
+})
+
+test('runs CJS modules, async functions, named exports and file: URLs', async () => {
+  const pool = new Pool({ filename: pathToFileURL(cjsTask), threads: 1, env: { COREPOOL_TEST_VAR: 'from env' } })
+  assert.equal(await pool.run(5), 15)
+  assert.equal(await pool.run(null, { name: 'env' }), 'from env')
+  await pool.close()
+  const esm = new Pool({ filename: esmTask, threads: 1 })
+  assert.equal(await esm.run({ ms: 5 }, { name: 'sleepy' }), 'slept')
+  await rejectsWith(esm.run({}, { name: 'noSuchExport' }), undefined)
+  await esm.close()
+})
+
+test('transferList buffers reach the task and are detached in the caller', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 1 })
+  const buf = new Uint8Array(1 << 20).fill(3).buffer
+  const result = await pool.run(buf, { name: 'bytes', transferList: [buf] })
+  assert.deepEqual(result, { sum: 3 << 20, length: 1 << 20 })
+  assert.equal(buf.byteLength, 0, 'the caller no longer owns the buffer')
+  const kept = Buffer.alloc(10, 1)
+  assert.deepEqual(await pool.run(kept, { name: 'bytes' }), { sum: 10, length: 10 })
+  assert.equal(kept.length, 10, 'without transferList the data is copied')
+  await pool.close()
+})
+
+test('errors keep their class, name, message, stack, code and own properties', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 1 })
+  await assert.rejects(pool.run({ kind: 'type' }, { name: 'fail' }), (err) => {
+    assert.ok(err instanceof TypeError)
+    assert.equal(err.message, 'bad type')
+    assert.match(err.stack, /task\.mjs/)
+    return true
+  })
+  await assert.rejects(pool.run({ kind: 'custom' }, { name: 'fail' }), (err) => {
+    assert.ok(err instanceof Error)
+    assert.equal(err.name, 'ValidationError')
+    assert.equal(err.code, 'E_VALIDATION')
+    assert.deepEqual(err.details, { field: 'email', tries: 3 })
+    return true
+  })
+  await assert.rejects(pool.run({ kind: 'string' }, { name: 'fail' }), (err) => err === 'a plain string')
+  await rejectsWith(pool.run(null, { name: 'notCloneable' }), 'ERR_INVALID_ARG')
+  await pool.close()
+})
+
+test('a crashed worker rejects its task with ERR_WORKER_CRASHED and is replaced', async () => {
+  const pool = new Pool({
+    filename: esmTask,
+    threads: 1,
+    resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 },
+  })
+  for (const how of ['exit', 'uncaught', 'oom']) {
+    await assert.rejects(pool.run({ how }, { name: 'crash' }), (err) => {
+      assert.equal(err.code, 'ERR_WORKER_CRASHED', `${how}: ${err.message}`)
+      assert.ok(err instanceof CorepoolError)
+      return true
+    })
+    assert.equal(await pool.run({ n: 4 }), 8, `the pool serves again after ${how}`)
+  }
+  await pool.close()
+})
+
+test('a module that cannot load rejects with ERR_WORKER_CRASHED', async () => {
+  const pool = new Pool({ filename: path.join(here, 'fixtures', 'missing.mjs'), threads: 1 })
+  await assert.rejects(pool.run(1), (err) => err.code === 'ERR_WORKER_CRASHED' && /cannot load/.test(err.message))
+  await pool.destroy()
+})
+
+test('abort reaches the task through its AbortSignal', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 1 })
+  const ac = new AbortController()
+  const task = pool.run({ ms: 60_000 }, { name: 'sleepy', signal: ac.signal })
+  await waitUntil(() => pool.stats.running === 1, 'the task to start')
+  ac.abort()
+  await rejectsWith(task, 'ERR_ABORTED')
+  assert.equal(await pool.run({ n: 1 }), 2)
+  await pool.close()
+})
+
+test('a task ignoring abort past the grace period gets its worker terminated', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 1, abortGrace: 50 })
+  const task = pool.run({ ms: 60_000 }, { name: 'ignoreAbort', timeout: 100 })
+  await rejectsWith(task, 'ERR_TASK_TIMEOUT')
+  // The busy-looping worker was terminated, so the thread is usable again.
+  assert.equal(await pool.run({ n: 5 }), 10)
+  await pool.close()
+})
+
+test('queued JS tasks honour priority, abort and timeout', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 1 })
+  const blocker = pool.run({ ms: 200 }, { name: 'spin' })
+  await waitUntil(() => pool.stats.running === 1, 'the blocker to start')
+  const order = []
+  const low = pool.run({ n: 1 }, { priority: 0 }).then(() => order.push('low'))
+  const high = pool.run({ n: 2 }, { priority: 9 }).then(() => order.push('high'))
+  const ac = new AbortController()
+  const aborted = pool.run({ n: 3 }, { signal: ac.signal })
+  ac.abort()
+  await rejectsWith(aborted, 'ERR_ABORTED')
+  await rejectsWith(pool.run({ n: 3 }, { timeout: 20 }), 'ERR_TASK_TIMEOUT')
+  await Promise.all([blocker, low, high])
+  assert.deepEqual(order, ['high', 'low'])
+  await pool.close()
+})
+
+test('JS tasks and native tasks share the pool threads', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 2 })
+  const js = [pool.run({ ms: 300 }, { name: 'spin' }), pool.run({ ms: 300 }, { name: 'spin' })]
+  await waitUntil(() => pool.stats.running === 2, 'both JS tasks to run')
+  const native = [sqrtSum(1000, { pool }), sleep(1, { pool })]
+  let maxRunning = 0
+  let sawQueued = false
+  const sampler = setInterval(() => {
+    const s = pool.stats
+    maxRunning = Math.max(maxRunning, s.running)
+    if (s.running === 2 && s.queued === 2) sawQueued = true
+  }, 2)
+  await Promise.all([...js, ...native])
+  clearInterval(sampler)
+  assert.ok(maxRunning <= 2, `never more than threads at once (saw ${maxRunning})`)
+  assert.ok(sawQueued, 'native tasks waited while the JS tasks held both threads')
+  await pool.close()
+})
+
+test('bad JS-task input is a typed error', async () => {
+  assert.throws(() => new Pool({ filename: 'relative/task.js' }), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => new Pool({ filename: 42 }), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => new Pool({ filename: esmTask, threads: 2, minThreads: 3 }), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => new Pool({ filename: esmTask, idleTimeout: -1 }), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => new Pool({ filename: esmTask, execArgv: [1] }), { code: 'ERR_INVALID_ARG' })
+  const pool = new Pool({ filename: esmTask, threads: 1 })
+  await rejectsWith(
+    pool.run(() => {}),
+    'ERR_INVALID_ARG',
+  )
+  await rejectsWith(pool.run({ n: 1 }, { name: 7 }), 'ERR_INVALID_ARG')
+  await rejectsWith(pool.run({ n: 1 }, { transferList: 'x' }), 'ERR_INVALID_ARG')
+  await rejectsWith(pool.run({ n: 1 }, { timeout: -5 }), 'ERR_INVALID_ARG')
+  await rejectsWith(new Pool({ threads: 1 }).run({}), 'ERR_INVALID_ARG')
+  await pool.close()
+  await rejectsWith(pool.run({ n: 1 }), 'ERR_POOL_CLOSED')
+})
+
+test('destroy() rejects running and queued JS tasks with ERR_POOL_CLOSED', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 1, abortGrace: 50 })
+  const running = pool.run({ ms: 60_000 }, { name: 'ignoreAbort' })
+  await waitUntil(() => pool.stats.running === 1, 'the task to start')
+  const queued = pool.run({ n: 1 })
+  const destroyed = pool.destroy()
+  await rejectsWith(running, 'ERR_POOL_CLOSED')
+  await rejectsWith(queued, 'ERR_POOL_CLOSED')
+  await destroyed
+})
+
+test('idle workers do not keep the process alive; idle ones above minThreads retire', () => {
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
+      import { Pool } from 'corepool'
+      const pool = new Pool({ filename: ${JSON.stringify(esmTask)}, threads: 2, minThreads: 0, idleTimeout: 50 })
+      console.log(await pool.run({ n: 1 }), await pool.run({ ms: 50 }, { name: 'sleepy' }))
+      // Forgotten pool, no close(): the process must still exit by itself.
+      const forgotten = new Pool({ filename: ${JSON.stringify(esmTask)}, threads: 1, idleTimeout: Infinity })
+      console.log(await forgotten.run({ n: 2 }))
+    `,
+    ],
+    { cwd: root, encoding: 'utf8', timeout: 60_000 },
+  )
+  assert.equal(r.error, undefined, 'the child exited on its own')
+  assert.equal(r.status, 0, r.stderr)
+  assert.equal(r.stdout, '2 slept\n4\n')
+})
+
+test('soak: every JS task settles exactly once', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 2 })
+  const n = 5000
+  const settled = new Uint8Array(n)
+  let ok = 0
+  let cancelled = 0
+  const all = []
+  for (let i = 0; i < n; i++) {
+    const options = { priority: i % 3 }
+    let ac
+    if (i % 5 === 0) {
+      ac = new AbortController()
+      options.signal = ac.signal
+    }
+    if (i % 7 === 0) options.timeout = 1
+    all.push(
+      pool.run({ n: i }, options).then(
+        (v) => {
+          assert.equal(v, i * 2)
+          settled[i]++
+          ok++
+        },
+        (err) => {
+          assert.ok(['ERR_ABORTED', 'ERR_TASK_TIMEOUT'].includes(err.code), err.message)
+          settled[i]++
+          cancelled++
+        },
+      ),
+    )
+    if (ac && i % 10 === 0) ac.abort()
+  }
+  await Promise.all(all)
+  assert.ok(settled.every((c) => c === 1))
+  const s = pool.stats
+  assert.equal(s.completed, ok)
+  assert.equal(s.cancelled, cancelled)
+  await pool.close()
+})

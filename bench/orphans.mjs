@@ -1,0 +1,70 @@
+// Soak test for "no orphans": N times, start a Node parent that spawns (through corepool) a child
+// which starts a grandchild, SIGKILL the parent, and check that child and grandchild are gone
+// within 1 s. Usage: node bench/orphans.mjs [runs=100]
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const runs = Number(process.argv[2] ?? 100)
+const parentScript = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '__test__',
+  'fixtures',
+  'orphan-parent.mjs',
+)
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function gone(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const state = stat[stat.lastIndexOf(')') + 2]
+    return state === 'Z' || state === 'X'
+  } catch {
+    return true
+  }
+}
+
+function startParent() {
+  const parent = spawn(process.execPath, [parentScript], { stdio: ['ignore', 'pipe', 'inherit'] })
+  return new Promise((resolve, reject) => {
+    let out = ''
+    parent.stdout.on('data', (d) => {
+      out += d
+      if (out.includes('\n')) resolve({ parent, pids: JSON.parse(out) })
+    })
+    parent.on('exit', () => reject(new Error(`parent exited early: ${out}`)))
+  })
+}
+
+let orphans = 0
+let worst = 0
+for (let i = 0; i < runs; i++) {
+  const { parent, pids } = await startParent()
+  const killedAt = performance.now()
+  parent.kill('SIGKILL')
+  const targets = [pids.child, pids.grandchild]
+  while (!targets.every(gone) && performance.now() - killedAt < 1000) await sleep(5)
+  const took = performance.now() - killedAt
+  worst = Math.max(worst, took)
+  const left = targets.filter((pid) => !gone(pid))
+  if (left.length > 0) {
+    orphans += left.length
+    const which = left.map((pid) => (pid === pids.child ? `child ${pid}` : `grandchild ${pid}`)).join(', ')
+    while (!left.every(gone) && performance.now() - killedAt < 10000) await sleep(5)
+    const late = left.every(gone)
+      ? `gone after ${(performance.now() - killedAt).toFixed(0)} ms`
+      : 'still alive after 10 s'
+    console.error(
+      `run ${i}: ${which} alive after 1 s (${late}); load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}`,
+    )
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {}
+    }
+  }
+}
+console.log(`${runs} runs: ${orphans} orphans; slowest cleanup ${worst.toFixed(1)} ms`)
+process.exitCode = orphans === 0 ? 0 : 1

@@ -1,0 +1,3 @@
+// corepool: a native worker pool, shared-memory counters and supervised children for Node.js.
+export * from './types/pool'
+export * from './types/counters'

@@ -1,0 +1,676 @@
+'use strict'
+// Supervised children: spawn, exec and fork without a shell, with process-tree kill, timeouts
+// and no orphans. The native side (src/supervisor) starts the processes from its own thread and
+// reports spawn/exit events; this file wraps the pipes in Node streams and keeps the promises.
+const { EventEmitter } = require('node:events')
+const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
+const { StringDecoder } = require('node:string_decoder')
+const { fileURLToPath } = require('node:url')
+const { isMainThread } = require('node:worker_threads')
+const native = require('./native')
+const { CorepoolError, invalidArg, abortError, describe } = require('./errors')
+const { isAbortSignal } = require('./options')
+
+const noop = () => {}
+const SIGNALS = os.constants.signals
+const SIGNAL_NAMES = new Map(Object.entries(SIGNALS).map(([name, n]) => [n, name]))
+const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]))
+const DEFAULT_FORCE_KILL_AFTER = 5000
+// How long a finished child's pipes may keep Node alive / exec may wait for their end, when a
+// grandchild still holds them open.
+const PIPE_GRACE_MS = 200
+
+// One ref'd timer keeps Node alive while any child runs (the native events are weak).
+let alive = 0
+let keeper = null
+function hold() {
+  if (alive++ === 0) keeper = setInterval(noop, 2 ** 30)
+}
+function release() {
+  if (--alive === 0) {
+    clearInterval(keeper)
+    keeper = null
+  }
+}
+
+function signalNumber(signal, name) {
+  if (typeof signal === 'number' && Number.isInteger(signal) && signal >= 0 && signal < 65) return signal
+  if (typeof signal === 'string' && Object.hasOwn(SIGNALS, signal)) return SIGNALS[signal]
+  throw invalidArg(`${name} must be a signal name like 'SIGTERM' or a signal number, got ${describe(signal)}`)
+}
+
+function checkMs(value, name, { allowZero = false } = {}) {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!allowZero && value === 0)) {
+    throw invalidArg(`${name} must be a positive number of milliseconds, got ${describe(value)}`)
+  }
+  return value === Infinity ? undefined : value
+}
+
+function checkStdioEntry(entry, i) {
+  if (entry === undefined || entry === null || entry === 'pipe') return 'pipe'
+  if (entry === 'inherit' || entry === 'ignore') return entry
+  if (Number.isInteger(entry) && entry >= 0) return i === entry ? 'inherit' : `fd:${entry}`
+  if (typeof entry === 'object' && typeof entry.file === 'string' && entry.file !== '') {
+    return `${entry.append ? 'append' : 'file'}:${path.resolve(entry.file)}`
+  }
+  throw invalidArg(
+    `options.stdio[${i}] must be 'pipe', 'inherit', 'ignore', a file descriptor or { file, append? }, got ${describe(entry)}`,
+  )
+}
+
+function checkStdio(stdio, fallback) {
+  if (stdio === undefined) return [fallback, fallback, fallback]
+  if (typeof stdio === 'string') return [0, 1, 2].map((i) => checkStdioEntry(stdio, i))
+  if (Array.isArray(stdio) && stdio.length <= 3) return [0, 1, 2].map((i) => checkStdioEntry(stdio[i], i))
+  throw invalidArg(`options.stdio must be a string or an array of up to 3 entries, got ${describe(stdio)}`)
+}
+
+function checkId(value, name) {
+  if (value === undefined) return undefined
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw invalidArg(`${name} must be a non-negative integer, got ${describe(value)}`)
+  }
+  return value
+}
+
+function buildEnv(env, extendEnv, extra) {
+  if (env !== undefined && (typeof env !== 'object' || env === null)) {
+    throw invalidArg(`options.env must be an object, got ${describe(env)}`)
+  }
+  if (extendEnv !== undefined && typeof extendEnv !== 'boolean') {
+    throw invalidArg(`options.extendEnv must be a boolean, got ${describe(extendEnv)}`)
+  }
+  // On the main thread process.env is the real environment (its writes go through setenv), which
+  // the native side reads itself; copying it here would cost more than the rest of a spawn.
+  if (env === undefined && extra === undefined && extendEnv !== false && isMainThread) return undefined
+  const merged = extendEnv === false ? { ...env } : { ...process.env, ...env }
+  Object.assign(merged, extra)
+  const out = []
+  for (const [key, value] of Object.entries(merged)) {
+    if (value !== undefined) out.push(`${key}=${value}`)
+  }
+  return out
+}
+
+/** Validates and normalises spawn options (throws ERR_INVALID_ARG). */
+function normalize(command, args, options, defaults) {
+  if (typeof command !== 'string' || command === '') {
+    throw invalidArg(`command must be a non-empty string, got ${describe(command)}`)
+  }
+  if (args === undefined || args === null) args = []
+  if (!Array.isArray(args)) throw invalidArg(`args must be an array of strings, got ${describe(args)}`)
+  args = args.map((a, i) => {
+    if (typeof a === 'string') return a
+    if (typeof a === 'number' || typeof a === 'bigint') return String(a)
+    throw invalidArg(`args[${i}] must be a string, got ${describe(a)}`)
+  })
+  if (options === undefined || options === null) options = {}
+  if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
+  let { cwd, shell, argv0, signal } = options
+  if (cwd instanceof URL) cwd = fileURLToPath(cwd)
+  if (cwd !== undefined && (typeof cwd !== 'string' || cwd === '')) {
+    throw invalidArg(`options.cwd must be a non-empty string or file URL, got ${describe(cwd)}`)
+  }
+  if (shell !== undefined && typeof shell !== 'boolean' && typeof shell !== 'string') {
+    throw invalidArg(`options.shell must be a boolean or a shell path, got ${describe(shell)}`)
+  }
+  if (argv0 !== undefined && typeof argv0 !== 'string') {
+    throw invalidArg(`options.argv0 must be a string, got ${describe(argv0)}`)
+  }
+  if (signal !== undefined && !isAbortSignal(signal)) {
+    throw invalidArg(`options.signal must be an AbortSignal, got ${describe(signal)}`)
+  }
+  const killSignal = signalNumber(options.killSignal ?? 'SIGTERM', 'options.killSignal')
+  let forceKillAfter = options.forceKillAfter
+  if (forceKillAfter === false) forceKillAfter = 0
+  else
+    forceKillAfter = checkMs(forceKillAfter, 'options.forceKillAfter', { allowZero: true }) ?? DEFAULT_FORCE_KILL_AFTER
+  if (options.forceKillAfter === Infinity) forceKillAfter = 0
+  const timeout = checkMs(options.timeout, 'options.timeout')
+  let file = command
+  let argv = [argv0 ?? command, ...args]
+  if (shell) {
+    file = typeof shell === 'string' ? shell : '/bin/sh'
+    argv = [argv0 ?? file, '-c', [command, ...args].join(' ')]
+  }
+  return {
+    file,
+    args: argv,
+    env: buildEnv(options.env, options.extendEnv, defaults.env),
+    cwd: cwd === undefined ? undefined : path.resolve(cwd),
+    stdio: checkStdio(options.stdio, defaults.stdio),
+    ipc: defaults.ipc,
+    uid: checkId(options.uid, 'options.uid'),
+    gid: checkId(options.gid, 'options.gid'),
+    timeout,
+    killSignal,
+    forceKillAfter,
+    signal,
+    command,
+    spawnargs: args,
+  }
+}
+
+function spawnError(errno, detail, o) {
+  const [syscall, file, message] = detail.split('\n')
+  const name = ERRNO_NAMES.get(errno) ?? 'EUNKNOWN'
+  const text = syscall.startsWith('spawn ') ? `${syscall} ${name}` : `spawn ${o.command}: ${syscall} ${file} ${name}`
+  const err = new CorepoolError('ERR_SPAWN', message && !message.endsWith(name) ? `${text} (${message})` : text)
+  err.errno = -errno
+  err.syscall = syscall
+  err.path = file
+  err.spawnargs = o.spawnargs
+  const cause = new Error(`${syscall} ${name}`)
+  cause.code = name
+  cause.errno = -errno
+  cause.syscall = syscall
+  cause.path = file
+  err.cause = cause
+  return err
+}
+
+function lineIterator(stream) {
+  // Splits chunks into lines (without '\n' or a trailing '\r'); pulling from the stream's own
+  // async iterator gives back-pressure: nothing more is read while lines wait to be consumed.
+  // `next()` answers from the current chunk's lines without an async function per line.
+  const source = stream[Symbol.asyncIterator]()
+  const decoder = new StringDecoder('utf8')
+  let lines = []
+  let index = 0
+  let rest = ''
+  let done = false
+  let hasCR = false
+  const cut = (s) => (hasCR && s.length > 0 && s.charCodeAt(s.length - 1) === 13 ? s.slice(0, -1) : s)
+  const take = (text, last) => {
+    const parts = text.split('\n')
+    rest = last ? '' : parts.pop()
+    if (last && parts[parts.length - 1] === '') parts.pop()
+    hasCR = text.includes('\r')
+    lines = parts
+    index = 0
+  }
+  const refill = async () => {
+    while (index >= lines.length) {
+      if (done) return { value: undefined, done: true }
+      const { value, done: end } = await source.next()
+      if (end) {
+        done = true
+        take(rest + decoder.end(), true)
+      } else {
+        take(rest + (typeof value === 'string' ? value : decoder.write(value)), false)
+      }
+    }
+    return { value: cut(lines[index++]), done: false }
+  }
+  return {
+    next() {
+      if (index < lines.length) return Promise.resolve({ value: cut(lines[index++]), done: false })
+      return refill()
+    },
+    async return() {
+      done = true
+      lines = []
+      await source.return?.()
+      return { value: undefined, done: true }
+    },
+    [Symbol.asyncIterator]() {
+      return this
+    },
+  }
+}
+
+/**
+ * A child process started by `spawn` or `fork`. Events: 'spawn', 'exit' (code, signal), 'error'
+ * (only emitted when a listener exists), and with `fork`: 'message', 'disconnect'.
+ */
+class Child extends EventEmitter {
+  #native
+  #o
+  #held = true
+  #state = 'starting' // 'starting' | 'running' | 'exited' | 'failed'
+  #timedOut = false
+  #timers = new Set()
+  #channel = null
+  #resolveExited
+  #rejectExited
+  #resolveSpawned
+  #rejectSpawned
+
+  /** @internal use spawn() or fork() */
+  constructor(o, token) {
+    if (token !== kCreate) throw new TypeError('Child is created by spawn() or fork()')
+    super()
+    this.#o = o
+    this.pid = undefined
+    this.exitCode = null
+    this.signalCode = null
+    this.killed = false
+    this.spawnfile = o.file
+    this.spawnargs = o.args
+    this.exited = new Promise((resolve, reject) => {
+      this.#resolveExited = resolve
+      this.#rejectExited = reject
+    })
+    this.exited.catch(noop)
+    this.spawned = new Promise((resolve, reject) => {
+      this.#resolveSpawned = resolve
+      this.#rejectSpawned = reject
+    })
+    this.spawned.catch(noop)
+    const n = native.spawnChild(
+      { file: o.file, args: o.args, env: o.env, cwd: o.cwd, stdio: o.stdio, ipc: o.ipc, uid: o.uid, gid: o.gid },
+      (kind, a, b, c, text) => this.#onEvent(kind, a, b, c, text),
+    )
+    this.#native = n
+    hold()
+    const [inFd, outFd, errFd, ipcFd] = n.fds
+    this.stdin = inFd >= 0 ? pipeSocket(inFd, false) : null
+    this.stdout = outFd >= 0 ? pipeSocket(outFd, true) : null
+    this.stderr = errFd >= 0 ? pipeSocket(errFd, true) : null
+    this.stdio = [this.stdin, this.stdout, this.stderr]
+    if (ipcFd >= 0) this.#openChannel(ipcFd)
+    if (o.timeout !== undefined) {
+      this.#timer(() => {
+        this.#timedOut = true
+        this.kill(o.killSignal)
+      }, o.timeout)
+    }
+    if (o.signal !== undefined) {
+      const onAbort = () => this.kill(o.killSignal)
+      if (o.signal.aborted) queueMicrotask(onAbort)
+      else {
+        o.signal.addEventListener('abort', onAbort, { once: true })
+        const off = () => o.signal.removeEventListener('abort', onAbort)
+        this.exited.then(off, off)
+      }
+    }
+  }
+
+  #timer(fn, ms) {
+    const t = setTimeout(() => {
+      this.#timers.delete(t)
+      fn()
+    }, ms)
+    t.unref()
+    this.#timers.add(t)
+  }
+
+  #emitError(err) {
+    if (this.listenerCount('error') > 0) this.emit('error', err)
+  }
+
+  #onEvent(kind, a, b, c, text) {
+    if (kind === 'spawn') {
+      this.pid = a
+      this.#state = 'running'
+      this.#resolveSpawned(a)
+      this.emit('spawn')
+    } else if (kind === 'error') {
+      this.#state = 'failed'
+      const err = spawnError(a, text, this.#o)
+      this.#finish()
+      for (const s of this.stdio) s?.destroy()
+      this.#channel?.destroy()
+      this.#rejectSpawned(err)
+      this.#rejectExited(err)
+      this.#emitError(err)
+    } else if (kind === 'exit') {
+      this.#state = 'exited'
+      const code = a < 0 ? null : a
+      const signal = b === 0 ? null : (SIGNAL_NAMES.get(b) ?? b)
+      this.exitCode = code
+      this.signalCode = signal
+      this.#finish()
+      // A grandchild may hold our pipes open: let them go on, but stop them from keeping Node
+      // alive once the child itself is gone.
+      const grace = setTimeout(() => {
+        for (const s of [...this.stdio, this.#channel]) if (s && !s.destroyed) s.unref()
+      }, PIPE_GRACE_MS)
+      grace.unref()
+      if (this.#timedOut) {
+        const err = new CorepoolError(
+          'ERR_CHILD_TIMEOUT',
+          `Command timed out after ${this.#o.timeout} ms: ${commandLine(this.#o)}`,
+        )
+        err.exitCode = code
+        err.signal = signal
+        err.durationMs = c
+        this.#rejectExited(err)
+        this.#emitError(err)
+      } else {
+        this.#resolveExited({ code, signal, durationMs: c })
+      }
+      this.emit('exit', code, signal)
+    }
+  }
+
+  #finish() {
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers.clear()
+    if (this.#held) {
+      this.#held = false
+      release()
+    }
+  }
+
+  /** True while the child runs (or is starting). */
+  get running() {
+    return this.#state === 'starting' || this.#state === 'running'
+  }
+
+  /** Whether a `timeout` killed the child. */
+  get timedOut() {
+    return this.#timedOut
+  }
+
+  /**
+   * Sends `signal` (default: the `killSignal` option, SIGTERM) to the whole process tree, or to the
+   * child only with `{ tree: false }`. Unless the signal is SIGKILL, SIGKILL follows after
+   * `forceKillAfter` ms if the child is still running. Returns false if the child already ended.
+   */
+  kill(signal, options) {
+    const sig = signal === undefined ? this.#o.killSignal : signalNumber(signal, 'signal')
+    const tree = options?.tree ?? true
+    if (!this.running) {
+      if (tree && this.#state === 'exited') this.#native.kill(sig, true)
+      return false
+    }
+    const sent = this.#native.kill(sig, tree)
+    if (sent && sig !== 0) {
+      this.killed = true
+      if (sig !== SIGNALS.SIGKILL && this.#o.forceKillAfter > 0) {
+        this.#timer(() => this.#native.kill(SIGNALS.SIGKILL, true), this.#o.forceKillAfter)
+      }
+    }
+    return sent
+  }
+
+  /** An async iterator over the lines of `stdout` or `stderr` (with back-pressure). */
+  lines(which = 'stdout') {
+    if (which !== 'stdout' && which !== 'stderr') {
+      throw invalidArg(`lines() takes 'stdout' or 'stderr', got ${describe(which)}`)
+    }
+    const stream = this[which]
+    if (stream === null) throw invalidArg(`${which} is not a pipe (stdio option)`)
+    return lineIterator(stream)
+  }
+
+  /** Lets Node exit while this child still runs (its pipes are unref'd too). */
+  unref() {
+    if (this.#held) {
+      this.#held = false
+      release()
+    }
+    for (const s of [...this.stdio, this.#channel]) s?.unref()
+    return this
+  }
+
+  /** Undoes `unref()` while the child runs. */
+  ref() {
+    if (!this.#held && this.running) {
+      this.#held = true
+      hold()
+    }
+    for (const s of [...this.stdio, this.#channel]) s?.ref()
+    return this
+  }
+
+  // --- IPC (fork) -------------------------------------------------------------------------
+
+  #openChannel(fd) {
+    const channel = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: false })
+    this.#channel = channel
+    this.connected = true
+    channel.setEncoding('utf8')
+    channel.on('error', noop)
+    let buffered = ''
+    channel.on('data', (text) => {
+      buffered += text
+      let nl
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl)
+        buffered = buffered.slice(nl + 1)
+        if (line === '') continue
+        let message
+        try {
+          message = JSON.parse(line)
+        } catch {
+          continue
+        }
+        // Node's own internal messages (handle passing, cluster) are not for the user.
+        if (message !== null && typeof message === 'object' && typeof message.cmd === 'string') {
+          if (message.cmd.startsWith('NODE_')) continue
+        }
+        this.emit('message', message)
+      }
+    })
+    channel.on('close', () => {
+      if (this.connected) {
+        this.connected = false
+        this.emit('disconnect')
+      }
+    })
+  }
+
+  /**
+   * Sends a JSON-serialisable message to a forked child (received with `process.on('message')`).
+   * Returns false when the channel is closed (the callback or an 'error' listener gets the error).
+   */
+  send(message, callback) {
+    if (this.#channel === null) throw new TypeError('send() is only available on children started with fork()')
+    if (callback !== undefined && typeof callback !== 'function') {
+      throw invalidArg(`callback must be a function, got ${describe(callback)}`)
+    }
+    if (!this.connected) {
+      const err = new CorepoolError('ERR_INVALID_ARG', 'The IPC channel is closed')
+      if (callback) process.nextTick(callback, err)
+      else this.#emitError(err)
+      return false
+    }
+    let text
+    try {
+      text = JSON.stringify(message)
+    } catch (cause) {
+      const err = invalidArg(`message is not JSON-serialisable: ${cause.message}`)
+      if (callback) process.nextTick(callback, err)
+      else throw err
+      return false
+    }
+    if (text === undefined) throw invalidArg(`message must be JSON-serialisable, got ${describe(message)}`)
+    return this.#channel.write(text + '\n', callback ? (err) => callback(err ?? null) : undefined)
+  }
+
+  /** Closes the IPC channel: the child sees 'disconnect'. */
+  disconnect() {
+    if (this.#channel === null || !this.connected) return
+    this.#channel.end()
+    this.#channel.destroySoon()
+  }
+}
+
+const kCreate = Symbol('corepool.child')
+
+function pipeSocket(fd, readable) {
+  const socket = new net.Socket({ fd, readable, writable: !readable, allowHalfOpen: true })
+  // EPIPE on stdin (the child stopped reading) and the like must not crash an unobserving
+  // program; listeners added by the user still see them.
+  socket.on('error', noop)
+  return socket
+}
+
+function commandLine(o) {
+  return [o.command, ...o.spawnargs].join(' ')
+}
+
+/**
+ * Starts `command` with `args` — no shell unless `shell: true` — and returns a `Child`. Throws
+ * ERR_INVALID_ARG for bad arguments; spawn failures (ENOENT, EACCES...) reject `child.exited`
+ * with ERR_SPAWN.
+ */
+function spawn(command, args, options) {
+  if (
+    !Array.isArray(args) &&
+    args !== undefined &&
+    args !== null &&
+    typeof args === 'object' &&
+    options === undefined
+  ) {
+    options = args
+    args = []
+  }
+  const o = normalize(command, args, options, { stdio: 'pipe', ipc: false, env: undefined })
+  return new Child(o, kCreate)
+}
+
+/**
+ * Starts a Node.js module with an IPC channel (`child.send` / `process.on('message')`, JSON).
+ * stdio is inherited by default (`silent: true` pipes it).
+ */
+function fork(modulePath, args, options) {
+  if (
+    !Array.isArray(args) &&
+    args !== undefined &&
+    args !== null &&
+    typeof args === 'object' &&
+    options === undefined
+  ) {
+    options = args
+    args = []
+  }
+  if (modulePath instanceof URL) modulePath = fileURLToPath(modulePath)
+  if (typeof modulePath !== 'string' || modulePath === '') {
+    throw invalidArg(`modulePath must be a non-empty string, got ${describe(modulePath)}`)
+  }
+  options = options ?? {}
+  if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
+  const { execPath = process.execPath, execArgv = process.execArgv, silent } = options
+  if (!Array.isArray(execArgv)) throw invalidArg(`options.execArgv must be an array, got ${describe(execArgv)}`)
+  if (args !== undefined && args !== null && !Array.isArray(args)) {
+    throw invalidArg(`args must be an array of strings, got ${describe(args)}`)
+  }
+  const o = normalize(
+    execPath,
+    [...execArgv, modulePath, ...(args ?? [])],
+    { ...options, shell: false },
+    {
+      stdio: silent ? 'pipe' : 'inherit',
+      ipc: true,
+      env: { NODE_CHANNEL_FD: '3', NODE_CHANNEL_SERIALIZATION_MODE: 'json' },
+    },
+  )
+  return new Child(o, kCreate)
+}
+
+function collect(stream, limit, state) {
+  const chunks = []
+  let size = 0
+  if (stream === null) return { chunks, done: Promise.resolve() }
+  stream.on('data', (chunk) => {
+    if (size >= limit) {
+      state.truncated = true
+      return
+    }
+    if (size + chunk.length > limit) {
+      chunks.push(chunk.subarray(0, limit - size))
+      size = limit
+      state.truncated = true
+    } else {
+      chunks.push(chunk)
+      size += chunk.length
+    }
+  })
+  const done = new Promise((resolve) => {
+    stream.once('end', resolve)
+    stream.once('close', resolve)
+  })
+  return { chunks, done }
+}
+
+const delay = (ms) =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms).unref()
+  })
+
+/**
+ * Runs `command` with `args` (no shell) and resolves `{ stdout, stderr, code, signal, truncated,
+ * durationMs }`. Output beyond `maxBuffer` bytes per stream is dropped (the head is kept and
+ * `truncated` set; the child keeps running to its end). A non-zero exit or a signal rejects with
+ * ERR_CHILD_EXIT unless `reject: false`.
+ */
+async function exec(command, args, options) {
+  if (
+    !Array.isArray(args) &&
+    args !== undefined &&
+    args !== null &&
+    typeof args === 'object' &&
+    options === undefined
+  ) {
+    options = args
+    args = []
+  }
+  options = options ?? {}
+  if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
+  const { input, encoding = 'utf8', maxBuffer = 1024 * 1024, reject = true } = options
+  if (input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array)) {
+    throw invalidArg(`options.input must be a string, Buffer or Uint8Array, got ${describe(input)}`)
+  }
+  if (encoding !== 'buffer' && encoding !== null && !Buffer.isEncoding(encoding)) {
+    throw invalidArg(`options.encoding must be a Buffer encoding or 'buffer', got ${describe(encoding)}`)
+  }
+  if (maxBuffer !== Infinity && !(Number.isInteger(maxBuffer) && maxBuffer >= 0)) {
+    throw invalidArg(`options.maxBuffer must be a non-negative integer or Infinity, got ${describe(maxBuffer)}`)
+  }
+  if (typeof reject !== 'boolean') throw invalidArg(`options.reject must be a boolean, got ${describe(reject)}`)
+  if (options.signal?.aborted) throw abortError(options.signal.reason)
+  const stdin = options.stdio?.[0] ?? (input === undefined ? 'ignore' : 'pipe')
+  const child = spawn(command, args, { ...options, stdio: [stdin, 'pipe', 'pipe'] })
+  const state = { truncated: false }
+  const out = collect(child.stdout, maxBuffer, state)
+  const err = collect(child.stderr, maxBuffer, state)
+  if (input !== undefined && child.stdin) child.stdin.end(input)
+  const decode = (chunks) => {
+    const buf = Buffer.concat(chunks)
+    return encoding === 'buffer' || encoding === null ? buf : buf.toString(encoding)
+  }
+  let result
+  let failure
+  try {
+    result = await child.exited
+  } catch (e) {
+    failure = e
+  }
+  if (!failure || failure.code !== 'ERR_SPAWN') {
+    const ended = Promise.all([out.done, err.done])
+    const timer = delay(PIPE_GRACE_MS).then(() => 'late')
+    if ((await Promise.race([ended, timer])) === 'late') {
+      child.stdout?.destroy()
+      child.stderr?.destroy()
+    }
+  }
+  const stdout = decode(out.chunks)
+  const stderr = decode(err.chunks)
+  if (options.signal?.aborted) {
+    const e = abortError(options.signal.reason)
+    Object.assign(e, { stdout, stderr, truncated: state.truncated })
+    throw e
+  }
+  if (failure) {
+    Object.assign(failure, { stdout, stderr, truncated: state.truncated })
+    throw failure
+  }
+  const { code, signal, durationMs } = result
+  if (reject && (code !== 0 || signal !== null)) {
+    const line = [command, ...(args ?? [])].join(' ')
+    const why = signal !== null ? `was killed with ${signal}` : `failed with exit code ${code}`
+    const tail = typeof stderr === 'string' && stderr.trim() !== '' ? `\n${stderr.trim().slice(-2000)}` : ''
+    const e = new CorepoolError('ERR_CHILD_EXIT', `Command ${why}: ${line}${tail}`)
+    Object.assign(e, { exitCode: code, signal, stdout, stderr, truncated: state.truncated, durationMs, command: line })
+    throw e
+  }
+  return { stdout, stderr, code, signal, truncated: state.truncated, durationMs }
+}
+
+module.exports = { spawn, exec, fork, Child }

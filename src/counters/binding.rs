@@ -1,0 +1,344 @@
+//! The thin napi layer over counter regions, used by `lib/counters.js`.
+//!
+//! Counter operations themselves run in JS on a `BigInt64Array` over the region (an external
+//! array buffer over this object's own mapping): a call into native code would cost more than
+//! the atomic add. Native code creates, opens and validates regions, wakes waiters and waits.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+
+use super::layout::{Kind, SlotSpec, SLOT_STRIDE, WAITERS_OFFSET};
+use super::region::{Region, RegionError, View, WaitCondition, WaitOutcome};
+use super::Counters;
+use crate::error::{check, js_error, ErrorCode};
+use crate::pool::binding::RawValue;
+
+fn to_js(e: RegionError) -> napi::Error<ErrorCode> {
+    match e {
+        RegionError::Shm(m) => js_error(ErrorCode::Shm, m),
+        RegionError::InvalidArg(m) => js_error(ErrorCode::InvalidArg, m),
+    }
+}
+
+fn specs(names: Vec<String>, gauges: Vec<bool>) -> Vec<SlotSpec> {
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| SlotSpec {
+            name,
+            kind: if gauges.get(i).copied().unwrap_or(false) {
+                Kind::Gauge
+            } else {
+                Kind::Counter
+            },
+        })
+        .collect()
+}
+
+type Waits = Arc<Mutex<HashMap<u32, (usize, Arc<AtomicBool>)>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The native half of `SharedCounters`: one mapping of a region.
+#[napi]
+pub struct NativeCounters {
+    view: Arc<View>,
+    waits: Waits,
+}
+
+impl NativeCounters {
+    fn from_region(region: Arc<Region>) -> napi::Result<NativeCounters, ErrorCode> {
+        Ok(NativeCounters {
+            view: Arc::new(region.view().map_err(to_js)?),
+            waits: Arc::default(),
+        })
+    }
+
+    /// The region this object maps (for other modules that keep counts in it).
+    pub fn region(&self) -> &Arc<Region> {
+        self.view.region()
+    }
+
+    fn index(&self, index: u32) -> napi::Result<usize, ErrorCode> {
+        let i = index as usize;
+        if i < self.view.len() {
+            Ok(i)
+        } else {
+            Err(js_error(
+                ErrorCode::InvalidArg,
+                format!("counter index {index} out of range"),
+            ))
+        }
+    }
+}
+
+#[napi]
+impl NativeCounters {
+    /// A new anonymous region (this process only).
+    #[napi(factory)]
+    pub fn anonymous(
+        names: Vec<String>,
+        gauges: Vec<bool>,
+    ) -> napi::Result<NativeCounters, ErrorCode> {
+        Self::from_region(Region::anonymous(specs(names, gauges)).map_err(to_js)?)
+    }
+
+    /// Reopens an anonymous region of this process by id.
+    #[napi(factory)]
+    pub fn from_anonymous_id(id: f64) -> napi::Result<NativeCounters, ErrorCode> {
+        let region = Region::find_anonymous(id as u64).ok_or_else(|| {
+            js_error(
+                ErrorCode::Shm,
+                "the anonymous region of this handle no longer exists in this process \
+                 (anonymous regions live while a SharedCounters over them is alive, in the \
+                 process that created them)",
+            )
+        })?;
+        Self::from_region(region)
+    }
+
+    /// Opens (or with `create`, creates) a named region in /dev/shm.
+    #[napi(factory)]
+    pub fn open(
+        name: String,
+        names: Option<Vec<String>>,
+        gauges: Vec<bool>,
+        create: bool,
+    ) -> napi::Result<NativeCounters, ErrorCode> {
+        let slots = names.map(|n| specs(n, gauges));
+        Self::from_region(Region::open(&name, slots, create).map_err(to_js)?)
+    }
+
+    /// Removes a named region; false if it did not exist.
+    #[napi]
+    pub fn unlink(name: String) -> napi::Result<bool, ErrorCode> {
+        Region::unlink(&name).map_err(to_js)
+    }
+
+    /// Slot names, in slot order.
+    #[napi(getter)]
+    pub fn names(&self) -> Vec<String> {
+        self.view
+            .layout()
+            .slots
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// Per slot: true for a gauge.
+    #[napi(getter)]
+    pub fn gauges(&self) -> Vec<bool> {
+        self.view
+            .layout()
+            .slots
+            .iter()
+            .map(|s| s.kind == Kind::Gauge)
+            .collect()
+    }
+
+    /// Bytes from one slot to the next.
+    #[napi(getter)]
+    pub fn stride(&self) -> u32 {
+        SLOT_STRIDE as u32
+    }
+
+    /// Byte offset of a slot's waiter count (a 32-bit word) from the slot's start.
+    #[napi(getter)]
+    pub fn waiters_offset(&self) -> u32 {
+        WAITERS_OFFSET as u32
+    }
+
+    /// The region's name, or null for an anonymous region.
+    #[napi(getter)]
+    pub fn region_name(&self) -> Option<String> {
+        self.view.region().name().map(str::to_owned)
+    }
+
+    /// The process-local id of an anonymous region (0 for a named one).
+    #[napi(getter)]
+    pub fn anonymous_id(&self) -> f64 {
+        self.view.region().anon_id() as f64
+    }
+
+    /// An ArrayBuffer over the slots (not the header) of this object's mapping. It keeps the
+    /// mapping alive until it is garbage collected.
+    #[napi]
+    pub fn buffer(&self, env: Env) -> napi::Result<RawValue> {
+        let offset = self.view.layout().header_len;
+        let len = self.view.mapping().len() - offset;
+        // SAFETY: `offset < len` of the mapping, so the pointer stays inside it.
+        let data = unsafe { self.view.mapping().as_ptr().add(offset) };
+        let hint = Box::into_raw(Box::new(Arc::clone(&self.view)));
+        let mut value = ptr::null_mut();
+        // SAFETY: `data..data+len` lies in a mapping owned by the `Arc<View>` passed as the
+        // finalize hint, which is released only by `release_view` when V8 frees the buffer.
+        // This object's mapping is its own (see `region.rs`), so no other buffer shares `data`.
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                env.raw(),
+                data.cast(),
+                len,
+                Some(release_view),
+                hint.cast(),
+                &mut value,
+            )
+        };
+        if let Err(e) = check(status) {
+            // SAFETY: the buffer was not created, so the hint was not handed to V8.
+            drop(unsafe { Box::from_raw(hint) });
+            return Err(e);
+        }
+        Ok(RawValue(value))
+    }
+
+    /// Wakes the waiters of slot `index` (JS calls it after a write when the slot's waiter
+    /// count is non-zero).
+    #[napi]
+    pub fn wake(&self, index: u32) -> napi::Result<(), ErrorCode> {
+        self.view.wake(self.index(index)?);
+        Ok(())
+    }
+
+    /// Waits on a native thread until slot `index` is >= `operand` (`mode` 0) or != `operand`
+    /// (`mode` 1). Resolves with the value, or null on timeout or after `cancelWait(key)`.
+    /// `timeout_ms <= 0` means none. The pending promise keeps Node alive.
+    #[napi]
+    pub fn wait(
+        &self,
+        env: Env,
+        index: u32,
+        mode: u32,
+        operand: BigInt,
+        timeout_ms: f64,
+        key: u32,
+    ) -> napi::Result<RawValue, ErrorCode> {
+        let index = self.index(index)?;
+        let (operand, lossless) = operand.get_i64();
+        if !lossless {
+            return Err(js_error(
+                ErrorCode::InvalidArg,
+                "wait operand out of 64-bit range",
+            ));
+        }
+        let condition = if mode == 0 {
+            WaitCondition::AtLeast(operand)
+        } else {
+            WaitCondition::NotEqual(operand)
+        };
+        // A timeout too large to represent as a deadline is the same as none.
+        let deadline = (timeout_ms > 0.0)
+            .then(|| Duration::try_from_secs_f64(timeout_ms / 1000.0).ok())
+            .flatten()
+            .and_then(|d| Instant::now().checked_add(d));
+        let cancel = Arc::new(AtomicBool::new(false));
+        lock(&self.waits).insert(key, (index, Arc::clone(&cancel)));
+        let (deferred, promise) = env
+            .create_deferred()
+            .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?;
+        let view = Arc::clone(&self.view);
+        let waits = Arc::clone(&self.waits);
+        let spawned = std::thread::Builder::new()
+            .name("corepool-wait".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let outcome = view.wait(index, condition, deadline, &cancel);
+                lock(&waits).remove(&key);
+                deferred.resolve(move |_env| {
+                    Ok(match outcome {
+                        WaitOutcome::Satisfied(v) => Some(BigInt::from(v)),
+                        WaitOutcome::TimedOut | WaitOutcome::Cancelled => None,
+                    })
+                });
+            });
+        if let Err(e) = spawned {
+            lock(&self.waits).remove(&key);
+            return Err(js_error(
+                ErrorCode::Shm,
+                format!("cannot start a waiting thread: {e}"),
+            ));
+        }
+        Ok(RawValue(promise.raw()))
+    }
+
+    /// Cancels the wait registered under `key`; its promise resolves with null.
+    #[napi]
+    pub fn cancel_wait(&self, key: u32) {
+        let entry = lock(&self.waits).get(&key).cloned();
+        if let Some((index, cancel)) = entry {
+            cancel.store(true, Ordering::SeqCst);
+            self.view.wake(index);
+        }
+    }
+}
+
+impl Drop for NativeCounters {
+    // Runs when the JS object is collected or its environment (e.g. a worker thread) shuts
+    // down: waiting threads must not outlive it waiting for a change that may never come.
+    fn drop(&mut self) {
+        let waits: Vec<_> = lock(&self.waits).drain().map(|(_, w)| w).collect();
+        for (index, cancel) in waits {
+            cancel.store(true, Ordering::SeqCst);
+            self.view.wake(index);
+        }
+    }
+}
+
+unsafe extern "C" fn release_view(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the `Box<Arc<View>>` leaked by `buffer`; V8 finalizes a buffer once.
+    drop(unsafe { Box::from_raw(hint.cast::<Arc<View>>()) });
+}
+
+/// Test hook: `threads` Rust threads each add 1 to slot `index` `iterations` times through the
+/// Rust-side [`Counters`] API. Resolves when all are done.
+// Only registered with Node (not called from Rust), hence unused in `cargo test` builds.
+#[cfg_attr(test, allow(dead_code))]
+#[napi(js_name = "countersTestHammer")]
+pub fn counters_test_hammer(
+    env: Env,
+    counters: &NativeCounters,
+    index: u32,
+    threads: u32,
+    iterations: f64,
+) -> napi::Result<RawValue, ErrorCode> {
+    let index = counters.index(index)?;
+    if threads == 0 || threads > 64 || !(0.0..=1e10).contains(&iterations) {
+        return Err(js_error(
+            ErrorCode::InvalidArg,
+            "threads must be 1..64 and iterations 0..1e10",
+        ));
+    }
+    let iterations = iterations as u64;
+    let mut workers = Vec::new();
+    for _ in 0..threads {
+        workers.push(Counters::new(counters.view.region()).map_err(to_js)?);
+    }
+    let (deferred, promise) = env
+        .create_deferred()
+        .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?;
+    std::thread::spawn(move || {
+        let handles: Vec<_> = workers
+            .into_iter()
+            .map(|c| {
+                std::thread::spawn(move || {
+                    for _ in 0..iterations {
+                        c.inc(index);
+                    }
+                })
+            })
+            .collect();
+        let ok = handles.into_iter().all(|h| h.join().is_ok());
+        deferred.resolve(move |_env| Ok(ok));
+    });
+    Ok(RawValue(promise.raw()))
+}

@@ -1,0 +1,233 @@
+//! The thin napi layer over `child.rs`: option conversion, pipe creation, event delivery.
+//!
+//! Pipes are created synchronously on the JS thread (a few microseconds), so `lib/children.js`
+//! can wrap the parent ends in Node streams at once; the spawn itself runs on the spawner thread
+//! and its events come back through a weak threadsafe function (the JS side decides what keeps
+//! Node alive).
+
+use std::os::fd::{IntoRawFd, OwnedFd};
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use super::child::{self, ChildHandle, ChildSink, Exit, SpawnError, SpawnSpec, Stdio};
+use super::sys;
+use crate::error::{js_error, ErrorCode};
+
+/// Options of `spawnChild`, already validated and normalised by `lib/children.js`.
+#[napi(object)]
+pub struct NativeSpawnOptions {
+    /// Program name or path.
+    pub file: String,
+    /// argv including argv[0].
+    pub args: Vec<String>,
+    /// The complete environment, `KEY=value` entries; absent: this process's environment.
+    pub env: Option<Vec<String>>,
+    pub cwd: Option<String>,
+    /// Three entries: `pipe`, `inherit`, `ignore`, `fd:<n>`, `file:<path>` or `append:<path>`.
+    pub stdio: Vec<String>,
+    /// Adds Node's IPC channel (a Unix socket pair) as fd 3.
+    pub ipc: bool,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+type EventArgs = FnArgs<(String, f64, f64, f64, String)>;
+type EventFn = ThreadsafeFunction<Event, (), EventArgs, Status, false, true>;
+
+enum Event {
+    Spawned(i32),
+    Failed(SpawnError),
+    Exited(Exit),
+}
+
+struct JsSink(EventFn);
+
+impl ChildSink for JsSink {
+    fn spawned(&self, pid: i32) {
+        self.0
+            .call(Event::Spawned(pid), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+    fn failed(&self, error: SpawnError) {
+        self.0.call(
+            Event::Failed(error),
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
+    }
+    fn exited(&self, exit: Exit) {
+        self.0
+            .call(Event::Exited(exit), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+/// A child as seen from JS: its parent-side descriptors and a way to signal it.
+#[napi]
+pub struct NativeChild {
+    handle: Arc<ChildHandle>,
+    fds: Vec<i32>,
+}
+
+#[napi]
+impl NativeChild {
+    /// Parent-side descriptors `[stdin, stdout, stderr, ipc]`, -1 where there is none. The JS
+    /// side owns them (wraps them in sockets).
+    #[napi(getter)]
+    pub fn fds(&self) -> Vec<i32> {
+        self.fds.clone()
+    }
+
+    /// The pid once spawned.
+    #[napi(getter)]
+    pub fn pid(&self) -> Option<i32> {
+        self.handle.pid()
+    }
+
+    /// Sends a signal to the child (or to its whole process tree). Returns whether the child was
+    /// still running.
+    #[napi]
+    pub fn kill(
+        &self,
+        signal: i32,
+        tree: bool,
+    ) -> std::result::Result<bool, napi::Error<ErrorCode>> {
+        self.handle.kill(signal, tree).map_err(|e| {
+            js_error(
+                ErrorCode::InvalidArg,
+                format!(
+                    "kill failed: {e} ({})",
+                    child::errno_name(e.raw_os_error().unwrap_or(0))
+                ),
+            )
+        })
+    }
+}
+
+fn parse_stdio(index: usize, spec: &str, parent_fds: &mut [i32; 4]) -> std::io::Result<Stdio> {
+    Ok(match spec {
+        "pipe" => {
+            let (r, w) = sys::pipe()?;
+            let (parent, child): (OwnedFd, OwnedFd) = if index == 0 { (w, r) } else { (r, w) };
+            parent_fds[index] = parent.into_raw_fd();
+            Stdio::Fd(child)
+        }
+        "inherit" => Stdio::Inherit,
+        "ignore" => Stdio::Ignore,
+        s => {
+            if let Some(n) = s.strip_prefix("fd:") {
+                Stdio::Raw(
+                    n.parse()
+                        .map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?,
+                )
+            } else if let Some(path) = s.strip_prefix("file:") {
+                Stdio::File {
+                    path: path.to_string(),
+                    append: false,
+                }
+            } else if let Some(path) = s.strip_prefix("append:") {
+                Stdio::File {
+                    path: path.to_string(),
+                    append: true,
+                }
+            } else {
+                return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+            }
+        }
+    })
+}
+
+/// Starts a child asynchronously. `onEvent(kind, a, b, c, text)` is called with
+/// `('spawn', pid)`, `('error', errno, 0, 0, syscall + '\n' + path + '\n' + message)` or
+/// `('exit', code (-1: none), signal (0: none), durationMs)`; nothing follows 'error' or 'exit'.
+#[napi]
+pub fn spawn_child(
+    options: NativeSpawnOptions,
+    on_event: Function<EventArgs, ()>,
+) -> std::result::Result<NativeChild, napi::Error<ErrorCode>> {
+    if options.stdio.len() != 3 {
+        return Err(js_error(ErrorCode::InvalidArg, "stdio must have 3 entries"));
+    }
+    let mut parent_fds = [-1i32; 4];
+    let close_all = |fds: &[i32; 4]| {
+        for &fd in fds.iter().filter(|&&fd| fd >= 0) {
+            // SAFETY: these descriptors were created above and not yet handed to anyone.
+            unsafe { libc::close(fd) };
+        }
+    };
+    let mut stdio = Vec::with_capacity(3);
+    for (i, s) in options.stdio.iter().enumerate() {
+        match parse_stdio(i, s, &mut parent_fds) {
+            Ok(x) => stdio.push(x),
+            Err(e) => {
+                close_all(&parent_fds);
+                return Err(js_error(
+                    ErrorCode::InvalidArg,
+                    format!("cannot set up stdio[{i}] ({s}): {e}"),
+                ));
+            }
+        }
+    }
+    let mut extra = Vec::new();
+    if options.ipc {
+        match sys::socketpair() {
+            Ok((parent, child)) => {
+                parent_fds[3] = parent.into_raw_fd();
+                extra.push((3, child));
+            }
+            Err(e) => {
+                close_all(&parent_fds);
+                return Err(js_error(
+                    ErrorCode::InvalidArg,
+                    format!("cannot create the IPC channel: {e}"),
+                ));
+            }
+        }
+    }
+    let tsfn: EventFn = on_event
+        .build_threadsafe_function::<Event>()
+        .weak::<true>()
+        .callee_handled::<false>()
+        .build_callback(|ctx| {
+            Ok(FnArgs::from(match ctx.value {
+                Event::Spawned(pid) => ("spawn".to_string(), pid as f64, 0.0, 0.0, String::new()),
+                Event::Failed(e) => (
+                    "error".to_string(),
+                    e.errno as f64,
+                    0.0,
+                    0.0,
+                    format!("{}\n{}\n{}", e.syscall, e.path, e.message),
+                ),
+                Event::Exited(x) => (
+                    "exit".to_string(),
+                    x.status.code.map_or(-1.0, f64::from),
+                    x.status.signal.map_or(0.0, f64::from),
+                    x.duration_ms,
+                    String::new(),
+                ),
+            }))
+        })
+        .map_err(|e| {
+            close_all(&parent_fds);
+            js_error(ErrorCode::InvalidArg, e.reason)
+        })?;
+    let mut it = stdio.into_iter();
+    let (Some(s0), Some(s1), Some(s2)) = (it.next(), it.next(), it.next()) else {
+        return Err(js_error(ErrorCode::InvalidArg, "stdio must have 3 entries"));
+    };
+    let spec = SpawnSpec {
+        file: options.file,
+        args: options.args,
+        env: options.env,
+        cwd: options.cwd,
+        stdio: [s0, s1, s2],
+        extra,
+        uid: options.uid,
+        gid: options.gid,
+    };
+    let handle = child::spawn(spec, Arc::new(JsSink(tsfn)));
+    Ok(NativeChild {
+        handle,
+        fds: parent_fds.to_vec(),
+    })
+}

@@ -1,0 +1,88 @@
+//! The no-orphans watchdog for grandchildren.
+//!
+//! `PR_SET_PDEATHSIG` only reaches direct children. Grandchildren stay in their parent's process
+//! group, so a small `/bin/sh` process, started once, keeps the list of our children's process
+//! groups (read from a pipe whose only write end we hold). When this process dies — however it
+//! dies, SIGKILL included — the pipe reaches end-of-file and the watchdog kills every group still
+//! listed, then exits. It lives in its own process group and ignores terminal signals, so it
+//! outlives us long enough to do that.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use super::child::lock;
+use super::sys;
+
+const SCRIPT: &str = r#"trap '' HUP INT QUIT TERM PIPE
+g=' '
+while IFS= read -r l; do
+  case $l in
+    +*) g="$g${l#+} " ;;
+    -*) p=" ${l#-} "; case $g in *"$p"*) g="${g%%"$p"*} ${g#*"$p"}" ;; esac ;;
+  esac
+done
+for p in $g; do kill -KILL -"$p" 2>/dev/null; done
+"#;
+
+enum State {
+    NotStarted,
+    Running(std::fs::File),
+    Unavailable,
+}
+
+static WATCHDOG: Mutex<State> = Mutex::new(State::NotStarted);
+
+fn start() -> Option<std::fs::File> {
+    let (read, write) = sys::pipe().ok()?;
+    let null = sys::open("/dev/null", libc::O_RDWR).ok()?;
+    use std::os::fd::AsRawFd;
+    let c = |s: &str| std::ffi::CString::new(s).ok();
+    let plan = sys::Plan {
+        candidates: vec![c("/bin/sh")?],
+        argv: vec![c("sh")?, c("-c")?, c(SCRIPT)?],
+        envp: vec![c("PATH=/usr/local/bin:/usr/bin:/bin")?],
+        cwd: Some(c("/")?),
+        fds: vec![
+            (read.as_raw_fd(), 0),
+            (null.as_raw_fd(), 1),
+            (null.as_raw_fd(), 2),
+        ],
+        uid: None,
+        gid: None,
+        // It must outlive us to do its job.
+        death_signal: 0,
+        parent_pid: sys::getpid(),
+    };
+    sys::spawn(&plan).ok()?;
+    Some(std::fs::File::from(write))
+}
+
+fn send(line: &str) {
+    let mut state = lock(&WATCHDOG);
+    if let State::NotStarted = *state {
+        *state = match start() {
+            Some(f) => State::Running(f),
+            None => State::Unavailable,
+        };
+    }
+    if let State::Running(f) = &mut *state {
+        if f.write_all(line.as_bytes()).is_err() {
+            // The watchdog died (someone killed it): start a fresh one next time. Groups listed
+            // only in the dead one lose this protection; PDEATHSIG still covers the children.
+            *state = State::NotStarted;
+        }
+    }
+}
+
+/// Lists a child's process group (the child's pid).
+pub fn register(pgid: i32) {
+    send(&format!("+{pgid}\n"));
+}
+
+/// Forgets a process group that has no member left.
+pub fn unregister(pgid: i32) {
+    let started = !matches!(*lock(&WATCHDOG), State::NotStarted);
+    if started {
+        send(&format!("-{pgid}\n"));
+    }
+}

@@ -1,0 +1,275 @@
+// Types for corepool's supervised children: spawn, exec, fork, Child and Supervisor.
+import { EventEmitter } from 'node:events'
+import { Readable, Writable } from 'node:stream'
+
+/** A signal name such as `'SIGTERM'`, or a signal number. */
+export type Signal = NodeJS.Signals | number
+
+/**
+ * One stdio slot: `'pipe'` (a Node stream on the parent side), `'inherit'` (the parent's own
+ * descriptor), `'ignore'` (/dev/null), a parent file descriptor number, or a file opened for the
+ * child — read for stdin, truncated (or appended to with `append: true`) for stdout/stderr.
+ */
+export type StdioEntry = 'pipe' | 'inherit' | 'ignore' | number | { file: string; append?: boolean } | null | undefined
+
+/** Options of `spawn` (and the base of `exec` and `fork` options). `undefined` means "not given". */
+export interface SpawnOptions {
+  /** Working directory of the child (a string or file URL). Default: the parent's. */
+  cwd?: string | URL
+  /** Variables to add to the parent's environment (or the whole environment with `extendEnv: false`). */
+  env?: Record<string, string | undefined>
+  /** Default true: `env` extends `process.env`; false: `env` is the child's whole environment. */
+  extendEnv?: boolean
+  /** One mode for all three, or `[stdin, stdout, stderr]`. Default `'pipe'`. */
+  stdio?: 'pipe' | 'inherit' | 'ignore' | StdioEntry[]
+  /** Run through `/bin/sh -c` (or the given shell). Off by default: arguments are never interpreted. */
+  shell?: boolean | string
+  /** argv[0] seen by the child. Default: the command. */
+  argv0?: string
+  /** User id of the child. */
+  uid?: number
+  /** Group id of the child (supplementary groups are dropped). */
+  gid?: number
+  /** Kill the tree after this many ms; `exited` then rejects with ERR_CHILD_TIMEOUT. */
+  timeout?: number
+  /** Signal for `timeout`, `signal` and `kill()` without argument. Default `'SIGTERM'`. */
+  killSignal?: Signal
+  /**
+   * After a signal other than SIGKILL, send SIGKILL to the tree if the child still runs after
+   * this many ms. Default 5000; `0` or `false` disables it.
+   */
+  forceKillAfter?: number | false
+  /** Aborting kills the tree with `killSignal` (`exec` then rejects with ERR_ABORTED). */
+  signal?: AbortSignal
+}
+
+/** What `child.exited` resolves to, whatever the exit code. */
+export interface ExitResult {
+  /** Exit code, or null when a signal ended the child. */
+  code: number | null
+  /** Name of the signal that ended the child, or null. */
+  signal: NodeJS.Signals | null
+  /** Time from the spawn to the observed exit, in ms. */
+  durationMs: number
+}
+
+/** Options of `Child#kill`. */
+export interface KillOptions {
+  /** Default true: signal the child's process group and every descendant; false: the child only. */
+  tree?: boolean
+}
+
+/**
+ * A child process started by `spawn` or `fork`. Each child runs in its own process group, dies
+ * with the parent (even on SIGKILL) and takes its grandchildren along.
+ *
+ * Events: `'spawn'`, `'exit'` (code, signal), `'error'` (emitted only when a listener exists),
+ * and for forked children `'message'` (message) and `'disconnect'`.
+ */
+export declare class Child extends EventEmitter {
+  private constructor()
+  /** The pid, once the `'spawn'` event has fired (spawning happens off the JS thread). */
+  readonly pid: number | undefined
+  /** The child's stdin when it is a pipe, else null. */
+  readonly stdin: Writable | null
+  /** The child's stdout when it is a pipe, else null. */
+  readonly stdout: Readable | null
+  /** The child's stderr when it is a pipe, else null. */
+  readonly stderr: Readable | null
+  /** `[stdin, stdout, stderr]`. */
+  readonly stdio: [Writable | null, Readable | null, Readable | null]
+  /**
+   * Resolves with `{ code, signal, durationMs }` when the child exits — without waiting for pipes a
+   * grandchild may still hold. Rejects only with ERR_SPAWN (could not start; `errno`, `syscall`,
+   * `path` as in Node) or ERR_CHILD_TIMEOUT (`timeout` elapsed; the tree was killed).
+   */
+  readonly exited: Promise<ExitResult>
+  /** Resolves with the pid once the process runs; rejects with ERR_SPAWN. */
+  readonly spawned: Promise<number>
+  /** Exit code once exited (null before, or when a signal ended it). */
+  readonly exitCode: number | null
+  /** Name of the signal that ended the child, or null. */
+  readonly signalCode: NodeJS.Signals | null
+  /** True once `kill()` sent a signal. */
+  readonly killed: boolean
+  /** True while the child is starting or running. */
+  readonly running: boolean
+  /** True when `timeout` killed the child. */
+  readonly timedOut: boolean
+  /** Forked children: whether the IPC channel is open. */
+  readonly connected?: boolean
+  /**
+   * Sends a signal (default: `killSignal`) to the whole tree, or to the child only with
+   * `{ tree: false }`; SIGKILL follows after `forceKillAfter`. Returns false when the child had
+   * already exited.
+   */
+  kill(signal?: Signal, options?: KillOptions): boolean
+  /**
+   * Lines of stdout or stderr (without the line break) as an async iterator with back-pressure:
+   * the pipe is not read further while lines wait to be consumed. Breaking out of the loop
+   * destroys the stream.
+   */
+  lines(which?: 'stdout' | 'stderr'): AsyncIterableIterator<string>
+  /**
+   * Forked children: sends a JSON-serialisable message, received by the child's
+   * `process.on('message')`. Returns false when the channel is closed.
+   */
+  send(message: unknown, callback?: (error: Error | null) => void): boolean
+  /** Forked children: closes the IPC channel (the child sees `'disconnect'`). */
+  disconnect(): void
+  /** Lets Node exit while the child still runs (a running child keeps Node alive by default). */
+  unref(): this
+  /** Undoes `unref()`. */
+  ref(): this
+}
+
+/**
+ * Starts `command` with `args`, without a shell (unless `shell: true`). Throws ERR_INVALID_ARG
+ * for bad arguments; a failure to start (ENOENT, EACCES...) rejects `child.exited` with ERR_SPAWN.
+ */
+export declare function spawn(command: string, args?: readonly string[], options?: SpawnOptions): Child
+export declare function spawn(command: string, options?: SpawnOptions): Child
+
+/** Options of `exec`. */
+export interface ExecOptions extends SpawnOptions {
+  /** Written to the child's stdin, which is then closed. Without it stdin is /dev/null. */
+  input?: string | Uint8Array
+  /** `'utf8'` (default) or another Buffer encoding for strings, `'buffer'` for Buffers. */
+  encoding?: BufferEncoding | 'buffer' | null
+  /**
+   * Bytes kept per stream (default 1 MiB): the head is kept, the rest read and dropped, and
+   * `truncated` set. The child is not killed and `exec` never hangs on a full pipe.
+   */
+  maxBuffer?: number
+  /** Default true: a non-zero exit or a signal rejects with ERR_CHILD_EXIT. */
+  reject?: boolean
+}
+
+/** What `exec` resolves to. */
+export interface ExecResult<T = string | Buffer> {
+  stdout: T
+  stderr: T
+  code: number | null
+  signal: NodeJS.Signals | null
+  /** True when a stream exceeded `maxBuffer`. */
+  truncated: boolean
+  durationMs: number
+}
+
+/**
+ * Runs `command` with `args` (no shell) to completion and collects its output. Rejects with
+ * ERR_CHILD_EXIT (`exitCode`, `signal`, `stdout`, `stderr`, `truncated`) on a non-zero exit or a
+ * signal unless `reject: false`; ERR_SPAWN, ERR_CHILD_TIMEOUT, ERR_ABORTED, ERR_INVALID_ARG
+ * otherwise. Never throws synchronously.
+ */
+export declare function exec(
+  command: string,
+  args?: readonly string[],
+  options?: ExecOptions & { encoding?: BufferEncoding },
+): Promise<ExecResult<string>>
+export declare function exec(
+  command: string,
+  args: readonly string[] | undefined,
+  options: ExecOptions & { encoding: 'buffer' | null },
+): Promise<ExecResult<Buffer>>
+
+/** Options of `fork`. */
+export interface ForkOptions extends Omit<SpawnOptions, 'shell'> {
+  /** Node executable. Default `process.execPath`. */
+  execPath?: string
+  /** Node options for the child. Default `process.execArgv`. */
+  execArgv?: string[]
+  /** Pipe stdio instead of inheriting it (the default). */
+  silent?: boolean
+}
+
+/**
+ * Starts a Node.js module with Node's IPC channel (JSON serialisation): `child.send()` reaches the
+ * child's `process.on('message')`, and the child's `process.send()` emits `'message'` here.
+ */
+export declare function fork(modulePath: string | URL, args?: readonly string[], options?: ForkOptions): Child
+export declare function fork(modulePath: string | URL, options?: ForkOptions): Child
+
+/** Options of `new Supervisor`. */
+export interface SupervisorOptions {
+  /**
+   * `'one_for_one'` (default): restart the failed child; `'one_for_all'`: restart all;
+   * `'rest_for_one'`: restart the failed child and those added after it.
+   */
+  strategy?: 'one_for_one' | 'one_for_all' | 'rest_for_one'
+  /** At most this many restarts within `period`; the next one gives up. Default 3. */
+  intensity?: number
+  /** Window for `intensity`, in ms. Default 5000. */
+  period?: number
+  /**
+   * Delay before the n-th consecutive restart of a child: `min(max, initial * factor^(n-1))` ms.
+   * Defaults `{ initial: 100, factor: 2, max: 10000 }`. A child that ran a whole `period` starts over.
+   */
+  backoff?: { initial?: number; factor?: number; max?: number }
+}
+
+/** A supervised child: `command` (spawn) or `module` (fork). */
+export interface ChildSpec {
+  /** Unique name. */
+  id: string
+  command?: string
+  module?: string | URL
+  args?: string[]
+  /** spawn/fork options; stdio defaults to `'inherit'`. */
+  options?: SpawnOptions & ForkOptions
+  /** `'permanent'` (default): always restart; `'transient'`: only after an abnormal exit; `'temporary'`: never. */
+  restart?: 'permanent' | 'transient' | 'temporary'
+  /** Grace between SIGTERM and SIGKILL when stopping, in ms. Default 5000. */
+  shutdownMs?: number
+  /**
+   * The child counts as started when a forked child sends a message deep-equal to `message`, or
+   * when a stdout line contains `line` (string) or matches it (RegExp). With `timeout`, a child not
+   * ready in time is killed (and restarted by its policy).
+   */
+  ready?: { message?: unknown; line?: string | RegExp; timeout?: number }
+}
+
+/** Per-child counts in `status()`. */
+export interface ChildStatus {
+  id: string
+  state: 'stopped' | 'starting' | 'running' | 'exited' | 'stopping'
+  pid: number | undefined
+  starts: number
+  restarts: number
+  exits: number
+  lastExit: { code: number | null; signal: NodeJS.Signals | null; error?: string } | null
+}
+
+/** What `status()` returns. */
+export interface SupervisorStatus {
+  state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'gaveUp'
+  strategy: string
+  restartsInPeriod: number
+  children: ChildStatus[]
+}
+
+/**
+ * An OTP-style supervisor of child processes. Events: `'start'` (id, pid), `'exit'` (id,
+ * { code, signal, durationMs, expected }), `'restart'` (id, { attempt, delayMs }), `'gaveUp'`
+ * (error), `'line'` (id, line) for children with `ready.line`.
+ */
+export declare class Supervisor extends EventEmitter {
+  constructor(options?: SupervisorOptions)
+  /** Settles when the supervisor stops: resolves after `stop()`, rejects with ERR_SUPERVISOR_GAVE_UP. */
+  readonly done: Promise<void>
+  /** Adds a child (started at once when the supervisor runs). Throws ERR_INVALID_ARG. */
+  add(spec: ChildSpec): this
+  /**
+   * Starts the children in order, each after the previous one is started (and ready); rejects
+   * with ERR_SUPERVISOR_GAVE_UP if the intensity is exceeded first.
+   */
+  start(): Promise<void>
+  /** Stops the children in reverse order: SIGTERM to each tree, SIGKILL after its `shutdownMs`. */
+  stop(): Promise<void>
+  /** Stops and restarts one child by hand (not counted against the intensity). */
+  restart(id: string): Promise<void>
+  /** The supervisor's state and per-child counts. */
+  status(): SupervisorStatus
+  /** The backoff delay in ms before the n-th consecutive restart (n ≥ 1). */
+  backoffDelay(n: number): number
+}

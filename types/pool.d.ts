@@ -1,0 +1,137 @@
+/** Options every task accepts (native kernels and `pool.run`). */
+export interface TaskOptions {
+  /** Cancels the task: a queued task is removed at once, a running one stops at its next check. Rejects `ERR_ABORTED` (`name === 'AbortError'`, `cause` = the signal's reason). */
+  signal?: AbortSignal
+  /** Milliseconds from submission after which the task rejects `ERR_TASK_TIMEOUT` (queued or running). */
+  timeout?: number
+  /** Higher runs first; FIFO among equal priorities. Default 0. */
+  priority?: number
+  /** The pool to run on. Default: `defaultPool`. */
+  pool?: Pool
+}
+
+/** Options of `pool.run()`. */
+export interface RunOptions extends Omit<TaskOptions, 'pool'> {
+  /** Named export of the task module to call instead of the default export. */
+  name?: string
+  /** ArrayBuffers handed over to the task: they are detached in the caller, like `postMessage`. */
+  transferList?: ArrayBuffer[]
+}
+
+/** Options of `new Pool()`. */
+export interface PoolOptions {
+  /** Number of threads (concurrently running tasks). Default `os.availableParallelism()`. */
+  threads?: number
+  /** Tasks allowed to wait beyond the running ones; past it submissions reject `ERR_QUEUE_FULL`. Default `Infinity`. */
+  maxQueue?: number
+  /** Added to the nice value of each pool thread (Linux), so pool work yields the CPU to the event loop. 0–19, default 0. */
+  niceIncrement?: number
+  /**
+   * A shared counters region the pool adds its settle counts to, so every process of an app sees
+   * the totals: whichever of `corepool_tasks_completed_total`, `corepool_tasks_failed_total` and
+   * `corepool_tasks_cancelled_total` the region has (at least one).
+   */
+  counters?: import('./counters').SharedCounters
+  /** Absolute path or `file:` URL of a task module (CJS or ESM) for `pool.run()`. */
+  filename?: string | URL
+  /** Workers kept alive when idle (JS tasks). Default 1. */
+  minThreads?: number
+  /** Milliseconds an idle worker above `minThreads` lives before exiting. Default 10 000. */
+  idleTimeout?: number
+  /** Milliseconds a cancelled JS task may keep running before its worker is terminated and replaced. Default 1000. */
+  abortGrace?: number
+  /** `resourceLimits` of each worker (see `worker_threads.Worker`). */
+  resourceLimits?: import('node:worker_threads').ResourceLimits
+  /** Environment of each worker: an object, or `worker_threads.SHARE_ENV`. */
+  env?: Record<string, string> | symbol
+  /** `execArgv` of each worker. */
+  execArgv?: string[]
+}
+
+/** Percentiles of a duration histogram, in milliseconds. */
+export interface TimeSummary {
+  count: number
+  min: number
+  max: number
+  mean: number
+  p50: number
+  p90: number
+  p99: number
+}
+
+/** A snapshot of a pool's counters. */
+export interface PoolStats {
+  threads: number
+  /** Tasks waiting for a thread. */
+  queued: number
+  /** Threads busy with a task (a cancelled task holds its thread until its job returns). */
+  running: number
+  /** Tasks resolved. */
+  completed: number
+  /** Tasks that failed on their own (error, panic, crashed worker). */
+  failed: number
+  /** aborted + timedOut + tasks rejected by `destroy()`. */
+  cancelled: number
+  aborted: number
+  timedOut: number
+  /** Time from submission to start. */
+  waitTime: TimeSummary
+  /** Time from start to end. */
+  runTime: TimeSummary
+  /** Busy thread time over available thread time since the pool started (0–1). */
+  utilization: number
+}
+
+/**
+ * A pool of threads owned by corepool (never libuv's threadpool) running native kernels and,
+ * with `filename`, the user's own JS module on worker_threads — one queue, one thread budget.
+ * Threads start on the first task; an idle pool never keeps the process alive.
+ */
+export class Pool {
+  /** @throws {CorepoolError} `ERR_INVALID_ARG` for a bad option. */
+  constructor(options?: PoolOptions)
+  /** Runs the task module's default export (or `options.name`) with a structured clone of `data`; resolves with its awaited result. The task receives `(data, { signal })`. */
+  run<T = unknown>(data?: unknown, options?: RunOptions): Promise<T>
+  /** Stop accepting tasks, finish queued and running ones, then stop the threads and workers. */
+  close(): Promise<void>
+  /** Stop accepting tasks, reject queued and running ones with `ERR_POOL_CLOSED`, then stop. */
+  destroy(): Promise<void>
+  readonly threads: number
+  readonly maxQueue: number
+  /** True once `close()` or `destroy()` was called. */
+  readonly closed: boolean
+  readonly stats: PoolStats
+}
+
+/** The pool used when a task gets no `pool` option: `os.availableParallelism()` threads, started on first use. */
+export declare const defaultPool: Pool
+
+/** Every corepool error: a plain `Error` with a stable `code` (`err instanceof CorepoolError` holds for native errors too). */
+export class CorepoolError extends Error {
+  constructor(code: string, message: string, options?: { cause?: unknown })
+  code:
+    | 'ERR_INVALID_ARG'
+    | 'ERR_QUEUE_FULL'
+    | 'ERR_ABORTED'
+    | 'ERR_TASK_TIMEOUT'
+    | 'ERR_POOL_CLOSED'
+    | 'ERR_TASK_PANICKED'
+    | 'ERR_WORKER_CRASHED'
+    | 'ERR_SHM'
+    | 'ERR_SPAWN'
+    | 'ERR_CHILD_TIMEOUT'
+    | 'ERR_CHILD_EXIT'
+    | 'ERR_SUPERVISOR_GAVE_UP'
+    | 'ERR_CORRUPT_INPUT'
+    | 'ERR_OUTPUT_TOO_LARGE'
+}
+
+/** Sum of `Math.sqrt(i)` for `0 <= i < n` (a non-negative safe integer), on the pool; cancellable while running. */
+export function sqrtSum(n: number, options?: TaskOptions): Promise<number>
+
+/**
+ * Opens a listening TCP socket on `host:port` (default host `0.0.0.0`) with SO_REUSEPORT and
+ * returns its file descriptor for `server.listen({ fd })`. Several processes doing the same share
+ * the port, the kernel balancing connections between them (Linux). Throws `ERR_INVALID_ARG`.
+ */
+export function listenReusePort(port: number, host?: string): number
