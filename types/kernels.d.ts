@@ -6,23 +6,12 @@
 
 /// <reference types="node" />
 
-/** Options every kernel accepts. An option set to `undefined` counts as not given. */
-export interface TaskOptions {
-  /** Cancels the task: a queued task is dropped, a running one stops at its next check; the promise rejects with `ERR_ABORTED`. */
-  signal?: AbortSignal
-  /** Milliseconds (queued + running) before the promise rejects with `ERR_TASK_TIMEOUT`. */
-  timeout?: number
-  /** Higher runs first; default 0. */
-  priority?: number
-  /** The corepool `Pool` to run on (default: the shared default pool). */
-  pool?: object
-}
+import type { TaskOptions } from './pool'
 
 /** Bytes: a `Buffer`, any `Uint8Array` or `ArrayBufferView` (its bytes), or a string (UTF-8). */
 export type BytesLike = Buffer | Uint8Array | ArrayBufferView | ArrayBuffer | string
 
-/** Sum of `Math.sqrt(i)` for `0 <= i < n`; `n` is a non-negative safe integer. Cancellable. */
-export function sqrtSum(n: number, options?: TaskOptions): Promise<number>
+// `sqrtSum` is declared with the pool API in ./pool.d.ts.
 
 // ----- hashing -----
 
@@ -31,38 +20,28 @@ export type HashAlgorithm = 'sha256' | 'sha512' | 'sha1' | 'md5' | 'blake3' | 'x
 /** Digest encodings; `'buffer'` gives a `Buffer`. */
 export type DigestEncoding = 'hex' | 'base64' | 'base64url' | 'buffer'
 
-export interface HashOptions<E extends DigestEncoding = DigestEncoding> extends TaskOptions {
+/** Options of the hash functions returning strings. */
+export interface HashOptions extends TaskOptions {
   /** Default `'hex'` (like `crypto.hash`). Digests are the canonical big-endian bytes. */
-  encoding?: E
+  encoding?: 'hex' | 'base64' | 'base64url'
+}
+
+/** Options of the hash functions returning Buffers. */
+export interface BufferHashOptions extends TaskOptions {
+  encoding: 'buffer'
 }
 
 /** Digest of `data` (hex by default), computed on the pool; cancellable between 1 MiB chunks. */
-export function hash(algorithm: HashAlgorithm, data: BytesLike, options: HashOptions<'buffer'>): Promise<Buffer>
-export function hash(
-  algorithm: HashAlgorithm,
-  data: BytesLike,
-  options?: HashOptions<'hex' | 'base64' | 'base64url'>,
-): Promise<string>
+export function hash(algorithm: HashAlgorithm, data: BytesLike, options: BufferHashOptions): Promise<Buffer>
+export function hash(algorithm: HashAlgorithm, data: BytesLike, options?: HashOptions): Promise<string>
 
 /** Digests of many items in one pool task (hashed in parallel); results in input order. */
-export function hashMany(
-  algorithm: HashAlgorithm,
-  items: BytesLike[],
-  options: HashOptions<'buffer'>,
-): Promise<Buffer[]>
-export function hashMany(
-  algorithm: HashAlgorithm,
-  items: BytesLike[],
-  options?: HashOptions<'hex' | 'base64' | 'base64url'>,
-): Promise<string[]>
+export function hashMany(algorithm: HashAlgorithm, items: BytesLike[], options: BufferHashOptions): Promise<Buffer[]>
+export function hashMany(algorithm: HashAlgorithm, items: BytesLike[], options?: HashOptions): Promise<string[]>
 
 /** Digest of a file, read natively in 1 MiB chunks (never loaded into JavaScript). A missing or unreadable file rejects with `ERR_INVALID_ARG`. */
-export function hashFile(algorithm: HashAlgorithm, path: string | URL, options: HashOptions<'buffer'>): Promise<Buffer>
-export function hashFile(
-  algorithm: HashAlgorithm,
-  path: string | URL,
-  options?: HashOptions<'hex' | 'base64' | 'base64url'>,
-): Promise<string>
+export function hashFile(algorithm: HashAlgorithm, path: string | URL, options: BufferHashOptions): Promise<Buffer>
+export function hashFile(algorithm: HashAlgorithm, path: string | URL, options?: HashOptions): Promise<string>
 
 /** A streaming hasher made by `createHasher`. */
 export class Hasher {
