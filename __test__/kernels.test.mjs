@@ -258,6 +258,7 @@ describe('streaming', () => {
       assert.equal(await hashFile('blake3', new URL(`file://${file}`)), await hash('blake3', data))
       await rejectsWith(hashFile('sha256', path.join(os.tmpdir(), 'corepool-does-not-exist')), 'ERR_INVALID_ARG')
       await rejectsWith(hashFile('sha256', 42), 'ERR_INVALID_ARG')
+      await rejectsWith(hashFile('sha256', new URL('https://example.com/x')), 'ERR_INVALID_ARG')
     } finally {
       fs.rmSync(file, { force: true })
     }

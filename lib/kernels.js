@@ -131,7 +131,10 @@ function hashMany(algorithm, items, options) {
 function hashFile(algorithm, path, options) {
   return rejecting(() => {
     oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
-    if (path instanceof URL) path = require('node:url').fileURLToPath(path)
+    if (path instanceof URL) {
+      if (path.protocol !== 'file:') throw invalidArg(`path must be a file: URL, got ${path.href}`)
+      path = require('node:url').fileURLToPath(path)
+    }
     if (typeof path !== 'string' || path === '' || path.includes('\0')) {
       throw invalidArg(`path must be a non-empty string or file URL, got ${describe(path)}`)
     }
