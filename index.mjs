@@ -21,6 +21,8 @@ export const {
   meanFloat64,
   minFloat64,
   maxFloat64,
+  resize,
+  DEFAULT_MAX_PIXELS,
   defaultPool,
   listenReusePort,
   SharedCounters,

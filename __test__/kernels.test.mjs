@@ -195,7 +195,7 @@ describe('hash', () => {
 describe('hashMany', () => {
   test('one digest per item, in order, equal to node:crypto', async () => {
     const items = Array.from({ length: 1000 }, (_, i) => crypto.randomBytes(i % 300))
-    items.push('a string', new Uint8Array([1, 2, 3]))
+    items.push('a string', 'ünïcødé ✓ 🎉', '', new Uint8Array([1, 2, 3]), new Float32Array([1.5, -2]))
     for (const alg of ['sha256', 'md5', 'sha512']) {
       const got = await hashMany(alg, items)
       assert.equal(got.length, items.length)
@@ -203,6 +203,8 @@ describe('hashMany', () => {
         assert.equal(got[i], crypto.createHash(alg).update(item).digest('hex'), `${alg} #${i}`),
       )
     }
+    const b64 = await hashMany('sha1', items.slice(0, 5), { encoding: 'base64' })
+    b64.forEach((d, i) => assert.equal(d, crypto.createHash('sha1').update(items[i]).digest('base64')))
     const bufs = await hashMany('xxh64', ['', ''], { encoding: 'buffer' })
     assert.deepEqual(
       bufs.map((b) => b.toString('hex')),
@@ -256,6 +258,7 @@ describe('streaming', () => {
       assert.equal(await hashFile('blake3', new URL(`file://${file}`)), await hash('blake3', data))
       await rejectsWith(hashFile('sha256', path.join(os.tmpdir(), 'corepool-does-not-exist')), 'ERR_INVALID_ARG')
       await rejectsWith(hashFile('sha256', 42), 'ERR_INVALID_ARG')
+      await rejectsWith(hashFile('sha256', new URL('https://example.com/x')), 'ERR_INVALID_ARG')
     } finally {
       fs.rmSync(file, { force: true })
     }
@@ -499,5 +502,101 @@ describe('numeric', () => {
     assert.equal(s.min, Math.min(...r.subarray(0, 50_000), ...r.subarray(50_000)))
     await rejectsWith(statsFloat64('1,2,3'), 'ERR_INVALID_ARG')
     await rejectsWith(sumFloat64(null), 'ERR_INVALID_ARG')
+  })
+})
+
+describe('resize', () => {
+  const { resize } = corepool
+  const sharp = require('sharp')
+
+  // A 2000×1500 test picture (gradients + noise), made with sharp from raw pixels.
+  async function picture(format, width = 2000, height = 1500, channels = 3) {
+    const raw = Buffer.alloc(width * height * channels)
+    for (let y = 0, i = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        raw[i++] = (x * 255) / width
+        raw[i++] = (y * 255) / height
+        raw[i++] = (x ^ y) & 0xff
+        if (channels === 4) raw[i++] = x < width / 2 ? 255 : 128
+      }
+    }
+    return sharp(raw, { raw: { width, height, channels } }).toFormat(format).toBuffer()
+  }
+
+  test('JPEG/PNG/WebP in, every fit, output dimensions match and decode', async () => {
+    const jpeg = await picture('jpeg')
+    const cases = [
+      [{ width: 200 }, 200, 150],
+      [{ height: 300 }, 400, 300],
+      [{ width: 200, height: 200 }, 200, 200], // cover (default)
+      [{ width: 200, height: 200, fit: 'contain' }, 200, 200],
+      [{ width: 200, height: 200, fit: 'fill' }, 200, 200],
+      [{ width: 200, height: 200, fit: 'inside' }, 200, 150],
+      [{ width: 200, height: 200, fit: 'outside' }, 267, 200],
+    ]
+    for (const [options, w, h] of cases) {
+      const out = await resize(jpeg, options)
+      assert.equal(out.format, 'jpeg')
+      assert.deepEqual([out.width, out.height], [w, h], JSON.stringify(options))
+      const meta = await sharp(out.data).metadata()
+      assert.deepEqual([meta.format, meta.width, meta.height], ['jpeg', w, h], JSON.stringify(options))
+    }
+    for (const format of ['png', 'webp', 'jpeg']) {
+      const out = await resize(jpeg, { width: 120, height: 90, format })
+      assert.ok(Buffer.isBuffer(out.data))
+      const meta = await sharp(out.data).metadata()
+      assert.deepEqual([meta.format, meta.width, meta.height], [format, 120, 90])
+    }
+    const png = await picture('png', 300, 200, 4)
+    const fromPng = await resize(png, { width: 150 })
+    assert.equal(fromPng.format, 'png')
+    const meta = await sharp(fromPng.data).metadata()
+    assert.deepEqual([meta.width, meta.height, meta.hasAlpha], [150, 100, true])
+    const webp = await picture('webp', 300, 200)
+    const fromWebp = await resize(new Uint8Array(webp), { width: 30, format: 'jpg', quality: 50 })
+    assert.deepEqual([fromWebp.format, fromWebp.width, fromWebp.height], ['jpeg', 30, 20])
+  })
+
+  test('the resized picture still looks like the original (mean colour)', async () => {
+    const jpeg = await picture('jpeg', 400, 300)
+    const out = await resize(jpeg, { width: 40, format: 'png' })
+    const a = await sharp(jpeg).stats()
+    const b = await sharp(out.data).stats()
+    for (let c = 0; c < 3; c++) assert.ok(Math.abs(a.channels[c].mean - b.channels[c].mean) < 8, `channel ${c}`)
+  })
+
+  test('bad, truncated and oversized images', async () => {
+    const jpeg = await picture('jpeg', 400, 300)
+    await rejectsWith(resize(Buffer.from('definitely not an image')), 'ERR_CORRUPT_INPUT')
+    await rejectsWith(resize(jpeg.subarray(0, jpeg.length >> 1), { width: 10 }), 'ERR_CORRUPT_INPUT')
+    const png = await picture('png', 300, 200)
+    await rejectsWith(resize(png.subarray(0, png.length - 100), { width: 10 }), 'ERR_CORRUPT_INPUT')
+    const webp = await picture('webp', 300, 200)
+    await rejectsWith(resize(webp.subarray(0, webp.length >> 1), { width: 10 }), 'ERR_CORRUPT_INPUT')
+    const gif = await sharp({ create: { width: 4, height: 4, channels: 3, background: 'red' } })
+      .gif()
+      .toBuffer()
+    await rejectsWith(resize(gif, { width: 2 }), 'ERR_CORRUPT_INPUT')
+    await rejectsWith(resize(jpeg, { width: 10, maxPixels: 1000 }), 'ERR_OUTPUT_TOO_LARGE')
+    await rejectsWith(
+      resize(jpeg, { width: 4000, height: 4000, fit: 'fill', maxPixels: 1_000_000 }),
+      'ERR_OUTPUT_TOO_LARGE',
+    )
+  })
+
+  test('bad options reject with ERR_INVALID_ARG', async () => {
+    const jpeg = await picture('jpeg', 40, 30)
+    await rejectsWith(resize('a string'), 'ERR_INVALID_ARG')
+    await rejectsWith(resize(null), 'ERR_INVALID_ARG')
+    await rejectsWith(resize(jpeg, { width: 0 }), 'ERR_INVALID_ARG')
+    await rejectsWith(resize(jpeg, { width: 1.5 }), 'ERR_INVALID_ARG')
+    await rejectsWith(resize(jpeg, { height: 70000 }), 'ERR_INVALID_ARG')
+    await rejectsWith(resize(jpeg, { fit: 'stretch' }), 'ERR_INVALID_ARG')
+    await rejectsWith(resize(jpeg, { format: 'gif' }), 'ERR_INVALID_ARG')
+    await rejectsWith(resize(jpeg, { quality: 0 }), 'ERR_INVALID_ARG')
+    await rejectsWith(resize(jpeg, { quality: 101 }), 'ERR_INVALID_ARG')
+    await rejectsWith(resize(jpeg, { maxPixels: 0 }), 'ERR_INVALID_ARG')
+    const same = await resize(jpeg, { width: undefined, height: undefined, fit: undefined, format: undefined })
+    assert.deepEqual([same.width, same.height, same.format], [40, 30, 'jpeg'])
   })
 })

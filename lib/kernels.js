@@ -105,13 +105,20 @@ function hashMany(algorithm, items, options) {
     oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
     if (!Array.isArray(items)) throw invalidArg(`items must be an array, got ${describe(items)}`)
     const inputs = new Array(items.length)
-    for (let i = 0; i < items.length; i++) inputs[i] = bytes(items[i], `items[${i}]`)
+    for (let i = 0; i < items.length; i++) {
+      const v = bytes(items[i], `items[${i}]`)
+      inputs[i] = typeof v === 'string' ? Buffer.from(v, 'utf8') : v
+    }
     const encoding = encodingOption(optionsObject(options))
     const size = DIGEST_LENGTHS[algorithm]
     return submitNativeArgs(native.hashMany, [algorithm, inputs], options).then((all) => {
       const out = new Array(inputs.length)
       if (encoding === 'buffer') {
         for (let i = 0; i < out.length; i++) out[i] = all.subarray(i * size, (i + 1) * size)
+      } else if (encoding === 'hex') {
+        // One conversion, then cheap substrings.
+        const hex = all.toString('hex')
+        for (let i = 0; i < out.length; i++) out[i] = hex.slice(i * 2 * size, (i + 1) * 2 * size)
       } else {
         for (let i = 0; i < out.length; i++) out[i] = all.toString(encoding, i * size, (i + 1) * size)
       }
@@ -124,7 +131,10 @@ function hashMany(algorithm, items, options) {
 function hashFile(algorithm, path, options) {
   return rejecting(() => {
     oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
-    if (path instanceof URL) path = require('node:url').fileURLToPath(path)
+    if (path instanceof URL) {
+      if (path.protocol !== 'file:') throw invalidArg(`path must be a file: URL, got ${path.href}`)
+      path = require('node:url').fileURLToPath(path)
+    }
     if (typeof path !== 'string' || path === '' || path.includes('\0')) {
       throw invalidArg(`path must be a non-empty string or file URL, got ${describe(path)}`)
     }
@@ -250,13 +260,14 @@ function passwordHash(password, options) {
   return rejecting(() => {
     const input = bytes(password, 'password')
     const o = optionsObject(options)
-    const num = (name) => {
-      const v = o[name]
-      if (v === undefined) return NaN
-      if (!Number.isInteger(v)) throw invalidArg(`options.${name} must be an integer, got ${describe(v)}`)
-      return v
-    }
-    const args = [input, num('memoryCost'), num('timeCost'), num('parallelism'), num('outputLength')]
+    // NaN means "default"; the native side checks the cross-field rule (memoryCost >= 8 × parallelism).
+    const args = [
+      input,
+      integerOption(o.memoryCost, 'options.memoryCost', 8, 4 * 1024 * 1024, NaN),
+      integerOption(o.timeCost, 'options.timeCost', 1, 1024, NaN),
+      integerOption(o.parallelism, 'options.parallelism', 1, 64, NaN),
+      integerOption(o.outputLength, 'options.outputLength', 4, 1024, NaN),
+    ]
     return submitNativeArgs(native.passwordHash, args, options)
   })
 }
@@ -326,6 +337,39 @@ const minFloat64 = (values, options) => statsFloat64(values, options).then((s) =
 /** Largest element (Math.max semantics). */
 const maxFloat64 = (values, options) => statsFloat64(values, options).then((s) => s.max)
 
+// ---------------------------------------------------------------------------------------------
+// Images
+
+const FITS = ['cover', 'contain', 'fill', 'inside', 'outside']
+const IMAGE_FORMATS = ['jpeg', 'jpg', 'png', 'webp']
+/** Default `maxPixels` of `resize` (sharp's `limitInputPixels` default, 0x3FFF²). */
+const DEFAULT_MAX_PIXELS = 0x3fff * 0x3fff
+
+/**
+ * Decodes a JPEG, PNG or WebP image, resizes it (Lanczos3) and encodes it; resolves to
+ * `{ data: Buffer, width, height, format }`. Options: `width`/`height` (1..65535; give one to
+ * keep the aspect ratio), `fit` ('cover' default, 'contain' pads with opaque black, 'fill',
+ * 'inside', 'outside' — sharp's meanings), `format` ('jpeg' | 'png' | 'webp', default: the
+ * input's), `quality` (JPEG 1..100, default 80; WebP output is lossless), `maxPixels` (default
+ * 268402689: larger inputs or outputs reject with ERR_OUTPUT_TOO_LARGE before decoding).
+ * EXIF orientation is applied. Bad or truncated images reject with ERR_CORRUPT_INPUT.
+ */
+function resize(image, options) {
+  return rejecting(() => {
+    const input = bytes(image, 'image')
+    if (typeof input === 'string') throw invalidArg('image must be a Buffer or Uint8Array, got a string')
+    const o = optionsObject(options)
+    const width = integerOption(o.width, 'options.width', 1, 65535, 0)
+    const height = integerOption(o.height, 'options.height', 1, 65535, 0)
+    const fit = o.fit === undefined ? 'cover' : oneOf(o.fit, FITS, 'options.fit')
+    const format = o.format === undefined ? '' : oneOf(o.format, IMAGE_FORMATS, 'options.format')
+    const quality = integerOption(o.quality, 'options.quality', 1, 100, 80)
+    const maxPixels = integerOption(o.maxPixels, 'options.maxPixels', 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS)
+    const args = [input, width, height, fit, format, quality, maxPixels]
+    return submitNativeArgs(native.resize, args, options)
+  })
+}
+
 module.exports = {
   sqrtSum,
   hash,
@@ -345,4 +389,6 @@ module.exports = {
   meanFloat64,
   minFloat64,
   maxFloat64,
+  resize,
+  DEFAULT_MAX_PIXELS,
 }

@@ -10,3 +10,32 @@ import { SharedCounters } from 'corepool'
 const counters = new SharedCounters({ names: ['a', 'b'] })
 counters.inc('a')
 const text: string = counters.toPrometheus()
+import {
+  hash,
+  hashMany,
+  createHasher,
+  compress,
+  decompress,
+  passwordHash,
+  passwordVerify,
+  resize,
+  statsFloat64,
+  sortFloat64,
+  countPrimes,
+} from 'corepool'
+const hex: string = await hash('sha256', 'x', { pool: p, timeout: 10 })
+const buf: Buffer = await hash('blake3', Buffer.from('x'), { encoding: 'buffer' })
+const many: string[] = await hashMany('md5', ['a', new Uint8Array(2)])
+const hasher = createHasher('xxh3-128')
+await hasher.update('x')
+const digest: Buffer = await hasher.digest('buffer')
+const back: Buffer = await decompress('gzip', await compress('gzip', 'x', { level: 9 }), { maxOutputLength: 10 })
+const ok: boolean = await passwordVerify(await passwordHash('pw', { memoryCost: 1024 }), 'pw')
+const thumb = await resize(back, { width: 10, fit: 'inside', format: 'webp' })
+const total: number = (await statsFloat64(new Float64Array(3))).sum + (await countPrimes(10)) + thumb.width
+const sorted: Float64Array = await sortFloat64(new Float64Array(2))
+import { spawn, exec, Supervisor } from 'corepool'
+const child = spawn('true', [], { timeout: 1000 })
+const { code } = await child.exited
+const out = await exec('echo', ['hi'])
+const sup = new Supervisor({ strategy: 'one_for_one', intensity: 3, period: 1000 })

@@ -127,8 +127,8 @@ pub fn compress(
         }
         Format::Zstd => {
             let mut encoder = zstd::stream::write::Encoder::new(out, level).map_err(internal)?;
-            // Record the size in the frame header, as node:zlib's zstdCompress does not need
-            // but other decoders use to allocate once.
+            // Record the content size in the frame header (decoders may use it to size their
+            // output); the encoder then also checks that exactly that many bytes arrive.
             encoder
                 .set_pledged_src_size(Some(data.len() as u64))
                 .map_err(internal)?;
@@ -232,7 +232,7 @@ pub fn decompress(
     Ok(out)
 }
 
-/// Native `compress`; `level < -1e9` (or NaN) means "the format's default".
+/// Native `compress`; a non-finite `level` (NaN) means "the format's default".
 #[allow(clippy::too_many_arguments)]
 #[napi(js_name = "compress")]
 pub fn compress_task(

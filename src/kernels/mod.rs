@@ -2,6 +2,7 @@
 
 mod compress;
 mod hash;
+mod image;
 mod numeric;
 mod password;
 mod testing;
