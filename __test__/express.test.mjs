@@ -93,6 +93,23 @@ test('POST /hash returns the sha256 of the body', async () => {
   assert.equal(r.body.bytes, body.length)
 })
 
+test('POST /thumbnail resizes an image natively', async () => {
+  const { default: sharp } = await import('sharp')
+  const jpeg = await sharp({ create: { width: 800, height: 600, channels: 3, background: '#3a7' } })
+    .jpeg()
+    .toBuffer()
+  const r = await get('/thumbnail?width=200', { method: 'POST', body: jpeg })
+  assert.equal(r.status, 200)
+  assert.equal(r.type, 'image/jpeg')
+  const meta = await sharp(r.body).metadata()
+  assert.deepEqual([meta.width, meta.height, meta.format], [200, 150, 'jpeg'])
+  const png = await get('/thumbnail?width=50&height=50&format=png', { method: 'POST', body: jpeg })
+  assert.equal(png.type, 'image/png')
+  const bad = await get('/thumbnail', { method: 'POST', body: Buffer.from('not an image') })
+  assert.equal(bad.status, 400)
+  assert.equal(bad.body.error, 'ERR_CORRUPT_INPUT')
+})
+
 test('GET /report.pdf returns a PDF made in a JS task', async () => {
   const r = await get('/report.pdf?title=Hello')
   assert.equal(r.status, 200)
