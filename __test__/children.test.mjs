@@ -22,6 +22,14 @@ function gone(pid) {
   }
 }
 
+function describeProc(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch (err) {
+    return err.code
+  }
+}
+
 async function waitGone(pids, ms) {
   const deadline = Date.now() + ms
   while (Date.now() < deadline) {
@@ -301,11 +309,44 @@ test('no orphans: SIGKILL of the parent takes the child and the grandchild down'
       })
       parent.on('exit', () => reject(new Error(`parent exited early: ${out}`)))
     })
-    assert.equal(gone(pids.child), false)
-    assert.equal(gone(pids.grandchild), false)
-    parent.kill('SIGKILL')
+    try {
+      assert.equal(gone(pids.child), false, `child of ${JSON.stringify(pids)} ${describeProc(pids.child)}`)
+      assert.equal(gone(pids.grandchild), false, `grandchild of ${JSON.stringify(pids)}`)
+    } finally {
+      parent.kill('SIGKILL')
+    }
     assert.ok(await waitGone([pids.child, pids.grandchild], 3000), `run ${run}: ${JSON.stringify(pids)} survived`)
   }
+})
+
+test('detached: true lets a child outlive the parent', async () => {
+  const parent = nodeSpawn(process.execPath, [fixture('detached-parent.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const { child } = await new Promise((resolve) => {
+    let out = ''
+    parent.stdout.on('data', (d) => {
+      out += d
+      if (out.includes('\n')) resolve(JSON.parse(out))
+    })
+  })
+  parent.kill('SIGKILL')
+  await new Promise((resolve) => parent.on('exit', resolve))
+  await sleep(300)
+  try {
+    assert.equal(gone(child), false)
+  } finally {
+    process.kill(child, 'SIGKILL')
+  }
+})
+
+test('fork: a large message crosses many chunks intact', async () => {
+  const child = fork(fixture('echo-child.cjs'))
+  await new Promise((resolve) => child.once('message', resolve))
+  const big = { text: 'é'.repeat(500_000), list: Array.from({ length: 10_000 }, (_, i) => i) }
+  const reply = new Promise((resolve) => child.once('message', resolve))
+  child.send(big)
+  assert.deepEqual((await reply).echo, big)
+  child.disconnect()
+  await child.exited
 })
 
 test('bad arguments: spawn throws, exec rejects', async () => {

@@ -68,6 +68,12 @@ function checkStdio(stdio, fallback) {
   throw invalidArg(`options.stdio must be a string or an array of up to 3 entries, got ${describe(stdio)}`)
 }
 
+function checkBool(value, name) {
+  if (value !== undefined && typeof value !== 'boolean')
+    throw invalidArg(`${name} must be a boolean, got ${describe(value)}`)
+  return value
+}
+
 function checkId(value, name) {
   if (value === undefined) return undefined
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
@@ -145,6 +151,7 @@ function normalize(command, args, options, defaults) {
     ipc: defaults.ipc,
     uid: checkId(options.uid, 'options.uid'),
     gid: checkId(options.gid, 'options.gid'),
+    detached: checkBool(options.detached, 'options.detached'),
     timeout,
     killSignal,
     forceKillAfter,
@@ -229,6 +236,7 @@ function lineIterator(stream) {
 class Child extends EventEmitter {
   #native
   #o
+  #pid
   #held = true
   #state = 'starting' // 'starting' | 'running' | 'exited' | 'failed'
   #timedOut = false
@@ -244,7 +252,6 @@ class Child extends EventEmitter {
     if (token !== kCreate) throw new TypeError('Child is created by spawn() or fork()')
     super()
     this.#o = o
-    this.pid = undefined
     this.exitCode = null
     this.signalCode = null
     this.killed = false
@@ -261,7 +268,17 @@ class Child extends EventEmitter {
     })
     this.spawned.catch(noop)
     const n = native.spawnChild(
-      { file: o.file, args: o.args, env: o.env, cwd: o.cwd, stdio: o.stdio, ipc: o.ipc, uid: o.uid, gid: o.gid },
+      {
+        file: o.file,
+        args: o.args,
+        env: o.env,
+        cwd: o.cwd,
+        stdio: o.stdio,
+        ipc: o.ipc,
+        uid: o.uid,
+        gid: o.gid,
+        detached: o.detached,
+      },
       (kind, a, b, c, text) => this.#onEvent(kind, a, b, c, text),
     )
     this.#native = n
@@ -304,7 +321,7 @@ class Child extends EventEmitter {
 
   #onEvent(kind, a, b, c, text) {
     if (kind === 'spawn') {
-      this.pid = a
+      this.#pid = a
       this.#state = 'running'
       this.#resolveSpawned(a)
       this.emit('spawn')
@@ -354,6 +371,17 @@ class Child extends EventEmitter {
       this.#held = false
       release()
     }
+  }
+
+  /**
+   * The pid: known from the 'spawn' event on, and whenever the child's first output is seen (it is
+   * asked from the native side if that output arrived before the event).
+   */
+  get pid() {
+    if (this.#pid === undefined && this.#native !== undefined && this.#state === 'starting') {
+      this.#pid = this.#native.pid ?? undefined
+    }
+    return this.#pid
   }
 
   /** True while the child runs (or is starting). */
@@ -426,26 +454,19 @@ class Child extends EventEmitter {
     this.connected = true
     channel.setEncoding('utf8')
     channel.on('error', noop)
-    let buffered = ''
+    // Newline-delimited JSON; a message may span many chunks, so only new text is searched.
+    let pending = []
     channel.on('data', (text) => {
-      buffered += text
+      let from = 0
       let nl
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl)
-        buffered = buffered.slice(nl + 1)
-        if (line === '') continue
-        let message
-        try {
-          message = JSON.parse(line)
-        } catch {
-          continue
-        }
-        // Node's own internal messages (handle passing, cluster) are not for the user.
-        if (message !== null && typeof message === 'object' && typeof message.cmd === 'string') {
-          if (message.cmd.startsWith('NODE_')) continue
-        }
-        this.emit('message', message)
+      while ((nl = text.indexOf('\n', from)) >= 0) {
+        pending.push(text.slice(from, nl))
+        from = nl + 1
+        const line = pending.length === 1 ? pending[0] : pending.join('')
+        pending = []
+        if (line !== '') this.#onChannelLine(line)
       }
+      if (from < text.length) pending.push(text.slice(from))
     })
     channel.on('close', () => {
       if (this.connected) {
@@ -453,6 +474,20 @@ class Child extends EventEmitter {
         this.emit('disconnect')
       }
     })
+  }
+
+  #onChannelLine(line) {
+    let message
+    try {
+      message = JSON.parse(line)
+    } catch {
+      return
+    }
+    // Node's own internal messages (handle passing, cluster) are not for the user.
+    if (message !== null && typeof message === 'object' && typeof message.cmd === 'string') {
+      if (message.cmd.startsWith('NODE_')) return
+    }
+    this.emit('message', message)
   }
 
   /**
@@ -589,11 +624,6 @@ function collect(stream, limit, state) {
   return { chunks, done }
 }
 
-const delay = (ms) =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms).unref()
-  })
-
 /**
  * Runs `command` with `args` (no shell) and resolves `{ stdout, stderr, code, signal, truncated,
  * durationMs }`. Output beyond `maxBuffer` bytes per stream is dropped (the head is kept and
@@ -644,8 +674,13 @@ async function exec(command, args, options) {
   }
   if (!failure || failure.code !== 'ERR_SPAWN') {
     const ended = Promise.all([out.done, err.done])
-    const timer = delay(PIPE_GRACE_MS).then(() => 'late')
-    if ((await Promise.race([ended, timer])) === 'late') {
+    let timer
+    const late = new Promise((resolve) => {
+      timer = setTimeout(resolve, PIPE_GRACE_MS, 'late')
+    })
+    const outcome = await Promise.race([ended, late])
+    clearTimeout(timer)
+    if (outcome === 'late') {
       child.stdout?.destroy()
       child.stderr?.destroy()
     }

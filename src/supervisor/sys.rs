@@ -150,13 +150,13 @@ pub struct Plan {
     pub cwd: Option<CString>,
     /// `(source fd, target fd)`: the source is duplicated onto the target in the child.
     pub fds: Vec<(RawFd, RawFd)>,
-    /// Targets to close in the child (stdio `ignore` without /dev/null is never used; kept for
-    /// completeness of the fd plan).
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     /// `PR_SET_PDEATHSIG` signal (0: none).
     pub death_signal: i32,
     pub parent_pid: i32,
+    /// `setsid()` instead of `setpgid(0, 0)`.
+    pub new_session: bool,
 }
 
 /// Where the child failed before exec.
@@ -198,6 +198,7 @@ struct RawPlan {
     gid: Option<u32>,
     death_signal: i32,
     parent_pid: i32,
+    new_session: bool,
     min_high_fd: RawFd,
     empty_mask: libc::sigset_t,
     errno: AtomicI32,
@@ -228,6 +229,7 @@ pub fn spawn(plan: &Plan) -> Result<i32, (io::Error, Stage)> {
         gid: plan.gid,
         death_signal: plan.death_signal,
         parent_pid: plan.parent_pid,
+        new_session: plan.new_session,
         min_high_fd: max_target + 1,
         // SAFETY: sigemptyset initialises the zeroed set.
         empty_mask: unsafe {
@@ -304,7 +306,12 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 return fail(Stage::ParentGone);
             }
         }
-        if libc::setpgid(0, 0) == -1 {
+        let grouped = if plan.new_session {
+            libc::setsid()
+        } else {
+            libc::setpgid(0, 0)
+        };
+        if grouped == -1 {
             return fail(Stage::Setpgid);
         }
         // Move every source above all targets first, so a target never clobbers a later source.
@@ -352,9 +359,53 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     }
 }
 
-/// Every descendant of `root` found in /proc (children first found, breadth first). Processes
-/// that re-parented away (double fork) cannot be found this way; the process group catches them.
+/// Every descendant of `root` (breadth first). Walks the kernel's per-thread child lists
+/// (`/proc/<pid>/task/<tid>/children`), which only touches the tree itself; kernels without them
+/// get a scan of all of /proc. Processes that re-parented away (double fork) cannot be found
+/// either way; the process group catches those.
 pub fn descendants(root: i32) -> Vec<i32> {
+    match children_of(root) {
+        Some(first) => {
+            let mut out = Vec::new();
+            let mut frontier = first;
+            while let Some(p) = frontier.pop() {
+                if out.contains(&p) {
+                    continue;
+                }
+                out.push(p);
+                frontier.extend(children_of(p).unwrap_or_default());
+            }
+            out
+        }
+        None => descendants_by_scan(root),
+    }
+}
+
+/// Direct children of every thread of `pid`; `None` when the kernel has no child lists.
+fn children_of(pid: i32) -> Option<Vec<i32>> {
+    let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(t) => t,
+        // The process is gone: no children to find.
+        Err(_) => return Some(Vec::new()),
+    };
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        let mut path = task.path();
+        path.push("children");
+        match std::fs::read_to_string(&path) {
+            Ok(list) => out.extend(
+                list.split_ascii_whitespace()
+                    .filter_map(|s| s.parse::<i32>().ok()),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !path.parent()?.exists() => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(_) => {}
+        }
+    }
+    Some(out)
+}
+
+fn descendants_by_scan(root: i32) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -52,6 +52,7 @@ fn start() -> Option<std::fs::File> {
         // It must outlive us to do its job.
         death_signal: 0,
         parent_pid: sys::getpid(),
+        new_session: false,
     };
     sys::spawn(&plan).ok()?;
     Some(std::fs::File::from(write))
