@@ -528,6 +528,13 @@ class Child extends EventEmitter {
 
 const kCreate = Symbol('corepool.child')
 
+// The native child machinery is Linux-only (clone, pidfd, PR_SET_PDEATHSIG, /proc).
+function unsupported() {
+  if (typeof native.spawnChild !== 'function') {
+    throw new CorepoolError('ERR_SPAWN', `corepool children are not supported on ${process.platform} (Linux only)`)
+  }
+}
+
 function pipeSocket(fd, readable) {
   const socket = new net.Socket({ fd, readable, writable: !readable, allowHalfOpen: true })
   // EPIPE on stdin (the child stopped reading) and the like must not crash an unobserving
@@ -546,6 +553,7 @@ function commandLine(o) {
  * with ERR_SPAWN.
  */
 function spawn(command, args, options) {
+  unsupported()
   if (
     !Array.isArray(args) &&
     args !== undefined &&
@@ -565,6 +573,7 @@ function spawn(command, args, options) {
  * stdio is inherited by default (`silent: true` pipes it).
  */
 function fork(modulePath, args, options) {
+  unsupported()
   if (
     !Array.isArray(args) &&
     args !== undefined &&
@@ -631,6 +640,7 @@ function collect(stream, limit, state) {
  * ERR_CHILD_EXIT unless `reject: false`.
  */
 async function exec(command, args, options) {
+  unsupported()
   if (
     !Array.isArray(args) &&
     args !== undefined &&
@@ -655,7 +665,8 @@ async function exec(command, args, options) {
   }
   if (typeof reject !== 'boolean') throw invalidArg(`options.reject must be a boolean, got ${describe(reject)}`)
   if (options.signal?.aborted) throw abortError(options.signal.reason)
-  const stdin = options.stdio?.[0] ?? (input === undefined ? 'ignore' : 'pipe')
+  const given = Array.isArray(options.stdio) ? options.stdio[0] : options.stdio
+  const stdin = given ?? (input === undefined ? 'ignore' : 'pipe')
   const child = spawn(command, args, { ...options, stdio: [stdin, 'pipe', 'pipe'] })
   const state = { truncated: false }
   const out = collect(child.stdout, maxBuffer, state)

@@ -1,6 +1,8 @@
 //! Supervised children: spawning without a shell from one long-lived thread, exit observation
 //! through pidfds, process-tree kill and the no-orphans watchdog. No napi types here except in
 //! `binding.rs`; the restart logic of `Supervisor` lives in `lib/supervisor.js`.
+//! Linux only: elsewhere the module is empty and `lib/children.js` reports ERR_SPAWN.
+#![cfg(target_os = "linux")]
 
 pub mod binding;
 pub mod child;
