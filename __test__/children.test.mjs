@@ -68,6 +68,22 @@ test('spawn: stdin is writable, lines() splits lines', async () => {
   assert.equal((await child.exited).code, 0)
 })
 
+test("lines('stderr'), 'close' after 'exit', EPIPE on stdin does not crash", async () => {
+  const child = spawn('sh', ['-c', 'echo one >&2; echo two >&2'])
+  const events = []
+  child.on('exit', () => events.push('exit'))
+  const closed = new Promise((resolve) => child.on('close', (code) => resolve(code)))
+  const lines = []
+  for await (const line of child.lines('stderr')) lines.push(line)
+  assert.deepEqual(lines, ['one', 'two'])
+  assert.equal(await closed, 0)
+  assert.deepEqual(events, ['exit'])
+  const deaf = spawn('true')
+  await deaf.exited
+  deaf.stdin.write(Buffer.alloc(1024 * 1024))
+  await sleep(100)
+})
+
 test('lines() reads a large output completely and applies back-pressure', async () => {
   const child = spawn('sh', ['-c', 'seq 1 200000'])
   let count = 0
@@ -159,6 +175,11 @@ test('a finished child does not keep Node alive; a running one does', async () =
   assert.ok(Date.now() - t < 15000, 'the script must not wait for the 30 s grandchild')
   const running = await run(fixture('running-child.mjs'))
   assert.equal(running.out, 'exit 0\n')
+  const t2 = Date.now()
+  const unrefd = await run(fixture('unref-child.mjs'))
+  const { pid } = JSON.parse(unrefd.out)
+  assert.ok(Date.now() - t2 < 15000, 'unref() must let Node exit')
+  assert.ok(await waitGone([pid], 3000), 'the unref()d child dies with its parent')
 })
 
 test('timeout kills the tree and rejects with ERR_CHILD_TIMEOUT', async () => {

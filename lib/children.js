@@ -361,6 +361,14 @@ class Child extends EventEmitter {
         this.#resolveExited({ code, signal, durationMs: c })
       }
       this.emit('exit', code, signal)
+      // 'close' as in child_process: after 'exit' and once the output pipes have closed.
+      const open = [this.stdout, this.stderr].filter((st) => st !== null && !st.closed)
+      let left = open.length
+      const closed = () => {
+        if (--left === 0) this.emit('close', code, signal)
+      }
+      if (left === 0) process.nextTick(() => this.emit('close', code, signal))
+      for (const st of open) st.once('close', closed)
     }
   }
 
