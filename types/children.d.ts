@@ -41,6 +41,11 @@ export interface SpawnOptions {
   forceKillAfter?: number | false
   /** Aborting kills the tree with `killSignal` (`exec` then rejects with ERR_ABORTED). */
   signal?: AbortSignal
+  /**
+   * Let the child outlive this process: its own session, no death signal, not killed by the
+   * no-orphans watchdog. By default every child dies with the Node process.
+   */
+  detached?: boolean
 }
 
 /** What `child.exited` resolves to, whatever the exit code. */
@@ -63,8 +68,9 @@ export interface KillOptions {
  * A child process started by `spawn` or `fork`. Each child runs in its own process group, dies
  * with the parent (even on SIGKILL) and takes its grandchildren along.
  *
- * Events: `'spawn'`, `'exit'` (code, signal), `'error'` (emitted only when a listener exists),
- * and for forked children `'message'` (message) and `'disconnect'`.
+ * Events: `'spawn'`, `'exit'` (code, signal), `'close'` (code, signal; after 'exit' and the end
+ * of stdout/stderr), `'error'` (emitted only when a listener exists), and for forked children
+ * `'message'` (message) and `'disconnect'`.
  */
 export declare class Child extends EventEmitter {
   private constructor()
