@@ -55,6 +55,8 @@ fn start() -> Option<std::fs::File> {
         new_session: false,
     };
     sys::spawn(&plan).ok()?;
+    // Never block a spawn on a stalled watchdog: a full pipe drops the entry instead.
+    sys::set_nonblocking(&write).ok()?;
     Some(std::fs::File::from(write))
 }
 
@@ -67,10 +69,13 @@ fn send(line: &str) {
         };
     }
     if let State::Running(f) = &mut *state {
-        if f.write_all(line.as_bytes()).is_err() {
+        match f.write(line.as_bytes()) {
+            Ok(n) if n == line.len() => {}
+            // Full pipe (the watchdog is stopped or starved): this entry is lost, nothing blocks.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             // The watchdog died (someone killed it): start a fresh one next time. Groups listed
             // only in the dead one lose this protection; PDEATHSIG still covers the children.
-            *state = State::NotStarted;
+            _ => *state = State::NotStarted,
         }
     }
 }
