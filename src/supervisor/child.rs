@@ -244,9 +244,6 @@ fn run_job(job: Job) {
     match start(&spec, Some((&handle.state, &mut pending_kill))) {
         Ok(pid) => {
             let pidfd = sys::pidfd_open(pid).ok();
-            if !spec.detached {
-                watchdog::register(pid);
-            }
             // The reaper owns the pidfd's readiness; the handle keeps one for signalling.
             let for_reaper = pidfd.as_ref().and_then(|fd| fd.try_clone().ok());
             if let State::Running { pidfd: slot, .. } = &mut *lock(&handle.state) {
@@ -347,7 +344,7 @@ fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<i32, SpawnErr
         .map(|p| cstr(p, "the command"))
         .collect::<Result<Vec<_>, _>>()?;
     let cwd = spec.cwd.as_deref().map(|c| cstr(c, "cwd")).transpose()?;
-    let plan = sys::Plan {
+    let mut plan = sys::Plan {
         candidates,
         argv,
         envp,
@@ -358,12 +355,21 @@ fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<i32, SpawnErr
         death_signal: if spec.detached { 0 } else { libc::SIGKILL },
         parent_pid: sys::getpid(),
         new_session: spec.detached,
+        register_fd: None,
     };
     let (mut guard, pending_out) = match state {
         Some((m, out)) => (Some(lock(m)), Some(out)),
         None => (None, None),
     };
-    let result = sys::spawn(&plan).map_err(|(e, stage)| {
+    let spawned = if spec.detached {
+        sys::spawn(&plan)
+    } else {
+        watchdog::with_fd(|fd| {
+            plan.register_fd = fd;
+            sys::spawn(&plan)
+        })
+    };
+    let result = spawned.map_err(|(e, stage)| {
         let (syscall, path) = match stage {
             Stage::Exec | Stage::ParentGone => (format!("spawn {}", spec.file), spec.file.as_str()),
             Stage::Chdir => ("chdir".into(), spec.cwd.as_deref().unwrap_or("")),

@@ -165,6 +165,8 @@ pub struct Plan {
     pub parent_pid: i32,
     /// `setsid()` instead of `setpgid(0, 0)`.
     pub new_session: bool,
+    /// The watchdog's pipe: the child writes `+<its pid>\n` there before exec.
+    pub register_fd: Option<RawFd>,
 }
 
 /// Where the child failed before exec.
@@ -207,6 +209,7 @@ struct RawPlan {
     death_signal: i32,
     parent_pid: i32,
     new_session: bool,
+    register_fd: RawFd,
     min_high_fd: RawFd,
     empty_mask: libc::sigset_t,
     errno: AtomicI32,
@@ -238,6 +241,7 @@ pub fn spawn(plan: &Plan) -> Result<i32, (io::Error, Stage)> {
         death_signal: plan.death_signal,
         parent_pid: plan.parent_pid,
         new_session: plan.new_session,
+        register_fd: plan.register_fd.unwrap_or(-1),
         min_high_fd: max_target + 1,
         // SAFETY: sigemptyset initialises the zeroed set.
         empty_mask: unsafe {
@@ -321,6 +325,29 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         };
         if grouped == -1 {
             return fail(Stage::Setpgid);
+        }
+        if plan.register_fd >= 0 {
+            // "+<pid>\n" formatted on the stack: no allocation here. A full pipe loses the entry.
+            let mut buf = [0u8; 24];
+            let mut end = buf.len();
+            let mut n = libc::getpid() as u32;
+            end -= 1;
+            buf[end] = b'\n';
+            loop {
+                end -= 1;
+                buf[end] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            end -= 1;
+            buf[end] = b'+';
+            libc::write(
+                plan.register_fd,
+                buf[end..].as_ptr() as *const c_void,
+                buf.len() - end,
+            );
         }
         // Move every source above all targets first, so a target never clobbers a later source.
         let mut moved = [(-1 as RawFd, -1 as RawFd); 16];

@@ -6,8 +6,12 @@
 //! dies, SIGKILL included — the pipe reaches end-of-file and the watchdog kills every group still
 //! listed, then exits. It lives in its own process group and ignores terminal signals, so it
 //! outlives us long enough to do that.
+//!
+//! A child lists its own group, from inside `clone` before `execve` (see `sys::child_main`), so no
+//! code of the new program runs before it is protected.
 
 use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Mutex;
 
 use super::child::lock;
@@ -35,7 +39,6 @@ static WATCHDOG: Mutex<State> = Mutex::new(State::NotStarted);
 fn start() -> Option<std::fs::File> {
     let (read, write) = sys::pipe().ok()?;
     let null = sys::open("/dev/null", libc::O_RDWR).ok()?;
-    use std::os::fd::AsRawFd;
     let c = |s: &str| std::ffi::CString::new(s).ok();
     let plan = sys::Plan {
         candidates: vec![c("/bin/sh")?],
@@ -53,6 +56,7 @@ fn start() -> Option<std::fs::File> {
         death_signal: 0,
         parent_pid: sys::getpid(),
         new_session: false,
+        register_fd: None,
     };
     sys::spawn(&plan).ok()?;
     // Never block a spawn on a stalled watchdog: a full pipe drops the entry instead.
@@ -80,9 +84,20 @@ fn send(line: &str) {
     }
 }
 
-/// Lists a child's process group (the child's pid).
-pub fn register(pgid: i32) {
-    send(&format!("+{pgid}\n"));
+/// Runs `f` with the watchdog's pipe (started if needed; `None` if it cannot run). The lock is
+/// held meanwhile, so the descriptor stays open while a child being cloned writes to it.
+pub fn with_fd<T>(f: impl FnOnce(Option<RawFd>) -> T) -> T {
+    let mut state = lock(&WATCHDOG);
+    if let State::NotStarted = *state {
+        *state = match start() {
+            Some(file) => State::Running(file),
+            None => State::Unavailable,
+        };
+    }
+    match &*state {
+        State::Running(file) => f(Some(file.as_raw_fd())),
+        _ => f(None),
+    }
 }
 
 /// Forgets a process group that has no member left.
