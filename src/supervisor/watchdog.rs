@@ -107,3 +107,60 @@ pub fn unregister(pgid: i32) {
         send(&format!("-{pgid}\n"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SCRIPT;
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    fn sleeper() -> std::process::Child {
+        Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn dies(child: &mut std::process::Child) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn script_kills_listed_groups_at_end_of_input_and_forgets_removed_ones() {
+        let mut listed = sleeper();
+        let mut removed = sleeper();
+        let mut wd = Command::new("/bin/sh")
+            .args(["-c", SCRIPT])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = wd.stdin.take().unwrap();
+        write!(
+            input,
+            "+{}\n+{}\n-{}\n",
+            listed.id(),
+            removed.id(),
+            removed.id()
+        )
+        .unwrap();
+        drop(input);
+        wd.wait().unwrap();
+        assert!(dies(&mut listed), "a listed group survived");
+        assert!(
+            removed.try_wait().unwrap().is_none(),
+            "a removed group was killed"
+        );
+        removed.kill().unwrap();
+        removed.wait().unwrap();
+    }
+}
