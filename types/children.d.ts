@@ -228,7 +228,8 @@ export interface ChildSpec {
   /** Grace between SIGTERM and SIGKILL when stopping, in ms. Default 5000. */
   shutdownMs?: number
   /**
-   * The child counts as started when a forked child sends a message deep-equal to `message`, or
+   * The child counts as started when a forked child sends a message deep-equal to `message` (or
+   * one for which `message`, when it is a function, returns true), or
    * when a stdout line contains `line` (string) or matches it (RegExp). With `timeout`, a child not
    * ready in time is killed (and restarted by its policy).
    */
