@@ -598,7 +598,10 @@ function fork(modulePath, args, options) {
   }
   options = options ?? {}
   if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
-  const { execPath = process.execPath, execArgv = process.execArgv, silent } = options
+  const { execPath = process.execPath, execArgv = process.execArgv, silent, serialization } = options
+  if (serialization !== undefined && serialization !== 'json') {
+    throw invalidArg(`options.serialization: only 'json' is supported, got ${describe(serialization)}`)
+  }
   if (!Array.isArray(execArgv)) throw invalidArg(`options.execArgv must be an array, got ${describe(execArgv)}`)
   if (args !== undefined && args !== null && !Array.isArray(args)) {
     throw invalidArg(`args must be an array of strings, got ${describe(args)}`)

@@ -187,6 +187,8 @@ export interface ForkOptions extends Omit<SpawnOptions, 'shell'> {
   execArgv?: string[]
   /** Pipe stdio instead of inheriting it (the default). */
   silent?: boolean
+  /** Only `'json'` (the default) is supported. */
+  serialization?: 'json'
 }
 
 /**
