@@ -22,6 +22,14 @@ function gone(pid) {
   }
 }
 
+function describeProc(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch (err) {
+    return err.code
+  }
+}
+
 async function waitGone(pids, ms) {
   const deadline = Date.now() + ms
   while (Date.now() < deadline) {
@@ -58,6 +66,22 @@ test('spawn: stdin is writable, lines() splits lines', async () => {
   for await (const line of child.lines()) lines.push(line)
   assert.deepEqual(lines, ['a', 'b', 'c'])
   assert.equal((await child.exited).code, 0)
+})
+
+test("lines('stderr'), 'close' after 'exit', EPIPE on stdin does not crash", async () => {
+  const child = spawn('sh', ['-c', 'echo one >&2; echo two >&2'])
+  const events = []
+  child.on('exit', () => events.push('exit'))
+  const closed = new Promise((resolve) => child.on('close', (code) => resolve(code)))
+  const lines = []
+  for await (const line of child.lines('stderr')) lines.push(line)
+  assert.deepEqual(lines, ['one', 'two'])
+  assert.equal(await closed, 0)
+  assert.deepEqual(events, ['exit'])
+  const deaf = spawn('true')
+  await deaf.exited
+  deaf.stdin.write(Buffer.alloc(1024 * 1024))
+  await sleep(100)
 })
 
 test('lines() reads a large output completely and applies back-pressure', async () => {
@@ -151,6 +175,11 @@ test('a finished child does not keep Node alive; a running one does', async () =
   assert.ok(Date.now() - t < 15000, 'the script must not wait for the 30 s grandchild')
   const running = await run(fixture('running-child.mjs'))
   assert.equal(running.out, 'exit 0\n')
+  const t2 = Date.now()
+  const unrefd = await run(fixture('unref-child.mjs'))
+  const { pid } = JSON.parse(unrefd.out)
+  assert.ok(Date.now() - t2 < 15000, 'unref() must let Node exit')
+  assert.ok(await waitGone([pid], 3000), 'the unref()d child dies with its parent')
 })
 
 test('timeout kills the tree and rejects with ERR_CHILD_TIMEOUT', async () => {
@@ -302,8 +331,8 @@ test('no orphans: SIGKILL of the parent takes the child and the grandchild down'
       parent.on('exit', () => reject(new Error(`parent exited early: ${out}`)))
     })
     try {
-      assert.equal(gone(pids.child), false)
-      assert.equal(gone(pids.grandchild), false)
+      assert.equal(gone(pids.child), false, `child of ${JSON.stringify(pids)} ${describeProc(pids.child)}`)
+      assert.equal(gone(pids.grandchild), false, `grandchild of ${JSON.stringify(pids)}`)
     } finally {
       // Never leave the parent behind (it would keep this test file running).
       parent.kill('SIGKILL')
@@ -312,12 +341,43 @@ test('no orphans: SIGKILL of the parent takes the child and the grandchild down'
   }
 })
 
+test('detached: true lets a child outlive the parent', async () => {
+  const parent = nodeSpawn(process.execPath, [fixture('detached-parent.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const { child } = await new Promise((resolve) => {
+    let out = ''
+    parent.stdout.on('data', (d) => {
+      out += d
+      if (out.includes('\n')) resolve(JSON.parse(out))
+    })
+  })
+  parent.kill('SIGKILL')
+  await new Promise((resolve) => parent.on('exit', resolve))
+  await sleep(300)
+  try {
+    assert.equal(gone(child), false)
+  } finally {
+    process.kill(child, 'SIGKILL')
+  }
+})
+
+test('fork: a large message crosses many chunks intact', async () => {
+  const child = fork(fixture('echo-child.cjs'))
+  await new Promise((resolve) => child.once('message', resolve))
+  const big = { text: 'é'.repeat(500_000), list: Array.from({ length: 10_000 }, (_, i) => i) }
+  const reply = new Promise((resolve) => child.once('message', resolve))
+  child.send(big)
+  assert.deepEqual((await reply).echo, big)
+  child.disconnect()
+  await child.exited
+})
+
 test('bad arguments: spawn throws, exec rejects', async () => {
   assert.throws(() => spawn(''), { code: 'ERR_INVALID_ARG' })
   assert.throws(() => spawn('true', 'x'), { code: 'ERR_INVALID_ARG' })
   assert.throws(() => spawn('true', [], { timeout: -1 }), { code: 'ERR_INVALID_ARG' })
   assert.throws(() => spawn('true', [], { stdio: ['bogus'] }), { code: 'ERR_INVALID_ARG' })
   assert.throws(() => spawn('true', [], { killSignal: 'SIGNOPE' }), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => fork(fixture('echo-child.cjs'), [], { serialization: 'advanced' }), { code: 'ERR_INVALID_ARG' })
   const p = exec(42)
   assert.ok(p instanceof Promise)
   await assert.rejects(p, { code: 'ERR_INVALID_ARG' })

@@ -194,6 +194,7 @@ test('backoff delays follow the schedule', async () => {
 test('ready: { message } and { line } gate start()', async () => {
   const sup = new Supervisor()
   sup.add({ id: 'ipc', module: fixture('ready-child.cjs'), ready: { message: { ready: true } } })
+  sup.add({ id: 'ipc2', module: fixture('ready-child.cjs'), ready: { message: (m) => m?.ready === true } })
   sup.add({
     id: 'line',
     command: 'sh',

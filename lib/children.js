@@ -68,6 +68,12 @@ function checkStdio(stdio, fallback) {
   throw invalidArg(`options.stdio must be a string or an array of up to 3 entries, got ${describe(stdio)}`)
 }
 
+function checkBool(value, name) {
+  if (value !== undefined && typeof value !== 'boolean')
+    throw invalidArg(`${name} must be a boolean, got ${describe(value)}`)
+  return value
+}
+
 function checkId(value, name) {
   if (value === undefined) return undefined
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
@@ -145,6 +151,7 @@ function normalize(command, args, options, defaults) {
     ipc: defaults.ipc,
     uid: checkId(options.uid, 'options.uid'),
     gid: checkId(options.gid, 'options.gid'),
+    detached: checkBool(options.detached, 'options.detached'),
     timeout,
     killSignal,
     forceKillAfter,
@@ -229,6 +236,7 @@ function lineIterator(stream) {
 class Child extends EventEmitter {
   #native
   #o
+  #pid
   #held = true
   #state = 'starting' // 'starting' | 'running' | 'exited' | 'failed'
   #timedOut = false
@@ -244,7 +252,6 @@ class Child extends EventEmitter {
     if (token !== kCreate) throw new TypeError('Child is created by spawn() or fork()')
     super()
     this.#o = o
-    this.pid = undefined
     this.exitCode = null
     this.signalCode = null
     this.killed = false
@@ -261,7 +268,17 @@ class Child extends EventEmitter {
     })
     this.spawned.catch(noop)
     const n = native.spawnChild(
-      { file: o.file, args: o.args, env: o.env, cwd: o.cwd, stdio: o.stdio, ipc: o.ipc, uid: o.uid, gid: o.gid },
+      {
+        file: o.file,
+        args: o.args,
+        env: o.env,
+        cwd: o.cwd,
+        stdio: o.stdio,
+        ipc: o.ipc,
+        uid: o.uid,
+        gid: o.gid,
+        detached: o.detached,
+      },
       (kind, a, b, c, text) => this.#onEvent(kind, a, b, c, text),
     )
     this.#native = n
@@ -304,7 +321,7 @@ class Child extends EventEmitter {
 
   #onEvent(kind, a, b, c, text) {
     if (kind === 'spawn') {
-      this.pid = a
+      this.#pid = a
       this.#state = 'running'
       this.#resolveSpawned(a)
       this.emit('spawn')
@@ -344,6 +361,14 @@ class Child extends EventEmitter {
         this.#resolveExited({ code, signal, durationMs: c })
       }
       this.emit('exit', code, signal)
+      // 'close' as in child_process: after 'exit' and once the output pipes have closed.
+      const open = [this.stdout, this.stderr].filter((st) => st !== null && !st.closed)
+      let left = open.length
+      const closed = () => {
+        if (--left === 0) this.emit('close', code, signal)
+      }
+      if (left === 0) process.nextTick(() => this.emit('close', code, signal))
+      for (const st of open) st.once('close', closed)
     }
   }
 
@@ -354,6 +379,17 @@ class Child extends EventEmitter {
       this.#held = false
       release()
     }
+  }
+
+  /**
+   * The pid: known from the 'spawn' event on, and whenever the child's first output is seen (it is
+   * asked from the native side if that output arrived before the event).
+   */
+  get pid() {
+    if (this.#pid === undefined && this.#native !== undefined && this.#state === 'starting') {
+      this.#pid = this.#native.pid ?? undefined
+    }
+    return this.#pid
   }
 
   /** True while the child runs (or is starting). */
@@ -426,26 +462,19 @@ class Child extends EventEmitter {
     this.connected = true
     channel.setEncoding('utf8')
     channel.on('error', noop)
-    let buffered = ''
+    // Newline-delimited JSON; a message may span many chunks, so only new text is searched.
+    let pending = []
     channel.on('data', (text) => {
-      buffered += text
+      let from = 0
       let nl
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl)
-        buffered = buffered.slice(nl + 1)
-        if (line === '') continue
-        let message
-        try {
-          message = JSON.parse(line)
-        } catch {
-          continue
-        }
-        // Node's own internal messages (handle passing, cluster) are not for the user.
-        if (message !== null && typeof message === 'object' && typeof message.cmd === 'string') {
-          if (message.cmd.startsWith('NODE_')) continue
-        }
-        this.emit('message', message)
+      while ((nl = text.indexOf('\n', from)) >= 0) {
+        pending.push(text.slice(from, nl))
+        from = nl + 1
+        const line = pending.length === 1 ? pending[0] : pending.join('')
+        pending = []
+        if (line !== '') this.#onChannelLine(line)
       }
+      if (from < text.length) pending.push(text.slice(from))
     })
     channel.on('close', () => {
       if (this.connected) {
@@ -453,6 +482,20 @@ class Child extends EventEmitter {
         this.emit('disconnect')
       }
     })
+  }
+
+  #onChannelLine(line) {
+    let message
+    try {
+      message = JSON.parse(line)
+    } catch {
+      return
+    }
+    // Node's own internal messages (handle passing, cluster) are not for the user.
+    if (message !== null && typeof message === 'object' && typeof message.cmd === 'string') {
+      if (message.cmd.startsWith('NODE_')) return
+    }
+    this.emit('message', message)
   }
 
   /**
@@ -493,6 +536,13 @@ class Child extends EventEmitter {
 
 const kCreate = Symbol('corepool.child')
 
+// The native child machinery is Linux-only (clone, pidfd, PR_SET_PDEATHSIG, /proc).
+function unsupported() {
+  if (typeof native.spawnChild !== 'function') {
+    throw new CorepoolError('ERR_SPAWN', `corepool children are not supported on ${process.platform} (Linux only)`)
+  }
+}
+
 function pipeSocket(fd, readable) {
   const socket = new net.Socket({ fd, readable, writable: !readable, allowHalfOpen: true })
   // EPIPE on stdin (the child stopped reading) and the like must not crash an unobserving
@@ -511,6 +561,7 @@ function commandLine(o) {
  * with ERR_SPAWN.
  */
 function spawn(command, args, options) {
+  unsupported()
   if (
     !Array.isArray(args) &&
     args !== undefined &&
@@ -530,6 +581,7 @@ function spawn(command, args, options) {
  * stdio is inherited by default (`silent: true` pipes it).
  */
 function fork(modulePath, args, options) {
+  unsupported()
   if (
     !Array.isArray(args) &&
     args !== undefined &&
@@ -546,7 +598,10 @@ function fork(modulePath, args, options) {
   }
   options = options ?? {}
   if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
-  const { execPath = process.execPath, execArgv = process.execArgv, silent } = options
+  const { execPath = process.execPath, execArgv = process.execArgv, silent, serialization } = options
+  if (serialization !== undefined && serialization !== 'json') {
+    throw invalidArg(`options.serialization: only 'json' is supported, got ${describe(serialization)}`)
+  }
   if (!Array.isArray(execArgv)) throw invalidArg(`options.execArgv must be an array, got ${describe(execArgv)}`)
   if (args !== undefined && args !== null && !Array.isArray(args)) {
     throw invalidArg(`args must be an array of strings, got ${describe(args)}`)
@@ -589,11 +644,6 @@ function collect(stream, limit, state) {
   return { chunks, done }
 }
 
-const delay = (ms) =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms).unref()
-  })
-
 /**
  * Runs `command` with `args` (no shell) and resolves `{ stdout, stderr, code, signal, truncated,
  * durationMs }`. Output beyond `maxBuffer` bytes per stream is dropped (the head is kept and
@@ -601,6 +651,7 @@ const delay = (ms) =>
  * ERR_CHILD_EXIT unless `reject: false`.
  */
 async function exec(command, args, options) {
+  unsupported()
   if (
     !Array.isArray(args) &&
     args !== undefined &&
@@ -625,7 +676,8 @@ async function exec(command, args, options) {
   }
   if (typeof reject !== 'boolean') throw invalidArg(`options.reject must be a boolean, got ${describe(reject)}`)
   if (options.signal?.aborted) throw abortError(options.signal.reason)
-  const stdin = options.stdio?.[0] ?? (input === undefined ? 'ignore' : 'pipe')
+  const given = Array.isArray(options.stdio) ? options.stdio[0] : options.stdio
+  const stdin = given ?? (input === undefined ? 'ignore' : 'pipe')
   const child = spawn(command, args, { ...options, stdio: [stdin, 'pipe', 'pipe'] })
   const state = { truncated: false }
   const out = collect(child.stdout, maxBuffer, state)
@@ -644,8 +696,13 @@ async function exec(command, args, options) {
   }
   if (!failure || failure.code !== 'ERR_SPAWN') {
     const ended = Promise.all([out.done, err.done])
-    const timer = delay(PIPE_GRACE_MS).then(() => 'late')
-    if ((await Promise.race([ended, timer])) === 'late') {
+    let timer
+    const late = new Promise((resolve) => {
+      timer = setTimeout(resolve, PIPE_GRACE_MS, 'late')
+    })
+    const outcome = await Promise.race([ended, late])
+    clearTimeout(timer)
+    if (outcome === 'late') {
       child.stdout?.destroy()
       child.stderr?.destroy()
     }

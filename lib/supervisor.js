@@ -105,7 +105,8 @@ class Supervisor extends EventEmitter {
   /**
    * Adds a child: `{ id, command, args?, options? }` (spawn) or `{ id, module, args?, options? }`
    * (fork), with `restart` ('permanent' default | 'transient' | 'temporary'), `shutdownMs`
-   * (grace before SIGKILL, default 5000) and `ready` (`{ message }` for forked children,
+   * (grace before SIGKILL, default 5000) and `ready` (`{ message }` for forked children: a value
+   * compared deeply or a predicate,
    * `{ line: string | RegExp }` on stdout, optional `timeout`). Added to a running supervisor, it
    * starts at once.
    */
@@ -268,8 +269,10 @@ class Supervisor extends EventEmitter {
     }
     if (ready !== undefined) {
       if ('message' in ready) {
+        const expected = ready.message
+        const matches = typeof expected === 'function' ? expected : (m) => isDeepStrictEqual(m, expected)
         const onMessage = (m) => {
-          if (!isReady && isDeepStrictEqual(m, ready.message)) {
+          if (!isReady && matches(m)) {
             isReady = true
             child.off('message', onMessage)
             becomeReady()

@@ -41,6 +41,11 @@ export interface SpawnOptions {
   forceKillAfter?: number | false
   /** Aborting kills the tree with `killSignal` (`exec` then rejects with ERR_ABORTED). */
   signal?: AbortSignal
+  /**
+   * Let the child outlive this process: its own session, no death signal, not killed by the
+   * no-orphans watchdog. By default every child dies with the Node process.
+   */
+  detached?: boolean
 }
 
 /** What `child.exited` resolves to, whatever the exit code. */
@@ -63,8 +68,9 @@ export interface KillOptions {
  * A child process started by `spawn` or `fork`. Each child runs in its own process group, dies
  * with the parent (even on SIGKILL) and takes its grandchildren along.
  *
- * Events: `'spawn'`, `'exit'` (code, signal), `'error'` (emitted only when a listener exists),
- * and for forked children `'message'` (message) and `'disconnect'`.
+ * Events: `'spawn'`, `'exit'` (code, signal), `'close'` (code, signal; after 'exit' and the end
+ * of stdout/stderr), `'error'` (emitted only when a listener exists), and for forked children
+ * `'message'` (message) and `'disconnect'`.
  */
 export declare class Child extends EventEmitter {
   private constructor()
@@ -181,6 +187,8 @@ export interface ForkOptions extends Omit<SpawnOptions, 'shell'> {
   execArgv?: string[]
   /** Pipe stdio instead of inheriting it (the default). */
   silent?: boolean
+  /** Only `'json'` (the default) is supported. */
+  serialization?: 'json'
 }
 
 /**
@@ -222,7 +230,8 @@ export interface ChildSpec {
   /** Grace between SIGTERM and SIGKILL when stopping, in ms. Default 5000. */
   shutdownMs?: number
   /**
-   * The child counts as started when a forked child sends a message deep-equal to `message`, or
+   * The child counts as started when a forked child sends a message deep-equal to `message` (or
+   * one for which `message`, when it is a function, returns true), or
    * when a stdout line contains `line` (string) or matches it (RegExp). With `timeout`, a child not
    * ready in time is killed (and restarted by its policy).
    */

@@ -24,6 +24,12 @@ const ffmpeg = spawn('ffmpeg', [...args, '-progress', 'pipe:1', '-nostats', outp
   timeout: 10 * 60_000, // a stuck transcode is killed (SIGTERM, SIGKILL 5 s later)
 })
 
+// Drain stderr concurrently, so a chatty ffmpeg can never block on a full pipe.
+const errors = []
+const stderrDone = (async () => {
+  for await (const line of ffmpeg.lines('stderr')) errors.push(line)
+})()
+
 // `-progress pipe:1` prints key=value lines; one block per update, ending with progress=...
 let block = {}
 for await (const line of ffmpeg.lines('stdout')) {
@@ -35,8 +41,7 @@ for await (const line of ffmpeg.lines('stdout')) {
     block = {}
   }
 }
-const errors = []
-for await (const line of ffmpeg.lines('stderr')) errors.push(line)
+await stderrDone
 const { code, signal, durationMs } = await ffmpeg.exited
 if (code !== 0) {
   console.error(`ffmpeg failed (${signal ?? `exit ${code}`}):\n${errors.join('\n')}`)

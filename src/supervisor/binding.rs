@@ -32,6 +32,8 @@ pub struct NativeSpawnOptions {
     pub ipc: bool,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// A new session, no death signal, not killed with us: the child may outlive this process.
+    pub detached: Option<bool>,
 }
 
 type EventArgs = FnArgs<(String, f64, f64, f64, String)>;
@@ -140,6 +142,7 @@ fn parse_stdio(index: usize, spec: &str, parent_fds: &mut [i32; 4]) -> std::io::
 /// Starts a child asynchronously. `onEvent(kind, a, b, c, text)` is called with
 /// `('spawn', pid)`, `('error', errno, 0, 0, syscall + '\n' + path + '\n' + message)` or
 /// `('exit', code (-1: none), signal (0: none), durationMs)`; nothing follows 'error' or 'exit'.
+/// Failures to create the pipes are reported through 'error' too, never thrown.
 #[napi]
 pub fn spawn_child(
     options: NativeSpawnOptions,
@@ -147,42 +150,6 @@ pub fn spawn_child(
 ) -> std::result::Result<NativeChild, napi::Error<ErrorCode>> {
     if options.stdio.len() != 3 {
         return Err(js_error(ErrorCode::InvalidArg, "stdio must have 3 entries"));
-    }
-    let mut parent_fds = [-1i32; 4];
-    let close_all = |fds: &[i32; 4]| {
-        for &fd in fds.iter().filter(|&&fd| fd >= 0) {
-            // SAFETY: these descriptors were created above and not yet handed to anyone.
-            unsafe { libc::close(fd) };
-        }
-    };
-    let mut stdio = Vec::with_capacity(3);
-    for (i, s) in options.stdio.iter().enumerate() {
-        match parse_stdio(i, s, &mut parent_fds) {
-            Ok(x) => stdio.push(x),
-            Err(e) => {
-                close_all(&parent_fds);
-                return Err(js_error(
-                    ErrorCode::InvalidArg,
-                    format!("cannot set up stdio[{i}] ({s}): {e}"),
-                ));
-            }
-        }
-    }
-    let mut extra = Vec::new();
-    if options.ipc {
-        match sys::socketpair() {
-            Ok((parent, child)) => {
-                parent_fds[3] = parent.into_raw_fd();
-                extra.push((3, child));
-            }
-            Err(e) => {
-                close_all(&parent_fds);
-                return Err(js_error(
-                    ErrorCode::InvalidArg,
-                    format!("cannot create the IPC channel: {e}"),
-                ));
-            }
-        }
     }
     let tsfn: EventFn = on_event
         .build_threadsafe_function::<Event>()
@@ -207,27 +174,67 @@ pub fn spawn_child(
                 ),
             }))
         })
-        .map_err(|e| {
-            close_all(&parent_fds);
-            js_error(ErrorCode::InvalidArg, e.reason)
-        })?;
+        .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?;
+    let sink: Arc<dyn ChildSink> = Arc::new(JsSink(tsfn));
+    let mut parent_fds = [-1i32; 4];
+    match setup_fds(&options, &mut parent_fds) {
+        Ok((stdio, extra)) => {
+            let spec = SpawnSpec {
+                file: options.file,
+                args: options.args,
+                env: options.env,
+                cwd: options.cwd,
+                stdio,
+                extra,
+                uid: options.uid,
+                gid: options.gid,
+                detached: options.detached.unwrap_or(false),
+            };
+            Ok(NativeChild {
+                handle: child::spawn(spec, sink),
+                fds: parent_fds.to_vec(),
+            })
+        }
+        Err((e, syscall)) => {
+            for &fd in parent_fds.iter().filter(|&&fd| fd >= 0) {
+                // SAFETY: these descriptors were created by `setup_fds` and handed to nobody.
+                unsafe { libc::close(fd) };
+            }
+            let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
+            sink.failed(SpawnError {
+                errno,
+                message: format!("{syscall} {}", child::errno_name(errno)),
+                syscall: syscall.to_string(),
+                path: options.file,
+            });
+            Ok(NativeChild {
+                handle: ChildHandle::failed(),
+                fds: vec![-1; 4],
+            })
+        }
+    }
+}
+
+type Fds = ([Stdio; 3], Vec<(i32, OwnedFd)>);
+
+/// Creates the pipes (and the IPC socket pair); parent ends go to `parent_fds`.
+fn setup_fds(
+    options: &NativeSpawnOptions,
+    parent_fds: &mut [i32; 4],
+) -> std::result::Result<Fds, (std::io::Error, &'static str)> {
+    let mut stdio = Vec::with_capacity(3);
+    for (i, s) in options.stdio.iter().enumerate() {
+        stdio.push(parse_stdio(i, s, parent_fds).map_err(|e| (e, "pipe"))?);
+    }
+    let mut extra = Vec::new();
+    if options.ipc {
+        let (parent, child) = sys::socketpair().map_err(|e| (e, "socketpair"))?;
+        parent_fds[3] = parent.into_raw_fd();
+        extra.push((3, child));
+    }
     let mut it = stdio.into_iter();
-    let (Some(s0), Some(s1), Some(s2)) = (it.next(), it.next(), it.next()) else {
-        return Err(js_error(ErrorCode::InvalidArg, "stdio must have 3 entries"));
-    };
-    let spec = SpawnSpec {
-        file: options.file,
-        args: options.args,
-        env: options.env,
-        cwd: options.cwd,
-        stdio: [s0, s1, s2],
-        extra,
-        uid: options.uid,
-        gid: options.gid,
-    };
-    let handle = child::spawn(spec, Arc::new(JsSink(tsfn)));
-    Ok(NativeChild {
-        handle,
-        fds: parent_fds.to_vec(),
-    })
+    match (it.next(), it.next(), it.next()) {
+        (Some(a), Some(b), Some(c)) => Ok(([a, b, c], extra)),
+        _ => Err((std::io::Error::from_raw_os_error(libc::EINVAL), "pipe")),
+    }
 }

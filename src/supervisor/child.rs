@@ -54,6 +54,8 @@ pub struct SpawnSpec {
     pub extra: Vec<(RawFd, OwnedFd)>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// Own session, no death signal, no watchdog: the child may outlive us.
+    pub detached: bool,
 }
 
 /// Why a child could not be started.
@@ -102,6 +104,13 @@ pub struct ChildHandle {
 }
 
 impl ChildHandle {
+    /// A handle for a child that could not even be prepared (its failure is reported elsewhere).
+    pub fn failed() -> Arc<ChildHandle> {
+        Arc::new(ChildHandle {
+            state: Mutex::new(State::Failed),
+        })
+    }
+
     pub fn pid(&self) -> Option<i32> {
         match *lock(&self.state) {
             State::Running { pid, .. } | State::Exited { pid } => Some(pid),
@@ -231,24 +240,17 @@ pub fn spawn(spec: SpawnSpec, sink: Arc<dyn ChildSink>) -> Arc<ChildHandle> {
 fn run_job(job: Job) {
     let Job { spec, handle, sink } = job;
     let started = Instant::now();
-    match start(&spec) {
+    let mut pending_kill = None;
+    match start(&spec, Some((&handle.state, &mut pending_kill))) {
         Ok(pid) => {
             let pidfd = sys::pidfd_open(pid).ok();
-            watchdog::register(pid);
-            let pending_kill = {
-                let mut state = lock(&handle.state);
-                let pending = match &*state {
-                    State::Pending { kill } => *kill,
-                    _ => None,
-                };
-                // The reaper owns the pidfd's readiness; the handle keeps it for signalling.
-                let for_reaper = pidfd.as_ref().and_then(|fd| fd.try_clone().ok());
-                *state = State::Running { pid, pidfd };
-                drop(state);
-                sink.spawned(pid);
-                reaper::watch(pid, for_reaper, Arc::clone(&handle), sink, started);
-                pending
-            };
+            // The reaper owns the pidfd's readiness; the handle keeps one for signalling.
+            let for_reaper = pidfd.as_ref().and_then(|fd| fd.try_clone().ok());
+            if let State::Running { pidfd: slot, .. } = &mut *lock(&handle.state) {
+                *slot = pidfd;
+            }
+            sink.spawned(pid);
+            reaper::watch(pid, for_reaper, Arc::clone(&handle), sink, started);
             if let Some((sig, tree)) = pending_kill {
                 let _ = handle.kill(sig, tree);
             }
@@ -261,8 +263,15 @@ fn run_job(job: Job) {
     // `spec` drops here: the child ends of pipes are closed in the parent.
 }
 
+/// The state to switch to Running, and where to put a kill requested while pending.
+type StateSlot<'a> = (&'a Mutex<State>, &'a mut Option<(i32, bool)>);
+
 /// Opens stdio files and starts the process; the spec's descriptors stay owned by the caller.
-pub(super) fn start(spec: &SpawnSpec) -> Result<i32, SpawnError> {
+///
+/// With `state`, its lock is held across the clone and the state is Running before it is
+/// released: the child cannot write anything before it has exec'd, which happens before clone
+/// returns, so whoever sees the child's first output and asks for its pid gets it.
+fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<i32, SpawnError> {
     let exec_error = |e: io::Error, syscall: String, path: &str| SpawnError {
         errno: e.raw_os_error().unwrap_or(libc::EINVAL),
         message: format!("{syscall} {}", errno_name(e.raw_os_error().unwrap_or(0))),
@@ -335,7 +344,7 @@ pub(super) fn start(spec: &SpawnSpec) -> Result<i32, SpawnError> {
         .map(|p| cstr(p, "the command"))
         .collect::<Result<Vec<_>, _>>()?;
     let cwd = spec.cwd.as_deref().map(|c| cstr(c, "cwd")).transpose()?;
-    let plan = sys::Plan {
+    let mut plan = sys::Plan {
         candidates,
         argv,
         envp,
@@ -343,10 +352,24 @@ pub(super) fn start(spec: &SpawnSpec) -> Result<i32, SpawnError> {
         fds,
         uid: spec.uid,
         gid: spec.gid,
-        death_signal: libc::SIGKILL,
+        death_signal: if spec.detached { 0 } else { libc::SIGKILL },
         parent_pid: sys::getpid(),
+        new_session: spec.detached,
+        register_fd: None,
     };
-    let result = sys::spawn(&plan).map_err(|(e, stage)| {
+    let (mut guard, pending_out) = match state {
+        Some((m, out)) => (Some(lock(m)), Some(out)),
+        None => (None, None),
+    };
+    let spawned = if spec.detached {
+        sys::spawn(&plan)
+    } else {
+        watchdog::with_fd(|fd| {
+            plan.register_fd = fd;
+            sys::spawn(&plan)
+        })
+    };
+    let result = spawned.map_err(|(e, stage)| {
         let (syscall, path) = match stage {
             Stage::Exec | Stage::ParentGone => (format!("spawn {}", spec.file), spec.file.as_str()),
             Stage::Chdir => ("chdir".into(), spec.cwd.as_deref().unwrap_or("")),
@@ -358,6 +381,16 @@ pub(super) fn start(spec: &SpawnSpec) -> Result<i32, SpawnError> {
         };
         exec_error(e, syscall, path)
     });
+    if let (Ok(pid), Some(state)) = (&result, guard.as_deref_mut()) {
+        if let (State::Pending { kill }, Some(out)) = (&*state, pending_out) {
+            *out = *kill;
+        }
+        *state = State::Running {
+            pid: *pid,
+            pidfd: None,
+        };
+    }
+    drop(guard);
     drop(opened);
     result
 }
@@ -463,6 +496,7 @@ mod tests {
             extra: vec![],
             uid: None,
             gid: None,
+            detached: false,
         }
     }
 

@@ -39,6 +39,14 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Sets O_NONBLOCK on a descriptor.
+pub fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own, with integer arguments.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+}
+
 /// Opens a file close-on-exec.
 pub fn open(path: &str, flags: c_int) -> io::Result<OwnedFd> {
     let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
@@ -150,13 +158,15 @@ pub struct Plan {
     pub cwd: Option<CString>,
     /// `(source fd, target fd)`: the source is duplicated onto the target in the child.
     pub fds: Vec<(RawFd, RawFd)>,
-    /// Targets to close in the child (stdio `ignore` without /dev/null is never used; kept for
-    /// completeness of the fd plan).
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     /// `PR_SET_PDEATHSIG` signal (0: none).
     pub death_signal: i32,
     pub parent_pid: i32,
+    /// `setsid()` instead of `setpgid(0, 0)`.
+    pub new_session: bool,
+    /// The watchdog's pipe: the child writes `+<its pid>\n` there before exec.
+    pub register_fd: Option<RawFd>,
 }
 
 /// Where the child failed before exec.
@@ -198,6 +208,8 @@ struct RawPlan {
     gid: Option<u32>,
     death_signal: i32,
     parent_pid: i32,
+    new_session: bool,
+    register_fd: RawFd,
     min_high_fd: RawFd,
     empty_mask: libc::sigset_t,
     errno: AtomicI32,
@@ -228,6 +240,8 @@ pub fn spawn(plan: &Plan) -> Result<i32, (io::Error, Stage)> {
         gid: plan.gid,
         death_signal: plan.death_signal,
         parent_pid: plan.parent_pid,
+        new_session: plan.new_session,
+        register_fd: plan.register_fd.unwrap_or(-1),
         min_high_fd: max_target + 1,
         // SAFETY: sigemptyset initialises the zeroed set.
         empty_mask: unsafe {
@@ -304,8 +318,36 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 return fail(Stage::ParentGone);
             }
         }
-        if libc::setpgid(0, 0) == -1 {
+        let grouped = if plan.new_session {
+            libc::setsid()
+        } else {
+            libc::setpgid(0, 0)
+        };
+        if grouped == -1 {
             return fail(Stage::Setpgid);
+        }
+        if plan.register_fd >= 0 {
+            // "+<pid>\n" formatted on the stack: no allocation here. A full pipe loses the entry.
+            let mut buf = [0u8; 24];
+            let mut end = buf.len();
+            let mut n = libc::getpid() as u32;
+            end -= 1;
+            buf[end] = b'\n';
+            loop {
+                end -= 1;
+                buf[end] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            end -= 1;
+            buf[end] = b'+';
+            libc::write(
+                plan.register_fd,
+                buf[end..].as_ptr() as *const c_void,
+                buf.len() - end,
+            );
         }
         // Move every source above all targets first, so a target never clobbers a later source.
         let mut moved = [(-1 as RawFd, -1 as RawFd); 16];
@@ -352,9 +394,53 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     }
 }
 
-/// Every descendant of `root` found in /proc (children first found, breadth first). Processes
-/// that re-parented away (double fork) cannot be found this way; the process group catches them.
+/// Every descendant of `root` (breadth first). Walks the kernel's per-thread child lists
+/// (`/proc/<pid>/task/<tid>/children`), which only touches the tree itself; kernels without them
+/// get a scan of all of /proc. Processes that re-parented away (double fork) cannot be found
+/// either way; the process group catches those.
 pub fn descendants(root: i32) -> Vec<i32> {
+    match children_of(root) {
+        Some(first) => {
+            let mut out = Vec::new();
+            let mut frontier = first;
+            while let Some(p) = frontier.pop() {
+                if out.contains(&p) {
+                    continue;
+                }
+                out.push(p);
+                frontier.extend(children_of(p).unwrap_or_default());
+            }
+            out
+        }
+        None => descendants_by_scan(root),
+    }
+}
+
+/// Direct children of every thread of `pid`; `None` when the kernel has no child lists.
+fn children_of(pid: i32) -> Option<Vec<i32>> {
+    let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(t) => t,
+        // The process is gone: no children to find.
+        Err(_) => return Some(Vec::new()),
+    };
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        let mut path = task.path();
+        path.push("children");
+        match std::fs::read_to_string(&path) {
+            Ok(list) => out.extend(
+                list.split_ascii_whitespace()
+                    .filter_map(|s| s.parse::<i32>().ok()),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !path.parent()?.exists() => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(_) => {}
+        }
+    }
+    Some(out)
+}
+
+fn descendants_by_scan(root: i32) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

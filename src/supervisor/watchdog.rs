@@ -6,8 +6,12 @@
 //! dies, SIGKILL included — the pipe reaches end-of-file and the watchdog kills every group still
 //! listed, then exits. It lives in its own process group and ignores terminal signals, so it
 //! outlives us long enough to do that.
+//!
+//! A child lists its own group, from inside `clone` before `execve` (see `sys::child_main`), so no
+//! code of the new program runs before it is protected.
 
 use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Mutex;
 
 use super::child::lock;
@@ -35,7 +39,6 @@ static WATCHDOG: Mutex<State> = Mutex::new(State::NotStarted);
 fn start() -> Option<std::fs::File> {
     let (read, write) = sys::pipe().ok()?;
     let null = sys::open("/dev/null", libc::O_RDWR).ok()?;
-    use std::os::fd::AsRawFd;
     let c = |s: &str| std::ffi::CString::new(s).ok();
     let plan = sys::Plan {
         candidates: vec![c("/bin/sh")?],
@@ -52,8 +55,12 @@ fn start() -> Option<std::fs::File> {
         // It must outlive us to do its job.
         death_signal: 0,
         parent_pid: sys::getpid(),
+        new_session: false,
+        register_fd: None,
     };
     sys::spawn(&plan).ok()?;
+    // Never block a spawn on a stalled watchdog: a full pipe drops the entry instead.
+    sys::set_nonblocking(&write).ok()?;
     Some(std::fs::File::from(write))
 }
 
@@ -66,17 +73,31 @@ fn send(line: &str) {
         };
     }
     if let State::Running(f) = &mut *state {
-        if f.write_all(line.as_bytes()).is_err() {
+        match f.write(line.as_bytes()) {
+            Ok(n) if n == line.len() => {}
+            // Full pipe (the watchdog is stopped or starved): this entry is lost, nothing blocks.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             // The watchdog died (someone killed it): start a fresh one next time. Groups listed
             // only in the dead one lose this protection; PDEATHSIG still covers the children.
-            *state = State::NotStarted;
+            _ => *state = State::NotStarted,
         }
     }
 }
 
-/// Lists a child's process group (the child's pid).
-pub fn register(pgid: i32) {
-    send(&format!("+{pgid}\n"));
+/// Runs `f` with the watchdog's pipe (started if needed; `None` if it cannot run). The lock is
+/// held meanwhile, so the descriptor stays open while a child being cloned writes to it.
+pub fn with_fd<T>(f: impl FnOnce(Option<RawFd>) -> T) -> T {
+    let mut state = lock(&WATCHDOG);
+    if let State::NotStarted = *state {
+        *state = match start() {
+            Some(file) => State::Running(file),
+            None => State::Unavailable,
+        };
+    }
+    match &*state {
+        State::Running(file) => f(Some(file.as_raw_fd())),
+        _ => f(None),
+    }
 }
 
 /// Forgets a process group that has no member left.
@@ -84,5 +105,62 @@ pub fn unregister(pgid: i32) {
     let started = !matches!(*lock(&WATCHDOG), State::NotStarted);
     if started {
         send(&format!("-{pgid}\n"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SCRIPT;
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    fn sleeper() -> std::process::Child {
+        Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn dies(child: &mut std::process::Child) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn script_kills_listed_groups_at_end_of_input_and_forgets_removed_ones() {
+        let mut listed = sleeper();
+        let mut removed = sleeper();
+        let mut wd = Command::new("/bin/sh")
+            .args(["-c", SCRIPT])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = wd.stdin.take().unwrap();
+        write!(
+            input,
+            "+{}\n+{}\n-{}\n",
+            listed.id(),
+            removed.id(),
+            removed.id()
+        )
+        .unwrap();
+        drop(input);
+        wd.wait().unwrap();
+        assert!(dies(&mut listed), "a listed group survived");
+        assert!(
+            removed.try_wait().unwrap().is_none(),
+            "a removed group was killed"
+        );
+        removed.kill().unwrap();
+        removed.wait().unwrap();
     }
 }
