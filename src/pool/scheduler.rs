@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::{self, Thread};
@@ -245,6 +245,9 @@ struct Inner<K, T> {
     threads: usize,
     /// Tasks queued plus running may not exceed this (threads + maxQueue).
     capacity: usize,
+    /// Mirror of `queue.len()` that a spinning thread polls without the lock.
+    queued: AtomicUsize,
+    spinning: AtomicBool,
     /// Nice increment applied to each pool thread.
     nice: i32,
     stats: Stats,
@@ -283,6 +286,8 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
             sink,
             threads,
             capacity: max_queue.map_or(usize::MAX, |q| q.saturating_add(threads)),
+            queued: AtomicUsize::new(0),
+            spinning: AtomicBool::new(false),
             nice: options.nice,
             stats: Stats::new(),
         });
@@ -340,6 +345,7 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
                 enqueued: Instant::now(),
             },
         );
+        inner.queued.store(st.queue.len(), Ordering::Relaxed);
         let wake = st.sleepers > 0;
         drop(st);
         if wake {
@@ -383,6 +389,7 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
         let mut st = lock(&inner.state);
         st.closing = true;
         let queued = std::mem::take(&mut st.queue);
+        inner.queued.store(0, Ordering::Relaxed);
         let running: Vec<Arc<Task<K>>> = st.slots.iter().flatten().cloned().collect();
         drop(st);
         inner.work.notify_all();
@@ -432,6 +439,7 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
             QUEUED => {
                 let mut st = st;
                 st.queue.remove(&task.key);
+                self.queued.store(st.queue.len(), Ordering::Relaxed);
                 task.state.store(FINISHED, Ordering::Release);
                 drop(st);
                 task.take_ticket()
@@ -478,9 +486,10 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
                 if st.closing {
                     break;
                 }
-                st = self.sleep(st);
+                st = self.idle(st);
                 continue;
             };
+            self.queued.store(st.queue.len(), Ordering::Relaxed);
             task.state.store(RUNNING, Ordering::Release);
             st.slots[index] = Some(Arc::clone(&task));
             st.running += 1;
@@ -519,12 +528,49 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
         }
     }
 
+    /// Waits for work with the queue empty. One thread at a time first spins briefly: waking a
+    /// sleeping thread costs tens of microseconds on virtual machines, and a task submitted right
+    /// after the previous one finished (the request/response rhythm) is then picked up at once.
+    fn idle<'a>(&'a self, st: MutexGuard<'a, State<K, T>>) -> MutexGuard<'a, State<K, T>> {
+        let spin = spin_time();
+        if spin.is_zero() || self.spinning.swap(true, Ordering::Acquire) {
+            return self.sleep(st);
+        }
+        drop(st);
+        let until = Instant::now() + spin;
+        let mut i = 0u32;
+        while self.queued.load(Ordering::Relaxed) == 0 {
+            std::hint::spin_loop();
+            i = i.wrapping_add(1);
+            if i.is_multiple_of(64) && Instant::now() >= until {
+                break;
+            }
+        }
+        self.spinning.store(false, Ordering::Release);
+        let st = lock(&self.state);
+        if !st.queue.is_empty() || st.closing {
+            return st;
+        }
+        self.sleep(st)
+    }
+
     fn sleep<'a>(&'a self, mut st: MutexGuard<'a, State<K, T>>) -> MutexGuard<'a, State<K, T>> {
         st.sleepers += 1;
         let mut st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
         st.sleepers -= 1;
         st
     }
+}
+
+fn spin_time() -> Duration {
+    static SPIN: OnceLock<Duration> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let us = std::env::var("COREPOOL_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50);
+        Duration::from_micros(us)
+    })
 }
 
 /// Lowers the calling thread's scheduling priority by `nice` (Linux: per-thread nice value), so
