@@ -68,8 +68,9 @@ console.log('|---|---|---|---|')
 for (const [name, v] of Object.entries(r)) {
   console.log(`| ${name} | ${v.healthP50} | ${v.healthP99} | ${v.computeRps.toFixed(0)} |`)
 }
+const ms = (v) => (v < 1 ? '< 1 ms' : `${v} ms`)
 console.log(
-  `\ncorepool vs piscina: /compute throughput ${(r.corepool.computeRps / r.piscina.computeRps).toFixed(2)}×, ` +
-    `/health p99 ${(r.piscina.healthP99 / Math.max(r.corepool.healthP99, 0.001)).toFixed(2)}× lower; ` +
-    `vs blocking: /health p99 ${(r.blocking.healthP99 / Math.max(r.corepool.healthP99, 0.001)).toFixed(1)}× lower`,
+  `\ncorepool vs piscina: /compute throughput ${(r.corepool.computeRps / r.piscina.computeRps).toFixed(2)}×; ` +
+    `/health p99: corepool ${ms(r.corepool.healthP99)}, piscina ${ms(r.piscina.healthP99)}, ` +
+    `blocking ${ms(r.blocking.healthP99)}`,
 )

@@ -45,8 +45,8 @@ const peers = {
       close: () => p.terminate(),
     }
   },
-  corepool: () => {
-    const pool = new Pool({ threads: THREADS })
+  corepool: (options) => {
+    const pool = new Pool({ threads: THREADS, ...options })
     return {
       trivial: () => sqrtSum(0, { pool }),
       sqrt: (n) => sqrtSum(n, { pool }),
@@ -119,8 +119,13 @@ async function saturation() {
 
   const idle = await probe()
   const results = { idle }
-  for (const name of ['corepool', 'piscina']) {
-    const p = peers[name]()
+  const configs = {
+    corepool: () => peers.corepool(),
+    'corepool niceIncrement 19': () => peers.corepool({ niceIncrement: 19 }),
+    piscina: () => peers.piscina(),
+  }
+  for (const [name, make] of Object.entries(configs)) {
+    const p = make()
     let stop = false
     const keepBusy = async () => {
       while (!stop) await p.sqrt(2e6)
@@ -141,7 +146,12 @@ async function saturation() {
     rows.push({
       metric: label,
       saturation: true,
-      values: { idle: results.idle[key], corepool: results.corepool[key], piscina: results.piscina[key] },
+      values: {
+        idle: results.idle[key],
+        corepool: results.corepool[key],
+        nice: results['corepool niceIncrement 19'][key],
+        piscina: results.piscina[key],
+      },
     })
   }
 }
@@ -164,7 +174,9 @@ function printTable() {
   for (const r of rows) {
     if (!r.saturation) continue
     const v = r.values
-    console.log(`| ${r.metric} | ${v.idle.toFixed(2)} | ${v.corepool.toFixed(2)} | ${v.piscina.toFixed(2)} |`)
+    console.log(
+      `| ${r.metric} | ${v.idle.toFixed(2)} | ${v.corepool.toFixed(2)} | ${v.nice.toFixed(2)} | ${v.piscina.toFixed(2)} |`,
+    )
   }
 }
 
