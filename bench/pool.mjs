@@ -168,9 +168,9 @@ function printTable() {
     )
   }
   console.log(
-    '\n| while the pool is saturated (sqrtSum(2e6) on every thread) | idle | corepool saturated | piscina saturated |',
+    '\n| while the pool is saturated (sqrtSum(2e6) on every thread) | idle | corepool saturated | corepool saturated, niceIncrement 19 | piscina saturated |',
   )
-  console.log('|---|---|---|---|')
+  console.log('|---|---|---|---|---|')
   for (const r of rows) {
     if (!r.saturation) continue
     const v = r.values
