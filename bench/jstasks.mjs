@@ -97,7 +97,7 @@ async function main() {
     const best = higher ? Math.max(...peers) : Math.min(...peers)
     const ratio = (a, b) => (higher ? a / b : b / a).toFixed(2) + '×'
     console.log(
-      `| ${label} | ${v.map(fmt).join(' | ')} | ${ratio(results.corepool[key], results.piscina[key])} | ${ratio(results.corepool[key], best)} |`,
+      `| ${label} | ${v.map((x) => fmt(x)).join(' | ')} | ${ratio(results.corepool[key], results.piscina[key])} | ${ratio(results.corepool[key], best)} |`,
     )
   }
 }
