@@ -11,7 +11,7 @@ const { fileURLToPath } = require('node:url')
 const { isMainThread } = require('node:worker_threads')
 const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe } = require('./errors')
-const { isAbortSignal } = require('./options')
+const { signalOption } = require('./options')
 
 const noop = () => {}
 const SIGNALS = os.constants.signals
@@ -126,9 +126,7 @@ function normalize(command, args, options, defaults) {
   if (argv0 !== undefined && typeof argv0 !== 'string') {
     throw invalidArg(`options.argv0 must be a string, got ${describe(argv0)}`)
   }
-  if (signal !== undefined && !isAbortSignal(signal)) {
-    throw invalidArg(`options.signal must be an AbortSignal, got ${describe(signal)}`)
-  }
+  signalOption(signal)
   const killSignal = signalNumber(options.killSignal ?? 'SIGTERM', 'options.killSignal')
   let forceKillAfter = options.forceKillAfter
   if (forceKillAfter === false) forceKillAfter = 0

@@ -7,7 +7,7 @@
 // and validates regions, and waits (futex) on its own threads for `waitFor`.
 const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe } = require('./errors')
-const { isAbortSignal } = require('./options')
+const { signalOption, timeoutOption } = require('./options')
 
 const kToken = Symbol('corepool.SharedCounters.internal')
 const kNative = Symbol('corepool.SharedCounters.native')
@@ -65,17 +65,7 @@ function checkRegionName(name) {
 
 function waitOptions(options) {
   const { timeout, signal } = checkObject(options, 'options')
-  if (signal !== undefined && !isAbortSignal(signal)) {
-    throw invalidArg(`options.signal must be an AbortSignal, got ${describe(signal)}`)
-  }
-  let ms = 0
-  if (timeout !== undefined) {
-    if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout <= 0) {
-      throw invalidArg(`options.timeout must be a positive number of milliseconds, got ${describe(timeout)}`)
-    }
-    ms = timeout === Infinity ? 0 : timeout
-  }
-  return { timeout: ms, signal }
+  return { timeout: timeoutOption(timeout), signal: signalOption(signal) }
 }
 
 function defaultHelp(type, name) {

@@ -14,21 +14,30 @@ function isAbortSignal(signal) {
   )
 }
 
+/** Checks `options.signal`: undefined or an AbortSignal. */
+function signalOption(signal) {
+  if (signal !== undefined && !isAbortSignal(signal)) {
+    throw invalidArg(`options.signal must be an AbortSignal, got ${describe(signal)}`)
+  }
+  return signal
+}
+
+/** Checks `options.timeout` (ms > 0, Infinity = none); returns ms with 0 meaning none. */
+function timeoutOption(timeout) {
+  if (timeout === undefined) return 0
+  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout <= 0) {
+    throw invalidArg(`options.timeout must be a positive number of milliseconds, got ${describe(timeout)}`)
+  }
+  return timeout === Infinity ? 0 : timeout
+}
+
 /** Returns { signal, timeout (ms, 0 = none), priority, pool } or throws ERR_INVALID_ARG. */
 function taskOptions(options, PoolClass) {
   if (options === undefined || options === null) return DEFAULTS
   if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
   const { signal, timeout, priority, pool } = options
-  if (signal !== undefined && !isAbortSignal(signal)) {
-    throw invalidArg(`options.signal must be an AbortSignal, got ${describe(signal)}`)
-  }
-  let ms = 0
-  if (timeout !== undefined) {
-    if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout <= 0) {
-      throw invalidArg(`options.timeout must be a positive number of milliseconds, got ${describe(timeout)}`)
-    }
-    ms = timeout === Infinity ? 0 : timeout
-  }
+  signalOption(signal)
+  const ms = timeoutOption(timeout)
   if (priority !== undefined && (typeof priority !== 'number' || !Number.isFinite(priority))) {
     throw invalidArg(`options.priority must be a finite number, got ${describe(priority)}`)
   }
@@ -38,4 +47,4 @@ function taskOptions(options, PoolClass) {
   return { signal, timeout: ms, priority: priority ?? 0, pool }
 }
 
-module.exports = { taskOptions, isAbortSignal }
+module.exports = { taskOptions, isAbortSignal, signalOption, timeoutOption }
