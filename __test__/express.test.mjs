@@ -244,6 +244,16 @@ test('--workers 2: processes share the port and the counters; a killed worker is
     else await new Promise((r) => setTimeout(r, 25))
   }
   assert.ok(replaced, 'a new worker answered')
+  let restarts = 0
+  for (let i = 0; i < 100 && restarts < 1; i++) {
+    const text = await (await fetch(`${url}/metrics`, { headers: { connection: 'close' } })).text()
+    restarts = [...text.matchAll(/^supervisor_restarts_total\{id="web_\d"\} (\d+)$/gm)].reduce(
+      (a, m) => a + Number(m[1]),
+      0,
+    )
+    if (restarts < 1) await new Promise((r) => setTimeout(r, 25))
+  }
+  assert.equal(restarts, 1, 'the restart shows in /metrics')
   const exited = new Promise((resolve) => s.child.once('exit', (code, signal) => resolve({ code, signal })))
   s.child.kill('SIGTERM')
   assert.deepEqual(await exited, { code: 0, signal: null })

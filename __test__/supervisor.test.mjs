@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Supervisor } from '../index.mjs'
+import { Supervisor, SharedCounters } from '../index.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const fixture = (name) => path.join(here, 'fixtures', name)
@@ -82,6 +82,35 @@ test('one_for_one restarts only the failed child', async () => {
   assert.equal(a.exits, 1)
   assert.equal(a.lastExit.signal, 'SIGKILL')
   await sup.stop()
+})
+
+test('counters: starts, restarts and exits per child in a shared region', async () => {
+  const names = Supervisor.counterNames(['a', 'web-1'])
+  assert.deepEqual(names.slice(0, 3), [
+    'supervisor_starts_total:a',
+    'supervisor_restarts_total:a',
+    'supervisor_exits_total:a',
+  ])
+  assert.equal(names[3], 'supervisor_starts_total:web_1')
+  const counters = new SharedCounters({ names: [...names, 'other'] })
+  const sup = new Supervisor({ backoff: { initial: 10 }, counters })
+  sup.add({ id: 'a', ...forever }).add({ id: 'web-1', ...forever })
+  await sup.start()
+  const restarted = once(sup, 'start', (id) => id === 'a')
+  process.kill(pids(sup).a, 'SIGKILL')
+  await restarted
+  await sup.stop()
+  assert.deepEqual(counters.snapshot(), {
+    'supervisor_starts_total:a': 2,
+    'supervisor_restarts_total:a': 1,
+    'supervisor_exits_total:a': 2,
+    'supervisor_starts_total:web_1': 1,
+    'supervisor_restarts_total:web_1': 0,
+    'supervisor_exits_total:web_1': 1,
+    other: 0,
+  })
+  assert.throws(() => new Supervisor({ counters: {} }), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => Supervisor.counterNames('a'), { code: 'ERR_INVALID_ARG' })
 })
 
 test('one_for_all restarts every child; rest_for_one the failed one and those after it', async () => {

@@ -5,6 +5,11 @@ const { EventEmitter } = require('node:events')
 const { isDeepStrictEqual } = require('node:util')
 const { spawn, fork } = require('./children')
 const { CorepoolError, invalidArg, describe } = require('./errors')
+const { SharedCounters } = require('./counters')
+
+// Per-child counters a supervisor bumps in a shared region (option `counters`).
+const COUNTER_KINDS = ['starts', 'restarts', 'exits']
+const counterName = (kind, id) => `supervisor_${kind}_total:${String(id).replace(/[^a-zA-Z0-9_:]/g, '_')}`
 
 const noop = () => {}
 const STRATEGIES = new Set(['one_for_one', 'one_for_all', 'rest_for_one'])
@@ -53,6 +58,7 @@ function cancelAll(timers) {
  */
 class Supervisor extends EventEmitter {
   #strategy
+  #counters
   #intensity
   #period
   #backoff
@@ -73,7 +79,11 @@ class Supervisor extends EventEmitter {
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw invalidArg(`options must be an object, got ${describe(options)}`)
     }
-    const { strategy = 'one_for_one', intensity, period, backoff } = options ?? {}
+    const { strategy = 'one_for_one', intensity, period, backoff, counters } = options ?? {}
+    if (counters !== undefined && !(counters instanceof SharedCounters)) {
+      throw invalidArg(`options.counters must be a SharedCounters, got ${describe(counters)}`)
+    }
+    this.#counters = counters
     if (!STRATEGIES.has(strategy)) {
       throw invalidArg(`options.strategy must be one of ${[...STRATEGIES].join(', ')}, got ${describe(strategy)}`)
     }
@@ -94,6 +104,22 @@ class Supervisor extends EventEmitter {
   /** Settles when the supervisor stops: resolves after stop(), rejects ERR_SUPERVISOR_GAVE_UP. */
   get done() {
     return this.#done.promise
+  }
+
+  /**
+   * Names of the counters a supervisor with option `counters` bumps for children `ids`
+   * (`supervisor_{starts,restarts,exits}_total:<id>`): create the region with them.
+   */
+  static counterNames(ids) {
+    if (!Array.isArray(ids)) throw invalidArg(`ids must be an array of child ids, got ${describe(ids)}`)
+    return ids.flatMap((id) => COUNTER_KINDS.map((kind) => counterName(kind, id)))
+  }
+
+  /** Adds one to a child's counter in the shared region, when the region has it. */
+  #count(entry, kind) {
+    entry[kind]++
+    const name = counterName(kind, entry.id)
+    if (this.#counters?.names.includes(name)) this.#counters.inc(name)
   }
 
   /** The restart delay before the n-th consecutive restart (n >= 1) of a child. */
@@ -198,7 +224,7 @@ class Supervisor extends EventEmitter {
     if (this.#state !== 'running') return Promise.reject(invalidArg(`the supervisor is ${this.#state}`))
     return this.#serial(async () => {
       await this.#stopEntries([entry])
-      entry.restarts++
+      this.#count(entry, 'restarts')
       this.emit('restart', entry.id, { attempt: entry.restarts, delayMs: 0, manual: true })
       this.#startEntry(entry)
     }).then(() => this.#whenRunning(entry))
@@ -258,7 +284,7 @@ class Supervisor extends EventEmitter {
     }
     entry.child = child
     entry.state = 'starting'
-    entry.starts++
+    this.#count(entry, 'starts')
     const startedAt = performance.now()
     let isReady = ready === undefined
     const becomeReady = () => {
@@ -312,7 +338,7 @@ class Supervisor extends EventEmitter {
   #onExit(entry, child, result, startedAt) {
     if (entry.child !== child) return
     entry.child = null
-    entry.exits++
+    this.#count(entry, 'exits')
     const normal = result.error === undefined && result.code === 0 && result.signal === null
     const expected = entry.state === 'stopping' || this.#state === 'stopping' || this.#state === 'gaveUp'
     entry.lastExit = { code: result.code, signal: result.signal, error: result.error?.code }
@@ -354,7 +380,7 @@ class Supervisor extends EventEmitter {
     failed.consecutive++
     const delayMs = this.backoffDelay(failed.consecutive)
     for (const e of group) {
-      e.restarts++
+      this.#count(e, 'restarts')
       this.emit('restart', e.id, { attempt: e.restarts, delayMs })
     }
     if (delayMs > 0) await delay(delayMs, this.#timers)

@@ -214,6 +214,12 @@ export interface SupervisorOptions {
    * Defaults `{ initial: 100, factor: 2, max: 10000 }`. A child that ran a whole `period` starts over.
    */
   backoff?: { initial?: number; factor?: number; max?: number }
+  /**
+   * A shared counters region where the supervisor adds one to `supervisor_starts_total:<id>`,
+   * `supervisor_restarts_total:<id>` and `supervisor_exits_total:<id>` for each child (those the
+   * region has; create it with `Supervisor.counterNames(ids)`), so other processes see them.
+   */
+  counters?: import('./counters').SharedCounters
 }
 
 /** A supervised child: `command` (spawn) or `module` (fork). */
@@ -279,6 +285,8 @@ export declare class Supervisor extends EventEmitter {
   restart(id: string): Promise<void>
   /** The supervisor's state and per-child counts. */
   status(): SupervisorStatus
+  /** Counter names for option `counters` and children `ids` (characters a metric name cannot hold become `_`). */
+  static counterNames(ids: readonly string[]): string[]
   /** The backoff delay in ms before the n-th consecutive restart (n ≥ 1). */
   backoffDelay(n: number): number
 }

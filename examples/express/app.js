@@ -218,6 +218,14 @@ function createApp(options = {}) {
     for (const name of POOL_COUNTERS) {
       metric(name, 'counter', `Pool tasks (${name.split('_')[2]}), all processes.`, [['', counters.get(name)]])
     }
+    // Starts, restarts and exits of the server processes (with --workers).
+    for (const kind of ['starts', 'restarts', 'exits']) {
+      const prefix = `supervisor_${kind}_total:`
+      const samples = counters.names
+        .filter((n) => n.startsWith(prefix))
+        .map((n) => [`{id="${n.slice(prefix.length)}"}`, counters.get(n)])
+      if (samples.length) metric(`supervisor_${kind}_total`, 'counter', `Server process ${kind}.`, samples)
+    }
     // This process.
     const pid = `{pid="${process.pid}"}`
     for (const [name, p] of [

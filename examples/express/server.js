@@ -37,7 +37,8 @@ function onSignals(handler) {
 /** One server process. In a group, it listens on the shared port and uses the shared region. */
 async function serve() {
   const region = process.env.COREPOOL_EXAMPLE_REGION
-  const counters = region ? SharedCounters.open(region, { names: counterNames() }) : undefined
+  // The supervising process created the region (with its own counters besides the app's).
+  const counters = region ? SharedCounters.open(region) : undefined
   const { app, close } = createApp({ counters, transcode: transcodeOptions() })
   const server = region ? app.listen({ fd: listenReusePort(port, host) }) : app.listen(port, host)
   await new Promise((resolve) => server.once('listening', resolve))
@@ -68,16 +69,21 @@ async function supervise(n) {
   await new Promise((resolve) => probe.close(resolve))
 
   const region = `corepool-example-${process.pid}`
-  SharedCounters.open(region, { names: counterNames(), create: true })
+  const ids = Array.from({ length: n }, (_, i) => `web-${i}`)
+  const counters = SharedCounters.open(region, {
+    names: [...counterNames(), ...Supervisor.counterNames(ids)],
+    create: true,
+  })
   const supervisor = new Supervisor({
+    counters,
     strategy: 'one_for_one',
     intensity: 10,
     period: 10_000,
     backoff: { initial: 100, factor: 2, max: 5_000 },
   })
-  for (let i = 0; i < n; i++) {
+  for (const id of ids) {
     supervisor.add({
-      id: `web-${i}`,
+      id,
       module: __filename,
       options: {
         env: { ...process.env, PORT: String(actualPort), HOST: host, COREPOOL_EXAMPLE_REGION: region },
