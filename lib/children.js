@@ -553,6 +553,12 @@ function commandLine(o) {
   return [o.command, ...o.spawnargs].join(' ')
 }
 
+/** `(command, options)` is short for `(command, [], options)`. */
+function optionalArgs(args, options) {
+  const isOptions = !Array.isArray(args) && args !== null && typeof args === 'object'
+  return isOptions && options === undefined ? [[], args] : [args, options]
+}
+
 /**
  * Starts `command` with `args` — no shell unless `shell: true` — and returns a `Child`. Throws
  * ERR_INVALID_ARG for bad arguments; spawn failures (ENOENT, EACCES...) reject `child.exited`
@@ -560,16 +566,7 @@ function commandLine(o) {
  */
 function spawn(command, args, options) {
   unsupported()
-  if (
-    !Array.isArray(args) &&
-    args !== undefined &&
-    args !== null &&
-    typeof args === 'object' &&
-    options === undefined
-  ) {
-    options = args
-    args = []
-  }
+  ;[args, options] = optionalArgs(args, options)
   const o = normalize(command, args, options, { stdio: 'pipe', ipc: false, env: undefined })
   return new Child(o, kCreate)
 }
@@ -580,16 +577,7 @@ function spawn(command, args, options) {
  */
 function fork(modulePath, args, options) {
   unsupported()
-  if (
-    !Array.isArray(args) &&
-    args !== undefined &&
-    args !== null &&
-    typeof args === 'object' &&
-    options === undefined
-  ) {
-    options = args
-    args = []
-  }
+  ;[args, options] = optionalArgs(args, options)
   if (modulePath instanceof URL) modulePath = fileURLToPath(modulePath)
   if (typeof modulePath !== 'string' || modulePath === '') {
     throw invalidArg(`modulePath must be a non-empty string, got ${describe(modulePath)}`)
@@ -650,16 +638,7 @@ function collect(stream, limit, state) {
  */
 async function exec(command, args, options) {
   unsupported()
-  if (
-    !Array.isArray(args) &&
-    args !== undefined &&
-    args !== null &&
-    typeof args === 'object' &&
-    options === undefined
-  ) {
-    options = args
-    args = []
-  }
+  ;[args, options] = optionalArgs(args, options)
   options = options ?? {}
   if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
   const { input, encoding = 'utf8', maxBuffer = 1024 * 1024, reject = true } = options
