@@ -249,3 +249,35 @@ test('soak: every JS task settles exactly once', async () => {
   assert.equal(s.cancelled, cancelled)
   await pool.close()
 })
+
+test('a forgotten pool is garbage-collected: its threads stop and its workers exit', () => {
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--input-type=module',
+      '-e',
+      `
+      import fs from 'node:fs'
+      import { Pool } from 'corepool'
+      const threads = () => fs.readdirSync('/proc/self/task').length
+      const before = threads()
+      let pool = new Pool({ filename: ${JSON.stringify(esmTask)}, threads: 2, minThreads: 2 })
+      await Promise.all([pool.run({ n: 1 }), pool.run({ n: 2 }), pool.run({ n: 3 })])
+      const during = threads()
+      pool = null
+      for (let i = 0; i < 100 && threads() > before + 1; i++) {
+        globalThis.gc()
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      console.log(JSON.stringify({ before, during, after: threads() }))
+    `,
+    ],
+    { cwd: root, encoding: 'utf8', timeout: 60_000 },
+  )
+  assert.equal(r.status, 0, r.stderr)
+  const { before, during, after } = JSON.parse(r.stdout)
+  assert.ok(during >= before + 4, `2 pool threads and 2 workers ran (${before} -> ${during})`)
+  // At most the process-wide timer thread may remain.
+  assert.ok(after <= before + 1, `threads back to ${after} from ${during} (before: ${before})`)
+})

@@ -92,7 +92,7 @@ class Pool {
         this.#maxQueue,
         this.#nice,
         noop,
-        js && ((terminate, slot, generation) => this.#workerEvent(terminate, slot, generation)),
+        js && workerEventHandler(this),
         js?.abortGrace,
       )
       if (this.#counters !== undefined) this.#native.mirrorStats(nativeCounters(this.#counters))
@@ -170,6 +170,10 @@ class Pool {
   }
 
   /** Requests from the pool threads: start or terminate the worker of a slot. */
+  static workerEvent(pool, terminate, slot, generation) {
+    pool.#workerEvent(terminate, slot, generation)
+  }
+
   #workerEvent(terminate, slot, generation) {
     const js = this.#js
     const poolId = this.#native.jsPoolId
@@ -209,6 +213,16 @@ class Pool {
         : `the worker exited with code ${code}`
       native.jsWorkerExited(poolId, slot, generation, why)
     })
+  }
+}
+
+// The native pool holds its handler strongly; a WeakRef keeps that from pinning the Pool, so a
+// forgotten pool can be collected (its threads then stop and its workers exit).
+function workerEventHandler(pool) {
+  const ref = new WeakRef(pool)
+  return (terminate, slot, generation) => {
+    const p = ref.deref()
+    if (p !== undefined) Pool.workerEvent(p, terminate, slot, generation)
   }
 }
 

@@ -49,10 +49,17 @@ function scheduleRetire() {
   }, idleTimeout)
 }
 
-function onMessage(abort, seq, payload, name) {
-  if (abort) {
+const RUN = 0
+const ABORT = 1
+
+function onMessage(kind, seq, payload, name) {
+  if (kind === ABORT) {
     controllers.get(seq)?.abort(new CorepoolError('ERR_ABORTED', 'The task was aborted'))
     return
+  }
+  if (kind !== RUN) {
+    // The pool was garbage-collected without close().
+    process.exit(0)
   }
   clearTimeout(idleTimer)
   runTask(seq, payload, name)

@@ -607,7 +607,8 @@ pub fn run_js(
     )
 }
 
-type InboxArgs = FnArgs<(bool, f64, Option<Buffer>, Option<String>)>;
+/// `(kind, seq, payload, name)`; kind 0: run, 1: abort, 2: exit.
+type InboxArgs = FnArgs<(u32, f64, Option<Buffer>, Option<String>)>;
 type InboxFn = ThreadsafeFunction<WorkerMsg, (), InboxArgs, Status, false, false>;
 
 struct TsfnInbox(InboxFn);
@@ -618,7 +619,7 @@ impl WorkerInbox for TsfnInbox {
     }
 }
 
-/// Called by a worker once its task module is loaded: `on_message(abort, seq, payload, name)`
+/// Called by a worker once its task module is loaded: `on_message(kind, seq, payload, name)`
 /// receives its tasks. Holding the inbox keeps the worker's event loop alive.
 #[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsWorkerAttach")]
@@ -637,9 +638,10 @@ pub fn js_worker_attach(
         .build_callback(|ctx| {
             Ok(match ctx.value {
                 WorkerMsg::Run { seq, payload, name } => {
-                    (false, seq as f64, Some(Buffer::from(payload)), name).into()
+                    (0, seq as f64, Some(Buffer::from(payload)), name).into()
                 }
-                WorkerMsg::Abort { seq } => (true, seq as f64, None, None).into(),
+                WorkerMsg::Abort { seq } => (1, seq as f64, None, None).into(),
+                WorkerMsg::Exit => (2, 0.0, None, None).into(),
             })
         })?;
     Ok(js.attach(slot as usize, generation as u64, Arc::new(TsfnInbox(inbox))))

@@ -26,6 +26,8 @@ pub enum WorkerMsg {
     Abort {
         seq: u64,
     },
+    /// The pool is gone: the worker should exit.
+    Exit,
 }
 
 /// Delivers messages into one worker's JS thread. `false` when the worker is gone.
@@ -275,6 +277,12 @@ impl JsSlots {
 impl Drop for JsSlots {
     fn drop(&mut self) {
         lock(registry()).remove(&self.id);
+        // A pool dropped without close() (garbage-collected) must not leave idle workers behind.
+        for slot in &self.slots {
+            if let WorkerState::Ready(inbox) = &lock(&slot.state).worker {
+                inbox.send(WorkerMsg::Exit);
+            }
+        }
     }
 }
 
@@ -300,7 +308,10 @@ mod tests {
 
     impl WorkerInbox for FakeInbox {
         fn send(&self, msg: WorkerMsg) -> bool {
-            let slots = self.fake.slots.get().unwrap().upgrade().unwrap();
+            // Exit comes from the pool's Drop, when it can no longer be upgraded.
+            let Some(slots) = self.fake.slots.get().unwrap().upgrade() else {
+                return matches!(msg, WorkerMsg::Exit);
+            };
             let (slot, generation, ignore) = (self.slot, self.generation, self.fake.ignore_abort);
             thread::spawn(move || match msg {
                 WorkerMsg::Run { seq, payload, .. } => {
@@ -317,6 +328,7 @@ mod tests {
                         slots.done(slot, seq, b"aborted".to_vec());
                     }
                 }
+                WorkerMsg::Exit => {}
             });
             true
         }
