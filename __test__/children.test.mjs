@@ -5,22 +5,12 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { gone, waitGone } from './fixtures/proc.mjs'
 import { spawn, exec, fork, Child, CorepoolError } from '../index.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const fixture = (name) => path.join(here, 'fixtures', name)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** A process is gone when /proc no longer lists it or it is a zombie nobody reaped yet. */
-function gone(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-    return state === 'Z' || state === 'X'
-  } catch {
-    return true
-  }
-}
 
 function describeProc(pid) {
   try {
@@ -28,15 +18,6 @@ function describeProc(pid) {
   } catch (err) {
     return err.code
   }
-}
-
-async function waitGone(pids, ms) {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (pids.every(gone)) return true
-    await sleep(20)
-  }
-  return pids.every(gone)
 }
 
 async function text(stream) {

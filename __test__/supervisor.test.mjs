@@ -1,24 +1,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { gone } from './fixtures/proc.mjs'
 import { Supervisor, SharedCounters } from '../index.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const fixture = (name) => path.join(here, 'fixtures', name)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const forever = { command: 'sleep', args: ['300'] }
-
-function gone(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const state = stat[stat.lastIndexOf(')') + 2]
-    return state === 'Z' || state === 'X'
-  } catch {
-    return true
-  }
-}
 
 const pids = (sup) => Object.fromEntries(sup.status().children.map((c) => [c.id, c.pid]))
 

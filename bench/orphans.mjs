@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { gone } from '../__test__/fixtures/proc.mjs'
 
 const runs = Number(process.argv[2] ?? 100)
 const parentScript = path.join(
@@ -15,16 +16,6 @@ const parentScript = path.join(
   'orphan-parent.mjs',
 )
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function gone(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const state = stat[stat.lastIndexOf(')') + 2]
-    return state === 'Z' || state === 'X'
-  } catch {
-    return true
-  }
-}
 
 function startParent() {
   const parent = spawn(process.execPath, [parentScript], { stdio: ['ignore', 'pipe', 'inherit'] })

@@ -6,3 +6,4 @@ mod kernels;
 mod net;
 mod pool;
 mod supervisor;
+mod sync;

@@ -4,6 +4,7 @@
 //! array buffer over this object's own mapping): a call into native code would cost more than
 //! the atomic add. Native code creates, opens and validates regions, wakes waiters and waits.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::ptr;
@@ -44,10 +45,6 @@ fn specs(names: Vec<String>, gauges: Vec<bool>) -> Vec<SlotSpec> {
 }
 
 type Waits = Arc<Mutex<HashMap<u32, (usize, Arc<AtomicBool>)>>>;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The native half of `SharedCounters`: one mapping of a region.
 #[napi]

@@ -7,6 +7,7 @@
 //! allow for external array buffers, and futexes still meet because Linux keys shared futexes
 //! by the underlying page, not the address.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -75,11 +76,6 @@ pub struct Region {
 fn anonymous_registry() -> &'static Mutex<HashMap<u64, Weak<Region>>> {
     static REGISTRY: OnceLock<Mutex<HashMap<u64, Weak<Region>>>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The registry stays consistent even if a holder panicked: entries are single inserts.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Region {

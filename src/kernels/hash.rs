@@ -6,6 +6,7 @@
 // The #[napi] entry points and their helpers are only reachable from Node, not from unit tests.
 #![cfg_attr(test, allow(dead_code))]
 
+use crate::sync::lock;
 use std::fs::File;
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -532,10 +533,6 @@ impl NativeHasher {
         let hasher = state.hasher.take()?;
         Some(hasher.finish().into())
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn drain(state: &Mutex<StreamState>, ctx: &TaskCtx) -> Result<(), TaskError> {

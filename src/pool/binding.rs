@@ -24,10 +24,10 @@ use super::scheduler::{
     CancelReason, Job, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskError, TaskHandle,
 };
 use super::stats::{Mirror, Summary};
-use super::timer::lock;
 use crate::counters::binding::NativeCounters;
 use crate::counters::Counters;
 use crate::error::{check, create_js_error, js_error, ErrorCode};
+use crate::sync::lock;
 
 /// What a native job produces; converted to a JS value on the JS thread.
 pub enum Output {

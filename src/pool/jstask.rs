@@ -13,8 +13,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::scheduler::{TaskCtx, TaskError};
-use super::timer::lock;
 use crate::error::ErrorCode;
+use crate::sync::lock;
 
 /// A message for a worker's JS thread.
 pub enum WorkerMsg {

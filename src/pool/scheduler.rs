@@ -15,8 +15,9 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use super::stats::{Mirror, Stats, StatsSnapshot};
-use super::timer::{lock, Timer, TimerKey};
+use super::timer::{Timer, TimerKey};
 use crate::error::ErrorCode;
+use crate::sync::lock;
 
 /// Why a task was cancelled before it produced its own result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::scheduler::CancelReason;
-use super::timer::lock;
 use crate::counters::Counters;
+use crate::sync::lock;
 
 /// Counter names a pool adds to when its stats are mirrored into a shared region.
 pub const COMPLETED_COUNTER: &str = "corepool_tasks_completed_total";

@@ -4,6 +4,7 @@
 //! cannot live on the event loop. A single lazily started thread serves every pool; an entry is
 //! removed when its task settles first, so the map only holds live deadlines.
 
+use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -88,12 +89,6 @@ impl Timer {
             }
         }
     }
-}
-
-/// Locks a mutex, ignoring poisoning: every critical section in the pool leaves its data
-/// consistent before doing anything that could panic.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! grandchildren included, is killed when we die). Its exit is observed through a pidfd by the
 //! reaper thread; no SIGCHLD handler is installed (libuv owns SIGCHLD and only reaps its own pids).
 
+use crate::sync::lock;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -19,10 +20,6 @@ use std::time::Instant;
 use super::reaper;
 use super::sys::{self, Stage, WaitStatus};
 use super::watchdog;
-
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// What the child gets as stdin/stdout/stderr (or an extra descriptor).
 #[derive(Debug)]

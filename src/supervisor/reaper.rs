@@ -9,9 +9,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use super::child::{lock, ChildHandle, ChildSink, Exit};
+use super::child::{ChildHandle, ChildSink, Exit};
 use super::sys;
 use super::watchdog;
+use crate::sync::lock;
 
 struct Watched {
     pidfd: OwnedFd,

@@ -14,8 +14,8 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Mutex;
 
-use super::child::lock;
 use super::sys;
+use crate::sync::lock;
 
 const SCRIPT: &str = r#"trap '' HUP INT QUIT TERM PIPE
 g=' '
