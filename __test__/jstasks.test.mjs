@@ -114,6 +114,35 @@ test('abort reaches the task through its AbortSignal', async () => {
   await pool.close()
 })
 
+test(
+  'a busy worker takes queued tasks back to back; abort and crash still reach a chained task',
+  { timeout: 30_000 },
+  async () => {
+    // With a 60 s grace, only an abort that reaches the task itself lets the next task run soon.
+    const pool = new Pool({ filename: esmTask, threads: 1, abortGrace: 60_000 })
+    const first = pool.run({ ms: 50 }, { name: 'spin' })
+    await waitUntil(() => pool.stats.running === 1, 'the first task to start')
+    const ac = new AbortController()
+    const chained = pool.run({ ms: 60_000 }, { name: 'sleepy', signal: ac.signal })
+    const after = pool.run(null, { name: 'threadId' })
+    assert.equal(await first, 'spun')
+    await waitUntil(() => pool.stats.running === 1 && pool.stats.queued === 1, 'the chained task to start')
+    ac.abort()
+    await rejectsWith(chained, 'ERR_ABORTED')
+    const worker = await after
+    assert.equal(await pool.run(null, { name: 'threadId' }), worker, 'the same worker kept serving')
+
+    const blocker = pool.run({ ms: 50 }, { name: 'spin' })
+    const crashing = pool.run({ how: 'exit' }, { name: 'crash' })
+    const later = pool.run(null, { name: 'threadId' })
+    assert.equal(await blocker, 'spun')
+    await rejectsWith(crashing, 'ERR_WORKER_CRASHED')
+    assert.notEqual(await later, worker, 'a new worker replaced the crashed one')
+    assert.equal(pool.stats.completed, 5)
+    await pool.close()
+  },
+)
+
 test('a task ignoring abort past the grace period gets its worker terminated', async () => {
   const pool = new Pool({ filename: esmTask, threads: 1, abortGrace: 50 })
   const task = pool.run({ ms: 60_000 }, { name: 'ignoreAbort', timeout: 100 })

@@ -1,6 +1,6 @@
 // JS-task benchmark: corepool's Pool({ filename }) against piscina, tinypool, workerpool and
 // poolifier running the same module, in one run.
-// Usage: node bench/jstasks.mjs [--quick]
+// Usage: node bench/jstasks.mjs [--quick] [--only corepool,piscina]
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import os from 'node:os'
@@ -13,6 +13,8 @@ import { Pool } from 'corepool'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const quick = process.argv.includes('--quick')
+const onlyArg = process.argv.indexOf('--only')
+const only = onlyArg > 0 ? process.argv[onlyArg + 1].split(',') : null
 const THREADS = Math.max(2, os.availableParallelism())
 const tasks = path.join(here, 'fixtures', 'js-tasks.mjs')
 
@@ -62,6 +64,7 @@ async function main() {
   const MB = quick ? 200 : 1000
   const results = {}
   for (const [name, make] of Object.entries(makers)) {
+    if (only && !only.includes(name)) continue
     const p = make()
     const trivial = () => p.run({ kind: 'trivial' })
     await throughput(trivial, 2_000, 64) // start workers, warm up
@@ -81,7 +84,7 @@ async function main() {
     results[name] = r
     console.log(`  ${name}: done`)
   }
-  const names = Object.keys(makers)
+  const names = Object.keys(results)
   const metrics = [
     ['trivial task throughput (tasks/s)', 'trivial', true],
     ['trivial task latency p50 (µs, one at a time)', 'p50', false],

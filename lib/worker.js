@@ -1,51 +1,110 @@
 'use strict'
-// Entry point of the worker_threads that run a pool's JS tasks. Tasks arrive through the
-// native inbox (no postMessage); results go back through `jsTaskDone`.
+// Entry point of the worker_threads that run a pool's JS tasks. A task arrives through the
+// native inbox (no postMessage) when the worker is idle; reporting a result with `jsTaskDone`
+// returns the next queued task directly, so a busy worker runs tasks back to back without
+// waiting for any message.
 const { workerData } = require('node:worker_threads')
 const { pathToFileURL } = require('node:url')
+const v8 = require('node:v8')
 const native = require('./native')
 const { encodeResult, encodeThrown } = require('./jscodec')
 const { CorepoolError } = require('./errors')
 
 const { poolId, slot, generation, filename, idleTimeout, minThreads } = workerData
-const controllers = new Map()
+// A worker running only synchronous tasks lets its event loop turn at least this often (ms).
+const YIELD_EVERY = 10
+let current = null // the running task's context
 let idleTimer = null
 let taskModule
+const exportCache = new Map()
 
 function resolveTask(name) {
+  const cached = exportCache.get(name)
+  if (cached !== undefined) return cached
   const mod = taskModule
-  if (name !== undefined && name !== null) {
-    const fn = mod[name] ?? mod.default?.[name]
+  let fn
+  if (name !== null) {
+    fn = mod[name] ?? mod.default?.[name]
     if (typeof fn !== 'function') throw new TypeError(`the task module ${filename} has no function export "${name}"`)
-    return fn
+  } else {
+    fn = [mod.default, mod.default?.default].find((candidate) => typeof candidate === 'function')
+    if (fn === undefined) throw new TypeError(`the task module ${filename} has no default export function`)
   }
-  for (const candidate of [mod.default, mod.default?.default]) {
-    if (typeof candidate === 'function') return candidate
-  }
-  throw new TypeError(`the task module ${filename} has no default export function`)
+  exportCache.set(name, fn)
+  return fn
 }
 
-async function runTask(seq, payload, name) {
-  const controller = new AbortController()
-  controllers.set(seq, controller)
-  let result
-  try {
-    const fn = resolveTask(name)
-    const data = require('node:v8').deserialize(payload)
-    result = encodeResult(await fn(data, { signal: controller.signal }))
-  } catch (err) {
-    result = encodeThrown(err)
+/** The second argument of a task function; its AbortSignal is made on first use. */
+class TaskContext {
+  #controller = null
+  #reason = undefined
+  #aborted = false
+
+  get signal() {
+    if (this.#controller === null) {
+      this.#controller = new AbortController()
+      if (this.#aborted) this.#controller.abort(this.#reason)
+    }
+    return this.#controller.signal
   }
-  controllers.delete(seq)
-  native.jsTaskDone(poolId, slot, seq, result)
-  scheduleRetire()
+
+  abort(reason) {
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#reason = reason
+    this.#controller?.abort(reason)
+  }
+}
+
+const isThenable = (v) =>
+  v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function'
+
+// Runs `seq` and the tasks chained after it. Synchronous results are reported at once; an
+// async task continues the chain when it settles.
+function run(seq, payload, name, context = new TaskContext()) {
+  const started = Date.now()
+  for (;;) {
+    current = { seq, context }
+    let result
+    try {
+      const value = resolveTask(name)(v8.deserialize(payload), context)
+      if (isThenable(value)) {
+        Promise.resolve(value).then(
+          (v) => report(seq, encodeResult(v)),
+          (err) => report(seq, encodeThrown(err)),
+        )
+        return
+      }
+      result = encodeResult(value)
+    } catch (err) {
+      result = encodeThrown(err)
+    }
+    current = null
+    const next = native.jsTaskDone(poolId, slot, seq, result)
+    if (next === null) return scheduleRetire()
+    ;[seq, payload, name] = next
+    context = new TaskContext()
+    if (Date.now() - started >= YIELD_EVERY) {
+      // Still this worker's task meanwhile: an abort for it must find it.
+      current = { seq, context }
+      setImmediate(run, seq, payload, name, context)
+      return
+    }
+  }
+}
+
+function report(seq, result) {
+  if (current?.seq === seq) current = null
+  const next = native.jsTaskDone(poolId, slot, seq, result)
+  if (next === null) scheduleRetire()
+  else run(next[0], next[1], next[2])
 }
 
 function scheduleRetire() {
-  if (slot < minThreads || !Number.isFinite(idleTimeout) || controllers.size > 0) return
+  if (slot < minThreads || !Number.isFinite(idleTimeout) || current !== null) return
   clearTimeout(idleTimer)
   idleTimer = setTimeout(() => {
-    if (controllers.size === 0 && native.jsWorkerRetire(poolId, slot, generation)) process.exit(0)
+    if (current === null && native.jsWorkerRetire(poolId, slot, generation)) process.exit(0)
   }, idleTimeout)
 }
 
@@ -54,7 +113,7 @@ const ABORT = 1
 
 function onMessage(kind, seq, payload, name) {
   if (kind === ABORT) {
-    controllers.get(seq)?.abort(new CorepoolError('ERR_ABORTED', 'The task was aborted'))
+    if (current?.seq === seq) current.context.abort(new CorepoolError('ERR_ABORTED', 'The task was aborted'))
     return
   }
   if (kind !== RUN) {
@@ -62,7 +121,7 @@ function onMessage(kind, seq, payload, name) {
     process.exit(0)
   }
   clearTimeout(idleTimer)
-  runTask(seq, payload, name)
+  run(seq, payload, name ?? null)
 }
 
 async function main() {

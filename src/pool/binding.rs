@@ -19,9 +19,10 @@ use napi::sys;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use super::jstask::{JsSlots, WorkerControl, WorkerInbox, WorkerMsg};
+use super::jstask::{JsJob, JsOutput, JsSlots, WorkerControl, WorkerInbox, WorkerMsg};
 use super::scheduler::{
-    CancelReason, Job, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskError, TaskHandle,
+    CancelReason, Job, Lender, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskError,
+    TaskHandle, Work,
 };
 use super::stats::{Mirror, Summary};
 use crate::counters::binding::NativeCounters;
@@ -38,6 +39,22 @@ pub enum Output {
     /// Anything else a kernel needs, converted on the JS thread.
     #[allow(dead_code)]
     Custom(Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value> + Send>),
+}
+
+/// A JS task's result bytes, resolved as a `Buffer` for `lib/jscodec.js` to decode.
+impl From<Vec<u8>> for Output {
+    fn from(bytes: Vec<u8>) -> Self {
+        Output::Buffer(bytes)
+    }
+}
+
+impl JsOutput for Output {
+    fn registry() -> &'static Mutex<HashMap<u64, std::sync::Weak<JsSlots<Output>>>> {
+        static REGISTRY: std::sync::OnceLock<
+            Mutex<HashMap<u64, std::sync::Weak<JsSlots<Output>>>>,
+        > = std::sync::OnceLock::new();
+        REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
+    }
 }
 
 impl Output {
@@ -330,9 +347,9 @@ pub struct PoolStats {
 /// The native half of `Pool`: owns the threads and the queue. Used through `lib/pool.js`.
 #[napi]
 pub struct NativePool {
-    core: Pool<Ticket, Output>,
+    core: Pool<Ticket, Output, JsJob>,
     main: Rc<MainState>,
-    js: Option<Arc<JsSlots>>,
+    js: Option<Arc<JsSlots<Output>>>,
 }
 
 #[napi]
@@ -415,7 +432,8 @@ impl NativePool {
             max_queue,
             nice: nice.clamp(0, 19),
         };
-        let core = Pool::new(options, sink).map_err(|e| {
+        let lender = js.clone().map(|js| js as Arc<dyn Lender<Output, JsJob>>);
+        let core = Pool::new(options, sink, lender).map_err(|e| {
             js_error(
                 ErrorCode::InvalidArg,
                 format!("cannot start pool threads: {e}"),
@@ -536,6 +554,16 @@ impl NativePool {
         timeout_ms: f64,
         cancel_key: f64,
     ) -> napi::Result<RawValue> {
+        self.submit_work(Work::Run(job), priority, timeout_ms, cancel_key)
+    }
+
+    fn submit_work(
+        &self,
+        work: Work<Output, JsJob>,
+        priority: f64,
+        timeout_ms: f64,
+        cancel_key: f64,
+    ) -> napi::Result<RawValue> {
         let (deferred, promise) = new_promise(self.main.env)?;
         self.main.hold();
         let ticket = Ticket {
@@ -547,7 +575,7 @@ impl NativePool {
             timeout: (timeout_ms > 0.0 && timeout_ms.is_finite())
                 .then(|| Duration::from_secs_f64(timeout_ms / 1000.0)),
         };
-        match self.core.submit(job, options, ticket) {
+        match self.core.submit(work, options, ticket) {
             Ok(handle) => {
                 if cancel_key != 0.0 {
                     self.main
@@ -586,25 +614,23 @@ impl NativePool {
 #[napi(js_name = "runJs")]
 pub fn run_js(
     pool: &NativePool,
-    payload: Buffer,
+    payload: Uint8ArraySlice,
     name: Option<String>,
     priority: f64,
     timeout_ms: f64,
     cancel_key: f64,
 ) -> napi::Result<RawValue> {
-    let Some(js) = pool.js.clone() else {
+    if pool.js.is_none() {
         return pool.reject(
             ErrorCode::InvalidArg,
             "this pool has no task module (options.filename)",
         );
+    }
+    let job = JsJob {
+        payload: payload.to_vec(),
+        name,
     };
-    let payload = payload.to_vec();
-    pool.submit(
-        Box::new(move |ctx| js.run(ctx.slot(), payload, name, ctx).map(Output::Buffer)),
-        priority,
-        timeout_ms,
-        cancel_key,
-    )
+    pool.submit_work(Work::Lend(job), priority, timeout_ms, cancel_key)
 }
 
 /// `(kind, seq, payload, name)`; kind 0: run, 1: abort, 2: exit.
@@ -629,7 +655,7 @@ pub fn js_worker_attach(
     generation: f64,
     on_message: Function<InboxArgs, ()>,
 ) -> napi::Result<bool> {
-    let Some(js) = JsSlots::find(pool_id as u64) else {
+    let Some(js) = JsSlots::<Output>::find(pool_id as u64) else {
         return Ok(false);
     };
     let inbox: InboxFn = on_message
@@ -637,8 +663,8 @@ pub fn js_worker_attach(
         .callee_handled::<false>()
         .build_callback(|ctx| {
             Ok(match ctx.value {
-                WorkerMsg::Run { seq, payload, name } => {
-                    (0, seq as f64, Some(Buffer::from(payload)), name).into()
+                WorkerMsg::Run { seq, job } => {
+                    (0, seq as f64, Some(Buffer::from(job.payload)), job.name).into()
                 }
                 WorkerMsg::Abort { seq } => (1, seq as f64, None, None).into(),
                 WorkerMsg::Exit => (2, 0.0, None, None).into(),
@@ -647,25 +673,63 @@ pub fn js_worker_attach(
     Ok(js.attach(slot as usize, generation as u64, Arc::new(TsfnInbox(inbox))))
 }
 
-/// A worker reports the encoded result of task `seq`.
+/// A worker reports the encoded result of task `seq`. Returns the next task for the worker,
+/// `[seq, payload, name]`, when the next queued task is a JS task; otherwise `null` (the worker
+/// then waits for its inbox).
 #[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsTaskDone")]
-pub fn js_task_done(pool_id: f64, slot: u32, seq: f64, result: Buffer) -> bool {
-    JsSlots::find(pool_id as u64)
-        .is_some_and(|js| js.done(slot as usize, seq as u64, result.to_vec()))
+pub fn js_task_done(
+    env: Env,
+    pool_id: f64,
+    slot: u32,
+    seq: f64,
+    result: Uint8ArraySlice,
+) -> napi::Result<RawValue> {
+    let env = env.raw();
+    let next = JsSlots::<Output>::find(pool_id as u64)
+        .and_then(|js| js.done(slot as usize, seq as u64, result.to_vec()));
+    let mut value = ptr::null_mut();
+    let Some((seq, job)) = next else {
+        // SAFETY: JS thread of `env`.
+        check(unsafe { sys::napi_get_null(env, &mut value) })?;
+        return Ok(RawValue(value));
+    };
+    let payload = buffer_value(env, job.payload)?;
+    let mut seq_value = ptr::null_mut();
+    let mut name = ptr::null_mut();
+    // SAFETY: JS thread of `env`; every out-pointer is valid, the name's bytes live across the
+    // call.
+    unsafe {
+        check(sys::napi_create_double(env, seq as f64, &mut seq_value))?;
+        match &job.name {
+            Some(n) => check(sys::napi_create_string_utf8(
+                env,
+                n.as_ptr().cast::<c_char>(),
+                n.len() as isize,
+                &mut name,
+            ))?,
+            None => check(sys::napi_get_null(env, &mut name))?,
+        }
+        check(sys::napi_create_array_with_length(env, 3, &mut value))?;
+        for (i, element) in [seq_value, payload, name].into_iter().enumerate() {
+            check(sys::napi_set_element(env, value, i as u32, element))?;
+        }
+    }
+    Ok(RawValue(value))
 }
 
 /// An idle worker asks to exit; `true` means it may (no task is assigned to it).
 #[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsWorkerRetire")]
 pub fn js_worker_retire(pool_id: f64, slot: u32, generation: f64) -> bool {
-    JsSlots::find(pool_id as u64).is_some_and(|js| js.retire(slot as usize, generation as u64))
+    JsSlots::<Output>::find(pool_id as u64)
+        .is_some_and(|js| js.retire(slot as usize, generation as u64))
 }
 
 /// The pool's JS thread saw a worker exit (or fail to start) with `message`.
 #[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsWorkerExited")]
 pub fn js_worker_exited(pool_id: f64, slot: u32, generation: f64, message: String) -> bool {
-    JsSlots::find(pool_id as u64)
+    JsSlots::<Output>::find(pool_id as u64)
         .is_some_and(|js| js.exited(slot as usize, generation as u64, message))
 }

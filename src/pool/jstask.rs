@@ -1,27 +1,36 @@
-//! JavaScript tasks: each pool thread (slot) owns at most one worker_thread and hands it the
-//! JS tasks the scheduler gives that slot.
+//! JavaScript tasks: each pool thread (slot) owns at most one worker_thread and lends itself
+//! to it for the JS tasks the scheduler gives that slot.
 //!
-//! The pool thread stays occupied while its worker runs the task, so native kernels and JS
-//! tasks share one concurrency budget. Data never goes through `postMessage`: the task's
-//! serialized bytes go straight from the submitting thread to the worker's inbox, and the
-//! result bytes straight back. No napi types here: the worker inbox and the control channel to
-//! the pool's JS thread (spawn/terminate a worker) are traits the binding implements.
+//! The pool thread that picks a JS task sends it to its slot's worker and stands by (watching
+//! for aborts and crashes) while the worker runs it, so native kernels and JS tasks share one
+//! concurrency budget. When the worker reports a result it gets the next queued JS task in the
+//! same call ([`Lease::finish`] with `pull`): a stream of JS tasks costs no thread wake-ups at
+//! all, only when the queue runs dry (or a native task is next) does the slot go back to its
+//! pool thread. Data never goes through `postMessage`: the task's serialized bytes go straight
+//! from the submitting thread to the worker, and the result bytes straight back. No napi types
+//! here: the worker inbox and the control channel to the pool's JS thread (spawn/terminate a
+//! worker) are traits the binding implements.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use super::scheduler::{TaskCtx, TaskError};
+use super::scheduler::{Lease, Lender, TaskError};
 use crate::error::ErrorCode;
 use crate::sync::lock;
+
+/// A queued JS task: the serialized argument and the export to call.
+pub struct JsJob {
+    pub payload: Vec<u8>,
+    pub name: Option<String>,
+}
 
 /// A message for a worker's JS thread.
 pub enum WorkerMsg {
     Run {
         seq: u64,
-        payload: Vec<u8>,
-        name: Option<String>,
+        job: JsJob,
     },
     Abort {
         seq: u64,
@@ -47,39 +56,49 @@ enum WorkerState {
     Ready(Arc<dyn WorkerInbox>),
 }
 
-struct SlotState {
+struct SlotState<T> {
     worker: WorkerState,
     /// Incremented for every worker spawned on this slot; stale events carry an old value.
     generation: u64,
+    /// Set while the slot's pool thread is lent to the worker.
+    lease: Option<Arc<dyn Lease<T, JsJob>>>,
+    /// The task the worker is running.
     running: Option<u64>,
-    result: Option<Vec<u8>>,
+    /// The worker died while it had the slot (or while it was starting); why.
     died: Option<String>,
+    /// The worker is being terminated: it gets no further task.
+    terminating: bool,
 }
 
-struct Slot {
-    state: Mutex<SlotState>,
+struct Slot<T> {
+    state: Mutex<SlotState<T>>,
     changed: Condvar,
 }
 
-/// The worker side of one pool.
-pub struct JsSlots {
+/// The worker side of one pool. `T` is the pool's output type, made from result bytes.
+pub struct JsSlots<T: JsOutput> {
     id: u64,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<T>>,
     control: Arc<dyn WorkerControl>,
     /// How long a cancelled task may keep running before its worker is terminated.
     grace: Duration,
-    seq: AtomicU64,
 }
 
-/// How often a waiting pool thread re-checks its cancel flag.
+/// A slot whose worker is ready, still locked, and that worker's inbox.
+type Ready<'a, T> = (MutexGuard<'a, SlotState<T>>, Arc<dyn WorkerInbox>);
+
+/// How often a standing-by pool thread re-checks its task's cancel flag.
 const POLL: Duration = Duration::from_millis(5);
 
-fn registry() -> &'static Mutex<HashMap<u64, Weak<JsSlots>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<u64, Weak<JsSlots>>>> = OnceLock::new();
-    REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
+/// A registry of live pools by id, for one output type.
+type Registry<T> = Mutex<HashMap<u64, Weak<JsSlots<T>>>>;
+
+/// What the pool can do with a task's result bytes.
+pub trait JsOutput: From<Vec<u8>> + Send + 'static {
+    fn registry() -> &'static Registry<Self>;
 }
 
-impl JsSlots {
+impl<T: JsOutput> JsSlots<T> {
     pub fn new(threads: usize, grace: Duration, control: Arc<dyn WorkerControl>) -> Arc<Self> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let slots = (0..threads)
@@ -87,9 +106,10 @@ impl JsSlots {
                 state: Mutex::new(SlotState {
                     worker: WorkerState::Absent,
                     generation: 0,
+                    lease: None,
                     running: None,
-                    result: None,
                     died: None,
+                    terminating: false,
                 }),
                 changed: Condvar::new(),
             })
@@ -99,9 +119,8 @@ impl JsSlots {
             slots,
             control,
             grace,
-            seq: AtomicU64::new(1),
         });
-        let mut reg = lock(registry());
+        let mut reg = lock(T::registry());
         reg.retain(|_, w| w.strong_count() > 0);
         reg.insert(this.id, Arc::downgrade(&this));
         this
@@ -112,103 +131,15 @@ impl JsSlots {
         self.id
     }
 
-    pub fn find(id: u64) -> Option<Arc<JsSlots>> {
-        lock(registry()).get(&id).and_then(Weak::upgrade)
+    pub fn find(id: u64) -> Option<Arc<JsSlots<T>>> {
+        lock(T::registry()).get(&id).and_then(Weak::upgrade)
     }
 
-    fn slot(&self, slot: usize) -> Option<&Slot> {
+    fn slot(&self, slot: usize) -> Option<&Slot<T>> {
         self.slots.get(slot)
     }
 
-    /// Runs one task on `slot`'s worker (starting it if needed) and returns the worker's
-    /// encoded result. Called on the pool thread that owns `slot`.
-    pub fn run(
-        &self,
-        slot: usize,
-        payload: Vec<u8>,
-        name: Option<String>,
-        ctx: &TaskCtx,
-    ) -> Result<Vec<u8>, TaskError> {
-        let Some(Slot { state, changed }) = self.slot(slot) else {
-            return Err(TaskError::failed(
-                ErrorCode::WorkerCrashed,
-                "no such pool slot",
-            ));
-        };
-        let mut st = lock(state);
-        let inbox = loop {
-            if let Some(message) = st.died.take() {
-                st.worker = WorkerState::Absent;
-                return Err(TaskError::failed(ErrorCode::WorkerCrashed, message));
-            }
-            match &st.worker {
-                WorkerState::Ready(inbox) => break Arc::clone(inbox),
-                WorkerState::Absent => {
-                    st.generation += 1;
-                    st.worker = WorkerState::Starting;
-                    self.control.spawn_worker(slot, st.generation);
-                }
-                WorkerState::Starting => {}
-            }
-            // A task cancelled while its worker starts gives up; the worker still comes up.
-            ctx.check()?;
-            st = changed
-                .wait_timeout(st, POLL)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        };
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        st.running = Some(seq);
-        st.result = None;
-        if !inbox.send(WorkerMsg::Run { seq, payload, name }) {
-            st.running = None;
-            st.worker = WorkerState::Absent;
-            return Err(TaskError::failed(
-                ErrorCode::WorkerCrashed,
-                "the worker is gone",
-            ));
-        }
-        let mut abort_sent: Option<Instant> = None;
-        let mut terminating = false;
-        loop {
-            if let Some(result) = st.result.take() {
-                st.running = None;
-                return match ctx.cancelled() {
-                    Some(reason) => Err(TaskError::Cancelled(reason)),
-                    None => Ok(result),
-                };
-            }
-            if let Some(message) = st.died.take() {
-                st.running = None;
-                st.worker = WorkerState::Absent;
-                return match ctx.cancelled() {
-                    Some(reason) => Err(TaskError::Cancelled(reason)),
-                    None => Err(TaskError::failed(ErrorCode::WorkerCrashed, message)),
-                };
-            }
-            if ctx.cancelled().is_some() {
-                match abort_sent {
-                    None => {
-                        inbox.send(WorkerMsg::Abort { seq });
-                        abort_sent = Some(Instant::now());
-                    }
-                    Some(at) if !terminating && at.elapsed() >= self.grace => {
-                        // The task ignores its AbortSignal: its worker is terminated and the
-                        // slot stays busy until the worker has exited.
-                        terminating = true;
-                        self.control.terminate_worker(slot, st.generation);
-                    }
-                    Some(_) => {}
-                }
-            }
-            st = changed
-                .wait_timeout(st, POLL)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
-    fn with_slot(&self, slot: usize, f: impl FnOnce(&mut SlotState) -> bool) -> bool {
+    fn with_slot(&self, slot: usize, f: impl FnOnce(&mut SlotState<T>) -> bool) -> bool {
         let Some(Slot { state, changed }) = self.slot(slot) else {
             return false;
         };
@@ -219,23 +150,70 @@ impl JsSlots {
         done
     }
 
+    /// Waits (on the pool thread) until the slot's worker is ready, starting one if needed.
+    /// `Err` when the task should fail instead: its worker died starting, or it was cancelled.
+    fn ready_worker<'a>(
+        &self,
+        slot: &'a Slot<T>,
+        lease: &dyn Lease<T, JsJob>,
+        seq: u64,
+    ) -> Result<Ready<'a, T>, TaskError> {
+        let mut st = lock(&slot.state);
+        loop {
+            if let Some(message) = st.died.take() {
+                st.worker = WorkerState::Absent;
+                return Err(TaskError::failed(ErrorCode::WorkerCrashed, message));
+            }
+            match &st.worker {
+                WorkerState::Ready(inbox) => {
+                    let inbox = Arc::clone(inbox);
+                    return Ok((st, inbox));
+                }
+                WorkerState::Absent => {
+                    st.generation += 1;
+                    st.worker = WorkerState::Starting;
+                    self.control.spawn_worker(lease.slot(), st.generation);
+                }
+                WorkerState::Starting => {}
+            }
+            // A task cancelled while its worker starts gives up; the worker still comes up.
+            if let Some(reason) = lease.cancelled(seq) {
+                return Err(TaskError::Cancelled(reason));
+            }
+            st = slot
+                .changed
+                .wait_timeout(st, POLL)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The worker finished task `seq` (result or thrown error, encoded by the worker). Returns
+    /// the next task for it, if the next queued task is a JS task; otherwise the slot goes back
+    /// to its pool thread.
+    pub fn done(&self, slot: usize, seq: u64, result: Vec<u8>) -> Option<(u64, JsJob)> {
+        let Slot { state, changed } = self.slot(slot)?;
+        let mut st = lock(state);
+        if st.running != Some(seq) {
+            return None;
+        }
+        let lease = Arc::clone(st.lease.as_ref()?);
+        let pull = !st.terminating;
+        let next = lease.finish(seq, Ok(T::from(result)), pull);
+        st.running = next.as_ref().map(|(seq, _)| *seq);
+        if st.running.is_none() && !st.terminating {
+            // A terminating worker keeps the slot until it has exited.
+            st.lease = None;
+            changed.notify_all();
+        }
+        next
+    }
+
     /// A worker has loaded the task module and is ready for tasks.
     pub fn attach(&self, slot: usize, generation: u64, inbox: Arc<dyn WorkerInbox>) -> bool {
         self.with_slot(slot, |st| {
             if st.generation == generation && matches!(st.worker, WorkerState::Starting) {
                 st.worker = WorkerState::Ready(inbox);
-                true
-            } else {
-                false
-            }
-        })
-    }
-
-    /// The worker finished task `seq` (result or thrown error, encoded by the worker).
-    pub fn done(&self, slot: usize, seq: u64, result: Vec<u8>) -> bool {
-        self.with_slot(slot, |st| {
-            if st.running == Some(seq) {
-                st.result = Some(result);
                 true
             } else {
                 false
@@ -251,18 +229,18 @@ impl JsSlots {
             }
             let was_starting = matches!(st.worker, WorkerState::Starting);
             st.worker = WorkerState::Absent;
-            if st.running.is_some() || was_starting {
+            if st.lease.is_some() || was_starting {
                 st.died = Some(message);
             }
             true
         })
     }
 
-    /// An idle worker asks to leave; granted only if no task is assigned to it.
+    /// An idle worker asks to leave; granted only if it does not have the slot.
     pub fn retire(&self, slot: usize, generation: u64) -> bool {
         self.with_slot(slot, |st| {
             if st.generation == generation
-                && st.running.is_none()
+                && st.lease.is_none()
                 && matches!(st.worker, WorkerState::Ready(_))
             {
                 st.worker = WorkerState::Absent;
@@ -274,9 +252,83 @@ impl JsSlots {
     }
 }
 
-impl Drop for JsSlots {
+impl<T: JsOutput> Lender<T, JsJob> for JsSlots<T> {
+    fn serve(&self, lease: Arc<dyn Lease<T, JsJob>>, seq: u64, job: JsJob) {
+        let fail = |e: TaskError| {
+            lease.finish(seq, Err(e), false);
+        };
+        let Some(slot) = self.slot(lease.slot()) else {
+            return fail(TaskError::failed(
+                ErrorCode::WorkerCrashed,
+                "no such pool slot",
+            ));
+        };
+        let (mut st, inbox) = match self.ready_worker(slot, &*lease, seq) {
+            Ok(ready) => ready,
+            Err(e) => return fail(e),
+        };
+        st.lease = Some(Arc::clone(&lease));
+        st.running = Some(seq);
+        st.terminating = false;
+        if !inbox.send(WorkerMsg::Run { seq, job }) {
+            st.lease = None;
+            st.running = None;
+            st.worker = WorkerState::Absent;
+            drop(st);
+            return fail(TaskError::failed(
+                ErrorCode::WorkerCrashed,
+                "the worker is gone",
+            ));
+        }
+        // Stand by while the worker has the slot: forward aborts, terminate a worker whose task
+        // ignores its abort past the grace period, fail the task of a worker that died.
+        let mut abort_sent: Option<(u64, Instant)> = None;
+        loop {
+            if st.lease.is_none() {
+                return;
+            }
+            if let Some(message) = st.died.take() {
+                st.lease = None;
+                st.terminating = false;
+                let running = st.running.take();
+                drop(st);
+                if let Some(seq) = running {
+                    let error = match lease.cancelled(seq) {
+                        Some(reason) => TaskError::Cancelled(reason),
+                        None => TaskError::failed(ErrorCode::WorkerCrashed, message),
+                    };
+                    lease.finish(seq, Err(error), false);
+                }
+                return;
+            }
+            if let Some(seq) = st.running.filter(|seq| lease.cancelled(*seq).is_some()) {
+                match abort_sent {
+                    Some((sent, at)) if sent == seq => {
+                        if !st.terminating && at.elapsed() >= self.grace {
+                            // The task ignores its AbortSignal: its worker is terminated and the
+                            // slot stays busy until the worker has exited.
+                            st.terminating = true;
+                            self.control.terminate_worker(lease.slot(), st.generation);
+                        }
+                    }
+                    _ => {
+                        inbox.send(WorkerMsg::Abort { seq });
+                        abort_sent = Some((seq, Instant::now()));
+                    }
+                }
+            }
+            st = slot
+                .changed
+                .wait_timeout(st, POLL)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+impl<T: JsOutput> Drop for JsSlots<T> {
     fn drop(&mut self) {
-        lock(registry()).remove(&self.id);
+        lock(T::registry()).remove(&self.id);
         // A pool dropped without close() (garbage-collected) must not leave idle workers behind.
         for slot in &self.slots {
             if let WorkerState::Ready(inbox) = &lock(&slot.state).worker {
@@ -289,12 +341,33 @@ impl Drop for JsSlots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::scheduler::tests_support::ctx;
+    use crate::pool::scheduler::{CancelReason, Pool, PoolOptions, Sink, SubmitOptions, Work};
+    use std::sync::mpsc::{channel, Receiver, Sender};
+    use std::sync::OnceLock;
     use std::thread;
 
-    /// A fake JS side: workers that answer on their own thread.
+    type Outcome = Result<Vec<u8>, TaskError>;
+
+    impl JsOutput for Vec<u8> {
+        fn registry() -> &'static Registry<Self> {
+            static REGISTRY: OnceLock<Registry<Vec<u8>>> = OnceLock::new();
+            REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
+        }
+    }
+
+    struct TestSink(Mutex<Sender<(u64, Outcome)>>);
+
+    impl Sink<u64, Vec<u8>> for TestSink {
+        fn deliver(&self, ticket: u64, outcome: Outcome) {
+            lock(&self.0).send((ticket, outcome)).unwrap();
+        }
+        fn stopped(&self) {}
+    }
+
+    /// A fake JS side: workers that answer on their own thread. Payload `crash` kills the
+    /// worker, `hang` never answers, anything else is answered reversed.
     struct Fake {
-        slots: OnceLock<Weak<JsSlots>>,
+        slots: OnceLock<Weak<JsSlots<Vec<u8>>>>,
         spawned: Mutex<Vec<(usize, u64)>>,
         terminated: Mutex<Vec<(usize, u64)>>,
         ignore_abort: bool,
@@ -306,6 +379,33 @@ mod tests {
         generation: u64,
     }
 
+    impl FakeInbox {
+        /// Runs tasks the way lib/worker.js does: each report may return the next task.
+        fn run(
+            slots: Arc<JsSlots<Vec<u8>>>,
+            slot: usize,
+            generation: u64,
+            mut seq: u64,
+            mut job: JsJob,
+        ) {
+            loop {
+                if job.payload == b"crash" {
+                    slots.exited(slot, generation, "worker crashed".into());
+                    return;
+                }
+                if job.payload == b"hang" {
+                    return;
+                }
+                let mut out = job.payload.clone();
+                out.reverse();
+                match slots.done(slot, seq, out) {
+                    Some((next_seq, next_job)) => (seq, job) = (next_seq, next_job),
+                    None => return,
+                }
+            }
+        }
+    }
+
     impl WorkerInbox for FakeInbox {
         fn send(&self, msg: WorkerMsg) -> bool {
             // Exit comes from the pool's Drop, when it can no longer be upgraded.
@@ -314,15 +414,7 @@ mod tests {
             };
             let (slot, generation, ignore) = (self.slot, self.generation, self.fake.ignore_abort);
             thread::spawn(move || match msg {
-                WorkerMsg::Run { seq, payload, .. } => {
-                    if payload == b"crash" {
-                        slots.exited(slot, generation, "worker crashed".into());
-                    } else if payload != b"hang" {
-                        let mut out = payload.clone();
-                        out.reverse();
-                        slots.done(slot, seq, out);
-                    }
-                }
+                WorkerMsg::Run { seq, job } => FakeInbox::run(slots, slot, generation, seq, job),
                 WorkerMsg::Abort { seq } => {
                     if !ignore {
                         slots.done(slot, seq, b"aborted".to_vec());
@@ -357,63 +449,182 @@ mod tests {
         }
     }
 
-    fn setup(ignore_abort: bool) -> (Arc<JsSlots>, Arc<Fake>) {
+    struct Setup {
+        pool: Pool<u64, Vec<u8>, JsJob>,
+        rx: Receiver<(u64, Outcome)>,
+        slots: Arc<JsSlots<Vec<u8>>>,
+        fake: Arc<Fake>,
+    }
+
+    fn setup(threads: usize, ignore_abort: bool) -> Setup {
         let fake = Arc::new(Fake {
             slots: OnceLock::new(),
             spawned: Mutex::new(vec![]),
             terminated: Mutex::new(vec![]),
             ignore_abort,
         });
-        let slots = JsSlots::new(2, Duration::from_millis(20), Arc::new(Arc::clone(&fake)));
+        let slots = JsSlots::new(
+            threads,
+            Duration::from_millis(20),
+            Arc::new(Arc::clone(&fake)),
+        );
         fake.slots.set(Arc::downgrade(&slots)).ok().unwrap();
-        (slots, fake)
+        let (tx, rx) = channel();
+        let options = PoolOptions {
+            threads,
+            max_queue: None,
+            nice: 0,
+        };
+        let lender: Arc<dyn Lender<Vec<u8>, JsJob>> = slots.clone();
+        let pool = Pool::new(options, Arc::new(TestSink(Mutex::new(tx))), Some(lender)).unwrap();
+        Setup {
+            pool,
+            rx,
+            slots,
+            fake,
+        }
+    }
+
+    fn js(payload: &[u8]) -> Work<Vec<u8>, JsJob> {
+        Work::Lend(JsJob {
+            payload: payload.to_vec(),
+            name: None,
+        })
+    }
+
+    fn recv(rx: &Receiver<(u64, Outcome)>) -> (u64, Outcome) {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a task never settled")
     }
 
     #[test]
     fn starts_a_worker_once_and_reuses_it() {
-        let (slots, fake) = setup(false);
-        let c = ctx();
-        assert_eq!(slots.run(0, b"abc".to_vec(), None, &c).unwrap(), b"cba");
-        assert_eq!(slots.run(0, b"xy".to_vec(), None, &c).unwrap(), b"yx");
-        assert_eq!(*lock(&fake.spawned), vec![(0, 1)]);
-        assert!(Arc::ptr_eq(&JsSlots::find(slots.id()).unwrap(), &slots));
+        let s = setup(1, false);
+        s.pool
+            .submit(js(b"abc"), SubmitOptions::default(), 1)
+            .unwrap();
+        assert_eq!(recv(&s.rx), (1, Ok(b"cba".to_vec())));
+        s.pool
+            .submit(js(b"xy"), SubmitOptions::default(), 2)
+            .unwrap();
+        assert_eq!(recv(&s.rx), (2, Ok(b"yx".to_vec())));
+        assert_eq!(*lock(&s.fake.spawned), vec![(0, 1)]);
+        assert!(Arc::ptr_eq(&JsSlots::find(s.slots.id()).unwrap(), &s.slots));
+    }
+
+    #[test]
+    fn a_worker_chains_queued_tasks_and_native_work_still_runs() {
+        let s = setup(2, false);
+        let (release, gate) = channel::<()>();
+        // Both pool threads: one blocked in native work, the other serving JS tasks.
+        s.pool
+            .submit(
+                Work::Run(Box::new(move |_| {
+                    gate.recv().unwrap();
+                    Ok(b"native".to_vec())
+                })),
+                SubmitOptions::default(),
+                0,
+            )
+            .unwrap();
+        for i in 1..=200u64 {
+            s.pool
+                .submit(js(&i.to_le_bytes()), SubmitOptions::default(), i)
+                .unwrap();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let (ticket, outcome) = recv(&s.rx);
+            let mut expect = ticket.to_le_bytes().to_vec();
+            expect.reverse();
+            assert_eq!(outcome, Ok(expect));
+            assert!(seen.insert(ticket), "task {ticket} settled twice");
+        }
+        release.send(()).unwrap();
+        assert_eq!(recv(&s.rx), (0, Ok(b"native".to_vec())));
+        assert_eq!(
+            lock(&s.fake.spawned).len(),
+            1,
+            "one worker served the whole stream"
+        );
+        let stats = s.pool.stats();
+        assert_eq!((stats.completed, stats.running, stats.queued), (201, 0, 0));
     }
 
     #[test]
     fn a_crash_fails_the_task_and_the_next_task_gets_a_new_worker() {
-        let (slots, fake) = setup(false);
-        let c = ctx();
-        let err = slots.run(1, b"crash".to_vec(), None, &c).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::WorkerCrashed);
-        assert_eq!(slots.run(1, b"ok".to_vec(), None, &c).unwrap(), b"ko");
-        assert_eq!(*lock(&fake.spawned), vec![(1, 1), (1, 2)]);
+        let s = setup(1, false);
+        s.pool
+            .submit(js(b"crash"), SubmitOptions::default(), 1)
+            .unwrap();
+        let (ticket, outcome) = recv(&s.rx);
+        assert_eq!(ticket, 1);
+        assert_eq!(outcome.unwrap_err().code(), ErrorCode::WorkerCrashed);
+        s.pool
+            .submit(js(b"ok"), SubmitOptions::default(), 2)
+            .unwrap();
+        assert_eq!(recv(&s.rx), (2, Ok(b"ko".to_vec())));
+        assert_eq!(*lock(&s.fake.spawned), vec![(0, 1), (0, 2)]);
     }
 
     #[test]
     fn a_retired_worker_is_replaced_and_stale_exits_are_ignored() {
-        let (slots, fake) = setup(false);
-        let c = ctx();
-        slots.run(0, b"a".to_vec(), None, &c).unwrap();
-        assert!(slots.retire(0, 1));
-        assert!(!slots.retire(0, 1));
-        slots.run(0, b"b".to_vec(), None, &c).unwrap();
+        let s = setup(1, false);
+        s.pool
+            .submit(js(b"a"), SubmitOptions::default(), 1)
+            .unwrap();
+        assert_eq!(recv(&s.rx), (1, Ok(b"a".to_vec())));
+        // The slot goes back to the pool thread right after the result (plus a short spin).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !s.slots.retire(0, 1) {
+            assert!(Instant::now() < deadline, "the worker never got to retire");
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!s.slots.retire(0, 1));
+        s.pool
+            .submit(js(b"b"), SubmitOptions::default(), 2)
+            .unwrap();
+        assert_eq!(recv(&s.rx), (2, Ok(b"b".to_vec())));
         // The first worker's exit arrives late: it must not hurt the second one.
-        assert!(!slots.exited(0, 1, "old".into()));
-        assert_eq!(slots.run(0, b"cd".to_vec(), None, &c).unwrap(), b"dc");
-        assert_eq!(lock(&fake.spawned).len(), 2);
+        assert!(!s.slots.exited(0, 1, "old".into()));
+        s.pool
+            .submit(js(b"cd"), SubmitOptions::default(), 3)
+            .unwrap();
+        assert_eq!(recv(&s.rx), (3, Ok(b"dc".to_vec())));
+        assert_eq!(lock(&s.fake.spawned).len(), 2);
     }
 
     #[test]
     fn a_task_ignoring_abort_gets_its_worker_terminated() {
-        let (slots, fake) = setup(true);
-        let slots2 = Arc::clone(&slots);
-        let c = Arc::new(ctx());
-        let c2 = Arc::clone(&c);
-        let t = thread::spawn(move || slots2.run(0, b"hang".to_vec(), None, &c2));
+        let s = setup(1, true);
+        let h = s
+            .pool
+            .submit(js(b"hang"), SubmitOptions::default(), 1)
+            .unwrap();
+        // Queued behind it: runs on a new worker once the stuck one is gone.
+        s.pool
+            .submit(js(b"next"), SubmitOptions::default(), 2)
+            .unwrap();
         thread::sleep(Duration::from_millis(30));
-        crate::pool::scheduler::tests_support::cancel(&c);
-        let err = t.join().unwrap().unwrap_err();
-        assert!(matches!(err, TaskError::Cancelled(_)));
-        assert_eq!(*lock(&fake.terminated), vec![(0, 1)]);
+        assert_eq!(s.pool.cancel(&h, CancelReason::Aborted), Some(1));
+        assert_eq!(recv(&s.rx), (2, Ok(b"txen".to_vec())));
+        assert_eq!(*lock(&s.fake.terminated), vec![(0, 1)]);
+        assert_eq!(s.pool.stats().aborted, 1);
+    }
+
+    #[test]
+    fn a_pool_without_a_lender_fails_js_work() {
+        let (tx, rx) = channel();
+        let options = PoolOptions {
+            threads: 1,
+            max_queue: None,
+            nice: 0,
+        };
+        let pool: Pool<u64, Vec<u8>, JsJob> =
+            Pool::new(options, Arc::new(TestSink(Mutex::new(tx))), None).unwrap();
+        pool.submit(js(b"x"), SubmitOptions::default(), 7).unwrap();
+        let (ticket, outcome) = recv(&rx);
+        assert_eq!(ticket, 7);
+        assert_eq!(outcome.unwrap_err().code(), ErrorCode::TaskPanicked);
     }
 }

@@ -100,6 +100,35 @@ pub enum SubmitError {
 
 pub type Job<T> = Box<dyn FnOnce(&TaskCtx) -> Result<T, TaskError> + Send>;
 
+/// A queued unit of work.
+pub enum Work<T, L> {
+    /// Runs on the pool thread.
+    Run(Job<T>),
+    /// Runs outside the pool (on a JS worker) through the pool's [`Lender`]. The pool thread that
+    /// picks it stands by meanwhile, so it still counts against the pool's `threads`.
+    Lend(L),
+}
+
+/// Runs lendable work for the pool.
+pub trait Lender<T, L>: Send + Sync {
+    /// Called on pool thread `lease.slot()` with the task `seq` it picked. Returns once the slot
+    /// is empty again: the task, and every task chained after it through [`Lease::finish`], has
+    /// been finished.
+    fn serve(&self, lease: Arc<dyn Lease<T, L>>, seq: u64, job: L);
+}
+
+/// A pool thread lent to a [`Lender`]: whoever runs its tasks settles them here.
+pub trait Lease<T, L>: Send + Sync {
+    fn slot(&self) -> usize;
+    /// Why task `seq` was cancelled, if it was (`None` also when it is no longer on this slot).
+    fn cancelled(&self, seq: u64) -> Option<CancelReason>;
+    /// Settles task `seq` with `outcome` (dropped if the task was already settled by a cancel).
+    /// With `pull`, when the head of the queue is lendable work it starts on this slot at once
+    /// and is returned (after a short spin if the queue is empty); otherwise the slot is empty
+    /// and the lender should return it. A stale `seq` changes nothing and returns `None`.
+    fn finish(&self, seq: u64, outcome: Result<T, TaskError>, pull: bool) -> Option<(u64, L)>;
+}
+
 /// Receives results from pool threads and the timer thread.
 pub trait Sink<K, T>: Send + Sync + 'static {
     /// A task settled away from the caller's thread (worker result or timeout).
@@ -221,16 +250,23 @@ impl<K> Task<K> {
     }
 }
 
-struct Queued<K, T> {
+struct Queued<K, T, L> {
     task: Arc<Task<K>>,
-    job: Job<T>,
+    work: Work<T, L>,
     enqueued: Instant,
 }
 
-struct State<K, T> {
-    queue: BTreeMap<QueueKey, Queued<K, T>>,
+/// A task on a pool thread (or on the lender the thread is lent to).
+struct Running<K> {
+    task: Arc<Task<K>>,
+    enqueued: Instant,
+    started: Instant,
+}
+
+struct State<K, T, L> {
+    queue: BTreeMap<QueueKey, Queued<K, T, L>>,
     /// The task each thread is running, by thread index.
-    slots: Vec<Option<Arc<Task<K>>>>,
+    slots: Vec<Option<Running<K>>>,
     running: usize,
     live_threads: usize,
     /// Threads blocked in `work.wait`; submit only signals the condvar when some are.
@@ -239,10 +275,13 @@ struct State<K, T> {
     seq: u64,
 }
 
-struct Inner<K, T> {
-    state: Mutex<State<K, T>>,
+struct Inner<K, T, L> {
+    state: Mutex<State<K, T, L>>,
     work: Condvar,
     sink: Arc<dyn Sink<K, T>>,
+    lender: Option<Arc<dyn Lender<T, L>>>,
+    /// Each pool thread's handle, by slot.
+    runners: Vec<OnceLock<Thread>>,
     threads: usize,
     /// Tasks queued plus running may not exceed this (threads + maxQueue).
     capacity: usize,
@@ -254,9 +293,11 @@ struct Inner<K, T> {
     stats: Stats,
 }
 
-/// A pool of `threads` OS threads owned by corepool, serving a priority queue.
-pub struct Pool<K: Send + 'static, T: Send + 'static> {
-    inner: Arc<Inner<K, T>>,
+/// A pool of `threads` OS threads owned by corepool, serving a priority queue. `L` is the work
+/// it can lend (see [`Work::Lend`]).
+pub struct Pool<K: Send + 'static, T: Send + 'static, L: Send + 'static = std::convert::Infallible>
+{
+    inner: Arc<Inner<K, T, L>>,
 }
 
 /// Maps an f64 priority onto an integer with the same total order (`f64::total_cmp`).
@@ -265,9 +306,14 @@ fn order_key(priority: f64) -> i64 {
     bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
-impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
+impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
     /// Starts `threads` threads. `max_queue` bounds tasks waiting beyond the running ones.
-    pub fn new(options: PoolOptions, sink: Arc<dyn Sink<K, T>>) -> std::io::Result<Self> {
+    /// `lender` runs [`Work::Lend`] work; a pool without one fails such tasks.
+    pub fn new(
+        options: PoolOptions,
+        sink: Arc<dyn Sink<K, T>>,
+        lender: Option<Arc<dyn Lender<T, L>>>,
+    ) -> std::io::Result<Self> {
         let PoolOptions {
             threads, max_queue, ..
         } = options;
@@ -285,6 +331,8 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
             }),
             work: Condvar::new(),
             sink,
+            lender,
+            runners: (0..threads).map(|_| OnceLock::new()).collect(),
             threads,
             capacity: max_queue.map_or(usize::MAX, |q| q.saturating_add(threads)),
             queued: AtomicUsize::new(0),
@@ -314,10 +362,10 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
         self.inner.threads
     }
 
-    /// Queues `job`. On refusal the ticket comes back with the reason.
+    /// Queues `work`. On refusal the ticket comes back with the reason.
     pub fn submit(
         &self,
-        job: Job<T>,
+        work: Work<T, L>,
         options: SubmitOptions,
         ticket: K,
     ) -> Result<TaskHandle<K>, (SubmitError, K)> {
@@ -342,7 +390,7 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
             key,
             Queued {
                 task: Arc::clone(&task),
-                job,
+                work,
                 enqueued: Instant::now(),
             },
         );
@@ -391,7 +439,12 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
         st.closing = true;
         let queued = std::mem::take(&mut st.queue);
         inner.queued.store(0, Ordering::Relaxed);
-        let running: Vec<Arc<Task<K>>> = st.slots.iter().flatten().cloned().collect();
+        let running: Vec<Arc<Task<K>>> = st
+            .slots
+            .iter()
+            .flatten()
+            .map(|r| Arc::clone(&r.task))
+            .collect();
         drop(st);
         inner.work.notify_all();
         let mut tickets = Vec::with_capacity(queued.len() + running.len());
@@ -426,14 +479,14 @@ impl<K: Send + 'static, T: Send + 'static> Pool<K, T> {
     }
 }
 
-impl<K: Send + 'static, T: Send + 'static> Drop for Pool<K, T> {
+impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Drop for Pool<K, T, L> {
     fn drop(&mut self) {
         // An abandoned pool finishes what it was given, then its threads exit.
         self.close();
     }
 }
 
-impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
+impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
     fn cancel(&self, task: &Arc<Task<K>>, reason: CancelReason) -> Option<K> {
         let st = lock(&self.state);
         let ticket = match task.state.load(Ordering::Acquire) {
@@ -472,15 +525,16 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
         }
     }
 
-    fn work_loop(&self, index: usize) {
+    fn work_loop(self: &Arc<Self>, index: usize) {
         if self.nice != 0 {
             lower_thread_priority(self.nice);
         }
+        let _ = self.runners[index].set(thread::current());
         let mut st = lock(&self.state);
         loop {
             let Some(Queued {
                 task,
-                job,
+                work,
                 enqueued,
             }) = st.queue.pop_first().map(|(_, q)| q)
             else {
@@ -490,36 +544,46 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
                 st = self.idle(st);
                 continue;
             };
-            self.queued.store(st.queue.len(), Ordering::Relaxed);
-            task.state.store(RUNNING, Ordering::Release);
-            st.slots[index] = Some(Arc::clone(&task));
-            st.running += 1;
+            self.start(&mut st, index, &task, enqueued);
             drop(st);
-
-            let started = Instant::now();
-            let _ = task.ctx.runner.set(thread::current());
-            task.ctx.slot.store(index, Ordering::Relaxed);
-            let outcome = match task.ctx.check() {
-                // Cancelled between being picked and starting: do not run it at all.
-                Err(e) => Err(e),
-                Ok(()) => catch_unwind(AssertUnwindSafe(|| job(&task.ctx)))
-                    .unwrap_or_else(|payload| Err(TaskError::Panicked(panic_text(payload)))),
-            };
-            self.stats.ran(started - enqueued, started.elapsed());
-            if let Some(ticket) = task.take_ticket() {
-                match &outcome {
-                    Err(TaskError::Cancelled(reason)) => self.stats.cancelled(*reason, 1),
-                    other => self.stats.settled_ok(other.is_ok()),
+            match work {
+                Work::Run(job) => {
+                    let outcome = match task.ctx.check() {
+                        // Cancelled between being picked and starting: do not run it at all.
+                        Err(e) => Err(e),
+                        Ok(()) => catch_unwind(AssertUnwindSafe(|| job(&task.ctx))).unwrap_or_else(
+                            |payload| Err(TaskError::Panicked(panic_text(payload))),
+                        ),
+                    };
+                    self.finish(index, task.key.1, outcome);
                 }
-                self.sink.deliver(ticket, outcome);
-            } else {
-                // Someone cancelled it and already settled; the result is dropped here.
-                drop(outcome);
+                Work::Lend(job) => {
+                    let lease: Arc<dyn Lease<T, L>> = Arc::new(Lent {
+                        inner: Arc::clone(self),
+                        index,
+                    });
+                    let seq = task.key.1;
+                    let served = match &self.lender {
+                        Some(lender) => catch_unwind(AssertUnwindSafe(|| {
+                            lender.serve(Arc::clone(&lease), seq, job)
+                        }))
+                        .map_err(panic_text),
+                        None => Err("this pool cannot run lent work".to_string()),
+                    };
+                    // A lender must leave the slot empty; whatever it left is failed here.
+                    let left = lock(&self.state).slots[index]
+                        .as_ref()
+                        .map(|r| r.task.key.1);
+                    if let Some(seq) = left {
+                        let why = served
+                            .err()
+                            .unwrap_or_else(|| "the task was lost".to_string());
+                        self.finish(index, seq, Err(TaskError::Panicked(why)));
+                    }
+                }
             }
-            task.state.store(FINISHED, Ordering::Release);
+            drop(task);
             st = lock(&self.state);
-            st.slots[index] = None;
-            st.running -= 1;
         }
         st.live_threads -= 1;
         let last = st.live_threads == 0;
@@ -529,15 +593,103 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
         }
     }
 
+    /// Puts the popped `task` on slot `index` (state lock held).
+    fn start(&self, st: &mut State<K, T, L>, index: usize, task: &Arc<Task<K>>, enqueued: Instant) {
+        self.queued.store(st.queue.len(), Ordering::Relaxed);
+        task.state.store(RUNNING, Ordering::Release);
+        st.slots[index] = Some(Running {
+            task: Arc::clone(task),
+            enqueued,
+            started: Instant::now(),
+        });
+        st.running += 1;
+        let _ = task.ctx.runner.set(self.runner(index));
+        task.ctx.slot.store(index, Ordering::Relaxed);
+    }
+
+    /// Takes task `seq` off slot `index` and settles it with `outcome` unless a cancel already
+    /// did. `false` if that task is not on the slot.
+    fn finish(&self, index: usize, seq: u64, outcome: Result<T, TaskError>) -> bool {
+        let mut st = lock(&self.state);
+        let Some(Running {
+            task,
+            enqueued,
+            started,
+        }) = st.slots[index].take_if(|r| r.task.key.1 == seq)
+        else {
+            return false;
+        };
+        st.running -= 1;
+        drop(st);
+        self.stats.ran(started - enqueued, started.elapsed());
+        if let Some(ticket) = task.take_ticket() {
+            match &outcome {
+                Err(TaskError::Cancelled(reason)) => self.stats.cancelled(*reason, 1),
+                other => self.stats.settled_ok(other.is_ok()),
+            }
+            self.sink.deliver(ticket, outcome);
+        } else {
+            // Someone cancelled it and already settled; the result is dropped here.
+            drop(outcome);
+        }
+        task.state.store(FINISHED, Ordering::Release);
+        true
+    }
+
+    /// Starts the next task on lent slot `index` if the head of the queue is lendable work.
+    /// With an empty queue, one thread at a time spins briefly first (see [`Self::idle`]).
+    fn pull(&self, index: usize) -> Option<(u64, L)> {
+        let mut spun = false;
+        loop {
+            let mut st = lock(&self.state);
+            match st.queue.first_key_value() {
+                Some((_, q)) if matches!(q.work, Work::Lend(_)) => {
+                    let (_, q) = st.queue.pop_first()?;
+                    self.start(&mut st, index, &q.task, q.enqueued);
+                    let Work::Lend(job) = q.work else {
+                        unreachable!("checked above")
+                    };
+                    return Some((q.task.key.1, job));
+                }
+                Some(_) => return None,
+                None if st.closing || spun => return None,
+                None => {}
+            }
+            drop(st);
+            spun = true;
+            if !self.spin() {
+                return None;
+            }
+        }
+    }
+
+    /// The pool thread of slot `index`: a cancel unparks it.
+    fn runner(&self, index: usize) -> Thread {
+        self.runners[index]
+            .get()
+            .cloned()
+            .unwrap_or_else(thread::current)
+    }
     /// Waits for work with the queue empty. One thread at a time first spins briefly: waking a
     /// sleeping thread costs tens of microseconds on virtual machines, and a task submitted right
     /// after the previous one finished (the request/response rhythm) is then picked up at once.
-    fn idle<'a>(&'a self, st: MutexGuard<'a, State<K, T>>) -> MutexGuard<'a, State<K, T>> {
+    fn idle<'a>(&'a self, st: MutexGuard<'a, State<K, T, L>>) -> MutexGuard<'a, State<K, T, L>> {
+        drop(st);
+        self.spin();
+        let st = lock(&self.state);
+        if !st.queue.is_empty() || st.closing {
+            return st;
+        }
+        self.sleep(st)
+    }
+
+    /// Spins until something is queued or the spin time is over, if no other thread is spinning
+    /// already. `false` if it did not spin.
+    fn spin(&self) -> bool {
         let spin = spin_time();
         if spin.is_zero() || self.spinning.swap(true, Ordering::Acquire) {
-            return self.sleep(st);
+            return false;
         }
-        drop(st);
         let until = Instant::now() + spin;
         let mut i = 0u32;
         while self.queued.load(Ordering::Relaxed) == 0 {
@@ -548,18 +700,44 @@ impl<K: Send + 'static, T: Send + 'static> Inner<K, T> {
             }
         }
         self.spinning.store(false, Ordering::Release);
-        let st = lock(&self.state);
-        if !st.queue.is_empty() || st.closing {
-            return st;
-        }
-        self.sleep(st)
+        true
     }
 
-    fn sleep<'a>(&'a self, mut st: MutexGuard<'a, State<K, T>>) -> MutexGuard<'a, State<K, T>> {
+    fn sleep<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State<K, T, L>>,
+    ) -> MutexGuard<'a, State<K, T, L>> {
         st.sleepers += 1;
         let mut st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
         st.sleepers -= 1;
         st
+    }
+}
+
+/// The slot a pool thread lent to the pool's [`Lender`].
+struct Lent<K: Send + 'static, T: Send + 'static, L: Send + 'static> {
+    inner: Arc<Inner<K, T, L>>,
+    index: usize,
+}
+
+impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Lease<T, L> for Lent<K, T, L> {
+    fn slot(&self) -> usize {
+        self.index
+    }
+
+    fn cancelled(&self, seq: u64) -> Option<CancelReason> {
+        let st = lock(&self.inner.state);
+        st.slots[self.index]
+            .as_ref()
+            .filter(|r| r.task.key.1 == seq)
+            .and_then(|r| r.task.ctx.cancelled())
+    }
+
+    fn finish(&self, seq: u64, outcome: Result<T, TaskError>, pull: bool) -> Option<(u64, L)> {
+        if !self.inner.finish(self.index, seq, outcome) || !pull {
+            return None;
+        }
+        self.inner.pull(self.index)
     }
 }
 
@@ -662,6 +840,7 @@ mod tests {
                     nice: 0,
                 },
                 sink.clone(),
+                None,
             )
             .unwrap(),
             rx,
@@ -680,7 +859,7 @@ mod tests {
         let (started_tx, started) = channel::<()>();
         let h = p
             .submit(
-                Box::new(move |_| {
+                run(move |_| {
                     started_tx.send(()).unwrap();
                     let _ = wait.recv();
                     Ok(0)
@@ -693,8 +872,14 @@ mod tests {
         (h, release)
     }
 
-    fn value(v: u64) -> Job<u64> {
-        Box::new(move |_| Ok(v))
+    type TestWork = Work<u64, std::convert::Infallible>;
+
+    fn run(job: impl FnOnce(&TaskCtx) -> Result<u64, TaskError> + Send + 'static) -> TestWork {
+        Work::Run(Box::new(job))
+    }
+
+    fn value(v: u64) -> TestWork {
+        run(move |_| Ok(v))
     }
 
     #[test]
@@ -783,7 +968,7 @@ mod tests {
         let (started_tx, started) = channel();
         let h = p
             .submit(
-                Box::new(move |ctx| {
+                run(move |ctx| {
                     started_tx.send(()).unwrap();
                     ctx.sleep(Duration::from_secs(60))?;
                     Ok(1)
@@ -807,7 +992,7 @@ mod tests {
             timeout: Some(Duration::from_millis(ms)),
         };
         p.submit(
-            Box::new(|ctx| {
+            run(|ctx| {
                 ctx.sleep(Duration::from_secs(60))?;
                 Ok(0)
             }),
@@ -834,12 +1019,8 @@ mod tests {
     #[test]
     fn panic_becomes_error_and_pool_keeps_serving() {
         let (p, rx, _) = pool(1, None);
-        p.submit(
-            Box::new(|_| panic!("boom {}", 42)),
-            SubmitOptions::default(),
-            1,
-        )
-        .unwrap();
+        p.submit(run(|_| panic!("boom {}", 42)), SubmitOptions::default(), 1)
+            .unwrap();
         assert_eq!(recv(&rx), (1, Err(TaskError::Panicked("boom 42".into()))));
         p.submit(value(3), SubmitOptions::default(), 2).unwrap();
         assert_eq!(recv(&rx), (2, Ok(3)));
@@ -873,7 +1054,7 @@ mod tests {
         let (p, rx, sink) = pool(1, None);
         let (started_tx, started) = channel();
         p.submit(
-            Box::new(move |ctx| {
+            run(move |ctx| {
                 started_tx.send(()).unwrap();
                 ctx.sleep(Duration::from_secs(60))?;
                 Ok(0)
@@ -922,7 +1103,7 @@ mod tests {
             let spin = r % 50;
             let h = p
                 .submit(
-                    Box::new(move |ctx| {
+                    run(move |ctx| {
                         for _ in 0..spin {
                             ctx.check()?;
                             std::hint::spin_loop();
@@ -963,9 +1144,5 @@ pub mod tests_support {
     /// A cancel context for running kernels directly in unit tests.
     pub fn ctx() -> super::TaskCtx {
         super::TaskCtx::new()
-    }
-
-    pub fn cancel(ctx: &super::TaskCtx) {
-        ctx.cancel(super::CancelReason::Aborted);
     }
 }
