@@ -1,5 +1,6 @@
 //! corepool: a native worker pool, shared-memory counters and supervised children for Node.js.
 
+mod buffers;
 mod counters;
 mod error;
 mod kernels;

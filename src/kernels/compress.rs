@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use napi_derive::napi;
 
 use crate::error::ErrorCode;
-use crate::kernels::hash::{to_vec, JsBytes};
+use crate::buffers::{to_vec, JsBytes};
 use crate::pool::binding::{NativePool, Output, RawValue};
 use crate::pool::scheduler::{TaskCtx, TaskError};
 

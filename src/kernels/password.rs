@@ -12,7 +12,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use napi_derive::napi;
 
 use crate::error::ErrorCode;
-use crate::kernels::hash::{to_vec, JsBytes};
+use crate::buffers::{to_vec, JsBytes};
 use crate::pool::binding::{NativePool, Output, RawValue};
 use crate::pool::scheduler::{TaskCtx, TaskError};
 
