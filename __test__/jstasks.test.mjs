@@ -60,6 +60,40 @@ test('transferList buffers reach the task and are detached in the caller', async
   await pool.close()
 })
 
+test('views over transferred buffers arrive as views over the moved memory; bad transferLists are typed errors', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 1 })
+  const raw = new ArrayBuffer(64)
+  new Uint8Array(raw).fill(7)
+  const other = Buffer.alloc(16, 9)
+  const empty = new ArrayBuffer(0)
+  const data = {
+    raw,
+    u8: new Uint8Array(raw, 8, 4),
+    f64: new Float64Array(raw, 16, 2),
+    dv: new DataView(raw, 1, 3),
+    buf: Buffer.from(raw, 2, 5),
+    copied: new Uint16Array([5, 6]),
+    empty,
+  }
+  const got = await pool.run(data, { name: 'views', transferList: [raw, raw, empty] })
+  assert.deepEqual(got.u8, { type: 'Uint8Array', offset: 8, length: 4, whole: 64, first: 7 })
+  assert.equal(got.f64.type, 'Float64Array')
+  assert.deepEqual([got.f64.offset, got.f64.length, got.f64.whole], [16, 16, 64])
+  assert.deepEqual(got.dv, { type: 'DataView', offset: 1, length: 3, whole: 64, first: 7 })
+  assert.deepEqual(got.buf, { type: 'Buffer', offset: 2, length: 5, whole: 64, first: 7 })
+  assert.deepEqual([got.copied.type, got.copied.length, got.copied.first], ['Uint16Array', 4, 5])
+  assert.equal(got.shared, true, 'every view shares the one moved buffer')
+  assert.equal(got.empty, 0)
+  assert.equal(raw.byteLength, 0, 'detached in the caller')
+  assert.equal(data.u8.length, 0)
+
+  await rejectsWith(pool.run(other, { transferList: [other] }), 'ERR_INVALID_ARG')
+  assert.equal(other.length, 16, 'a refused transferList detaches nothing')
+  await rejectsWith(pool.run(raw, { transferList: [raw] }), 'ERR_INVALID_ARG')
+  await rejectsWith(pool.run(1, { transferList: [new SharedArrayBuffer(8)] }), 'ERR_INVALID_ARG')
+  await pool.close()
+})
+
 test('errors keep their class, name, message, stack, code and own properties', async () => {
   const pool = new Pool({ filename: esmTask, threads: 1 })
   await assert.rejects(pool.run({ kind: 'type' }, { name: 'fail' }), (err) => {

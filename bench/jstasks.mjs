@@ -60,7 +60,7 @@ const makers = {
 async function main() {
   console.log(`node ${process.version}, ${os.availableParallelism()} cores, ${THREADS} threads per pool`)
   const N = quick ? 10_000 : 50_000
-  const FIB = quick ? 20 : 60
+  const FIB = quick ? 20 : 200
   const MB = quick ? 200 : 1000
   const results = {}
   for (const [name, make] of Object.entries(makers)) {

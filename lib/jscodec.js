@@ -63,4 +63,79 @@ function decodeResult(buffer) {
   throw reviveError(value)
 }
 
-module.exports = { encodeResult, encodeThrown, decodeResult }
+// Typed-array views over a transferred ArrayBuffer travel as (type, buffer id, offset, length)
+// and come back as views over the moved buffer, as with postMessage.
+const VIEW_TYPES = [
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+  DataView,
+]
+const BUFFER_TYPE = VIEW_TYPES.length
+
+class TransferSerializer extends v8.DefaultSerializer {
+  #ids
+  constructor(ids) {
+    super()
+    this.#ids = ids
+  }
+
+  _writeHostObject(view) {
+    const id = this.#ids.get(view.buffer)
+    const type = Buffer.isBuffer(view) ? BUFFER_TYPE : VIEW_TYPES.indexOf(view.constructor)
+    if (id === undefined || type < 0) {
+      this.writeUint32(0)
+      return super._writeHostObject(view)
+    }
+    this.writeUint32(1)
+    this.writeUint32(type)
+    this.writeUint32(id)
+    this.writeDouble(view.byteOffset)
+    this.writeDouble(type === VIEW_TYPES.indexOf(DataView) ? view.byteLength : view.length)
+  }
+}
+
+class TransferDeserializer extends v8.DefaultDeserializer {
+  #buffers
+  constructor(payload, buffers) {
+    super(payload)
+    this.#buffers = buffers
+    buffers.forEach((buffer, id) => this.transferArrayBuffer(id, buffer))
+  }
+
+  _readHostObject() {
+    if (this.readUint32() === 0) return super._readHostObject()
+    const type = this.readUint32()
+    const buffer = this.#buffers[this.readUint32()]
+    const offset = this.readDouble()
+    const length = this.readDouble()
+    return type === BUFFER_TYPE ? Buffer.from(buffer, offset, length) : new VIEW_TYPES[type](buffer, offset, length)
+  }
+}
+
+/** Serializes task data whose `buffers` (distinct ArrayBuffers) travel out of band. */
+function serializeTransferring(data, buffers) {
+  const ser = new TransferSerializer(new Map(buffers.map((b, id) => [b, id])))
+  buffers.forEach((buffer, id) => ser.transferArrayBuffer(id, buffer))
+  ser.writeHeader()
+  ser.writeValue(data)
+  return ser.releaseBuffer()
+}
+
+/** Decodes task data; `buffers` are the moved contents of its transferred ArrayBuffers, or null. */
+function decodeTask(payload, buffers) {
+  if (buffers === null) return v8.deserialize(payload)
+  const des = new TransferDeserializer(payload, buffers)
+  des.readHeader()
+  return des.readValue()
+}
+
+module.exports = { encodeResult, encodeThrown, decodeResult, serializeTransferring, decodeTask }

@@ -7,7 +7,8 @@ const { Worker } = require('node:worker_threads')
 const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe } = require('./errors')
 const { taskOptions } = require('./options')
-const { decodeResult } = require('./jscodec')
+const { types } = require('node:util')
+const { decodeResult, serializeTransferring } = require('./jscodec')
 const { SharedCounters, nativeCounters } = require('./counters')
 
 // Names of the counters a pool adds to in a shared region (option `counters`).
@@ -107,6 +108,7 @@ class Pool {
   run(data, options) {
     let payload
     let name
+    let transfers = null
     try {
       if (this.#js === null) throw invalidArg('pool.run() needs a pool created with options.filename')
       if (options !== undefined && options !== null && typeof options === 'object') {
@@ -118,16 +120,27 @@ class Pool {
         if (transferList !== undefined && !Array.isArray(transferList)) {
           throw invalidArg(`options.transferList must be an array, got ${describe(transferList)}`)
         }
-        payload = serialize(data)
-        // Like postMessage: transferred buffers belong to the task now.
-        if (transferList?.length) structuredClone(undefined, { transfer: transferList })
+        if (transferList?.length) {
+          const buffers = [...new Set(transferList)]
+          const bad = buffers.find((b) => !types.isArrayBuffer(b))
+          if (bad !== undefined) {
+            throw invalidArg(`options.transferList may only hold ArrayBuffers, got ${describe(bad)}`)
+          }
+          if (buffers.some(isDetached)) throw invalidArg('options.transferList holds a detached ArrayBuffer')
+          payload = serialize(data, buffers)
+          // Like postMessage: the buffers belong to the task now (detached here, their memory
+          // moved into the returned copies, which the native call copies once for the worker).
+          transfers = structuredClone(buffers, { transfer: buffers }).map((b) => new Uint8Array(b))
+        } else {
+          payload = serialize(data)
+        }
       } else {
         payload = serialize(data)
       }
     } catch (err) {
       return Promise.reject(err.code === undefined ? invalidArg(err.message) : err)
     }
-    return submitNativeArgs(native.runJs, [payload, name ?? null], options, this).then(decodeResult)
+    return submitNativeArgs(native.runJs, [payload, name ?? null, transfers], options, this).then(decodeResult)
   }
 
   get threads() {
@@ -226,9 +239,18 @@ function workerEventHandler(pool) {
   }
 }
 
-function serialize(data) {
+function isDetached(buffer) {
   try {
-    return v8.serialize(data)
+    new Uint8Array(buffer)
+    return false
+  } catch {
+    return true
+  }
+}
+
+function serialize(data, buffers) {
+  try {
+    return buffers === undefined ? v8.serialize(data) : serializeTransferring(data, buffers)
   } catch (err) {
     throw invalidArg(`the task data cannot be cloned: ${err.message}`)
   }

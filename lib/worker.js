@@ -5,9 +5,8 @@
 // waiting for any message.
 const { workerData } = require('node:worker_threads')
 const { pathToFileURL } = require('node:url')
-const v8 = require('node:v8')
 const native = require('./native')
-const { encodeResult, encodeThrown } = require('./jscodec')
+const { encodeResult, encodeThrown, decodeTask } = require('./jscodec')
 const { CorepoolError } = require('./errors')
 
 const { poolId, slot, generation, filename, idleTimeout, minThreads } = workerData
@@ -61,13 +60,13 @@ const isThenable = (v) =>
 
 // Runs `seq` and the tasks chained after it. Synchronous results are reported at once; an
 // async task continues the chain when it settles.
-function run(seq, payload, name, context = new TaskContext()) {
+function run(seq, payload, name, buffers, context = new TaskContext()) {
   const started = Date.now()
   for (;;) {
     current = { seq, context }
     let result
     try {
-      const value = resolveTask(name)(v8.deserialize(payload), context)
+      const value = resolveTask(name)(decodeTask(payload, buffers), context)
       if (isThenable(value)) {
         Promise.resolve(value).then(
           (v) => report(seq, encodeResult(v)),
@@ -82,12 +81,12 @@ function run(seq, payload, name, context = new TaskContext()) {
     current = null
     const next = native.jsTaskDone(poolId, slot, seq, result)
     if (next === null) return scheduleRetire()
-    ;[seq, payload, name] = next
+    ;[seq, payload, name, buffers] = next
     context = new TaskContext()
     if (Date.now() - started >= YIELD_EVERY) {
       // Still this worker's task meanwhile: an abort for it must find it.
       current = { seq, context }
-      setImmediate(run, seq, payload, name, context)
+      setImmediate(run, seq, payload, name, buffers, context)
       return
     }
   }
@@ -97,7 +96,7 @@ function report(seq, result) {
   if (current?.seq === seq) current = null
   const next = native.jsTaskDone(poolId, slot, seq, result)
   if (next === null) scheduleRetire()
-  else run(next[0], next[1], next[2])
+  else run(next[0], next[1], next[2], next[3])
 }
 
 function scheduleRetire() {
@@ -111,7 +110,7 @@ function scheduleRetire() {
 const RUN = 0
 const ABORT = 1
 
-function onMessage(kind, seq, payload, name) {
+function onMessage(kind, seq, payload, name, buffers) {
   if (kind === ABORT) {
     if (current?.seq === seq) current.context.abort(new CorepoolError('ERR_ABORTED', 'The task was aborted'))
     return
@@ -121,7 +120,7 @@ function onMessage(kind, seq, payload, name) {
     process.exit(0)
   }
   clearTimeout(idleTimer)
-  run(seq, payload, name ?? null)
+  run(seq, payload, name ?? null, buffers)
 }
 
 async function main() {

@@ -19,6 +19,18 @@ impl Input {
     pub fn new(bytes: Vec<u8>) -> Self {
         Input(bytes)
     }
+
+    /// A private copy of `src`.
+    pub fn copy_of(src: &[u8]) -> Self {
+        let mut buf = buffer_for(src.len());
+        buf.extend_from_slice(src);
+        Input(buf)
+    }
+
+    /// Start of the bytes, for handing the memory to JS as an external `ArrayBuffer`.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.0.as_mut_ptr()
+    }
 }
 
 impl std::ops::Deref for Input {
@@ -78,13 +90,10 @@ fn keep(spare: &mut Vec<Vec<u8>>, buf: Vec<u8>) {
 }
 
 pub fn to_vec(bytes: JsBytes<'_>) -> Input {
-    let src: &[u8] = match &bytes {
-        Either::A(s) => s.as_bytes(),
-        Either::B(slice) => slice.as_ref(),
-    };
-    let mut buf = buffer_for(src.len());
-    buf.extend_from_slice(src);
-    Input(buf)
+    match &bytes {
+        Either::A(s) => Input::copy_of(s.as_bytes()),
+        Either::B(slice) => Input::copy_of(slice),
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use std::io::{Read, Write};
 
 use napi_derive::napi;
 
-use crate::error::ErrorCode;
 use crate::buffers::{to_vec, JsBytes};
+use crate::error::ErrorCode;
 use crate::pool::binding::{NativePool, Output, RawValue};
 use crate::pool::scheduler::{TaskCtx, TaskError};
 

@@ -16,8 +16,8 @@ use napi::bindgen_prelude::{Buffer, Object, ToNapiValue};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::error::ErrorCode;
 use crate::buffers::{to_vec, JsBytes};
+use crate::error::ErrorCode;
 use crate::pool::binding::{NativePool, Output, RawValue};
 use crate::pool::scheduler::{TaskCtx, TaskError};
 

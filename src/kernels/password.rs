@@ -11,8 +11,8 @@ use argon2::password_hash::phc::{self, PasswordHash};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use napi_derive::napi;
 
-use crate::error::ErrorCode;
 use crate::buffers::{to_vec, JsBytes};
+use crate::error::ErrorCode;
 use crate::pool::binding::{NativePool, Output, RawValue};
 use crate::pool::scheduler::{TaskCtx, TaskError};
 

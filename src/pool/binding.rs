@@ -25,6 +25,7 @@ use super::scheduler::{
     TaskHandle, Work,
 };
 use super::stats::{Mirror, Summary};
+use crate::buffers::Input;
 use crate::counters::binding::NativeCounters;
 use crate::counters::Counters;
 use crate::error::{check, create_js_error, js_error, ErrorCode};
@@ -616,6 +617,7 @@ pub fn run_js(
     pool: &NativePool,
     payload: Uint8ArraySlice,
     name: Option<String>,
+    transfers: Option<Vec<Uint8ArraySlice>>,
     priority: f64,
     timeout_ms: f64,
     cancel_key: f64,
@@ -629,12 +631,50 @@ pub fn run_js(
     let job = JsJob {
         payload: payload.to_vec(),
         name,
+        buffers: transfers
+            .unwrap_or_default()
+            .iter()
+            .map(|b| Input::copy_of(b))
+            .collect(),
     };
     pool.submit_work(Work::Lend(job), priority, timeout_ms, cancel_key)
 }
 
-/// `(kind, seq, payload, name)`; kind 0: run, 1: abort, 2: exit.
-type InboxArgs = FnArgs<(u32, f64, Option<Buffer>, Option<String>)>;
+/// `(kind, seq, payload, name, buffers)`; kind 0: run, 1: abort, 2: exit.
+type InboxArgs = FnArgs<(u32, f64, Option<Buffer>, Option<String>, RawValue)>;
+
+/// A task's transferred buffers as an array of `ArrayBuffer`s over their memory (no copy; the
+/// memory is recycled when the worker collects them), or `null` when there are none.
+fn transferred(env: sys::napi_env, buffers: Vec<Input>) -> napi::Result<RawValue> {
+    let mut array = ptr::null_mut();
+    if buffers.is_empty() {
+        // SAFETY: JS thread of `env`.
+        check(unsafe { sys::napi_get_null(env, &mut array) })?;
+        return Ok(RawValue(array));
+    }
+    // SAFETY: JS thread of `env`.
+    check(unsafe { sys::napi_create_array_with_length(env, buffers.len(), &mut array) })?;
+    for (i, mut input) in buffers.into_iter().enumerate() {
+        let mut value = ptr::null_mut();
+        if input.is_empty() {
+            let mut data = ptr::null_mut();
+            // SAFETY: JS thread; a zero-length ArrayBuffer.
+            check(unsafe { sys::napi_create_arraybuffer(env, 0, &mut data, &mut value) })?;
+        } else {
+            let (data, len) = (input.as_mut_ptr(), input.len());
+            // SAFETY: the memory stays valid until the finalizer drops its owner `input`.
+            let buffer = unsafe {
+                ArrayBuffer::from_external(&Env::from_raw(env), data, len, input, |_, input| {
+                    drop(input)
+                })
+            }?;
+            value = buffer.raw();
+        }
+        // SAFETY: JS thread; `array` and `value` are live handles of this scope.
+        check(unsafe { sys::napi_set_element(env, array, i as u32, value) })?;
+    }
+    Ok(RawValue(array))
+}
 type InboxFn = ThreadsafeFunction<WorkerMsg, (), InboxArgs, Status, false, false>;
 
 struct TsfnInbox(InboxFn);
@@ -662,19 +702,28 @@ pub fn js_worker_attach(
         .build_threadsafe_function::<WorkerMsg>()
         .callee_handled::<false>()
         .build_callback(|ctx| {
+            let none = || transferred(ctx.env.raw(), vec![]);
             Ok(match ctx.value {
                 WorkerMsg::Run { seq, job } => {
-                    (0, seq as f64, Some(Buffer::from(job.payload)), job.name).into()
+                    let buffers = transferred(ctx.env.raw(), job.buffers)?;
+                    (
+                        0,
+                        seq as f64,
+                        Some(Buffer::from(job.payload)),
+                        job.name,
+                        buffers,
+                    )
+                        .into()
                 }
-                WorkerMsg::Abort { seq } => (1, seq as f64, None, None).into(),
-                WorkerMsg::Exit => (2, 0.0, None, None).into(),
+                WorkerMsg::Abort { seq } => (1, seq as f64, None, None, none()?).into(),
+                WorkerMsg::Exit => (2, 0.0, None, None, none()?).into(),
             })
         })?;
     Ok(js.attach(slot as usize, generation as u64, Arc::new(TsfnInbox(inbox))))
 }
 
 /// A worker reports the encoded result of task `seq`. Returns the next task for the worker,
-/// `[seq, payload, name]`, when the next queued task is a JS task; otherwise `null` (the worker
+/// `[seq, payload, name, buffers]`, when the next queued task is a JS task; otherwise `null` (the worker
 /// then waits for its inbox).
 #[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsTaskDone")]
@@ -695,6 +744,7 @@ pub fn js_task_done(
         return Ok(RawValue(value));
     };
     let payload = buffer_value(env, job.payload)?;
+    let buffers = transferred(env, job.buffers)?.0;
     let mut seq_value = ptr::null_mut();
     let mut name = ptr::null_mut();
     // SAFETY: JS thread of `env`; every out-pointer is valid, the name's bytes live across the
@@ -710,8 +760,8 @@ pub fn js_task_done(
             ))?,
             None => check(sys::napi_get_null(env, &mut name))?,
         }
-        check(sys::napi_create_array_with_length(env, 3, &mut value))?;
-        for (i, element) in [seq_value, payload, name].into_iter().enumerate() {
+        check(sys::napi_create_array_with_length(env, 4, &mut value))?;
+        for (i, element) in [seq_value, payload, name, buffers].into_iter().enumerate() {
             check(sys::napi_set_element(env, value, i as u32, element))?;
         }
     }

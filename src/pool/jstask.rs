@@ -17,13 +17,16 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use super::scheduler::{Lease, Lender, TaskError};
+use crate::buffers::Input;
 use crate::error::ErrorCode;
 use crate::sync::lock;
 
-/// A queued JS task: the serialized argument and the export to call.
+/// A queued JS task: the serialized argument, the export to call and the contents of the
+/// ArrayBuffers it transfers (moved into the worker's heap without another copy).
 pub struct JsJob {
     pub payload: Vec<u8>,
     pub name: Option<String>,
+    pub buffers: Vec<Input>,
 }
 
 /// A message for a worker's JS thread.
@@ -87,8 +90,9 @@ pub struct JsSlots<T: JsOutput> {
 /// A slot whose worker is ready, still locked, and that worker's inbox.
 type Ready<'a, T> = (MutexGuard<'a, SlotState<T>>, Arc<dyn WorkerInbox>);
 
-/// How often a standing-by pool thread re-checks its task's cancel flag.
-const POLL: Duration = Duration::from_millis(5);
+/// How often a standing-by pool thread re-checks its task's cancel flag even without being told
+/// (a cancel wakes it at once through [`Lender::cancelled`]); also the pace of the grace timer.
+const POLL: Duration = Duration::from_millis(50);
 
 /// A registry of live pools by id, for one output type.
 type Registry<T> = Mutex<HashMap<u64, Weak<JsSlots<T>>>>;
@@ -193,13 +197,17 @@ impl<T: JsOutput> JsSlots<T> {
     /// to its pool thread.
     pub fn done(&self, slot: usize, seq: u64, result: Vec<u8>) -> Option<(u64, JsJob)> {
         let Slot { state, changed } = self.slot(slot)?;
-        let mut st = lock(state);
+        let st = lock(state);
         if st.running != Some(seq) {
             return None;
         }
         let lease = Arc::clone(st.lease.as_ref()?);
         let pull = !st.terminating;
+        // Unlocked while the pool settles `seq` and maybe waits for the next task: the pool
+        // thread standing by only reads the slot meanwhile (the worker is alive: it is here).
+        drop(st);
         let next = lease.finish(seq, Ok(T::from(result)), pull);
+        let mut st = lock(state);
         st.running = next.as_ref().map(|(seq, _)| *seq);
         if st.running.is_none() && !st.terminating {
             // A terminating worker keeps the slot until it has exited.
@@ -253,6 +261,11 @@ impl<T: JsOutput> JsSlots<T> {
 }
 
 impl<T: JsOutput> Lender<T, JsJob> for JsSlots<T> {
+    fn cancelled(&self, slot: usize) {
+        // Under the lock: the pool thread is then either before its check or already waiting.
+        self.with_slot(slot, |_| true);
+    }
+
     fn serve(&self, lease: Arc<dyn Lease<T, JsJob>>, seq: u64, job: JsJob) {
         let fail = |e: TaskError| {
             lease.finish(seq, Err(e), false);
@@ -301,25 +314,32 @@ impl<T: JsOutput> Lender<T, JsJob> for JsSlots<T> {
                 }
                 return;
             }
+            let mut wait = POLL;
             if let Some(seq) = st.running.filter(|seq| lease.cancelled(*seq).is_some()) {
                 match abort_sent {
                     Some((sent, at)) if sent == seq => {
-                        if !st.terminating && at.elapsed() >= self.grace {
+                        let left = self.grace.saturating_sub(at.elapsed());
+                        if st.terminating {
+                            // Waiting for the worker's exit.
+                        } else if left.is_zero() {
                             // The task ignores its AbortSignal: its worker is terminated and the
                             // slot stays busy until the worker has exited.
                             st.terminating = true;
                             self.control.terminate_worker(lease.slot(), st.generation);
+                        } else {
+                            wait = wait.min(left);
                         }
                     }
                     _ => {
                         inbox.send(WorkerMsg::Abort { seq });
                         abort_sent = Some((seq, Instant::now()));
+                        wait = wait.min(self.grace);
                     }
                 }
             }
             st = slot
                 .changed
-                .wait_timeout(st, POLL)
+                .wait_timeout(st, wait)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -489,6 +509,7 @@ mod tests {
         Work::Lend(JsJob {
             payload: payload.to_vec(),
             name: None,
+            buffers: vec![],
         })
     }
 

@@ -115,6 +115,8 @@ pub trait Lender<T, L>: Send + Sync {
     /// is empty again: the task, and every task chained after it through [`Lease::finish`], has
     /// been finished.
     fn serve(&self, lease: Arc<dyn Lease<T, L>>, seq: u64, job: L);
+    /// The task running on `slot` was just cancelled (it may or may not be lent work).
+    fn cancelled(&self, slot: usize);
 }
 
 /// A pool thread lent to a [`Lender`]: whoever runs its tasks settles them here.
@@ -271,6 +273,8 @@ struct State<K, T, L> {
     live_threads: usize,
     /// Threads blocked in `work.wait`; submit only signals the condvar when some are.
     sleepers: usize,
+    /// Lent slots whose runner waits in [`Inner::pull`] for more lendable work.
+    lent_waiters: usize,
     closing: bool,
     seq: u64,
 }
@@ -278,6 +282,8 @@ struct State<K, T, L> {
 struct Inner<K, T, L> {
     state: Mutex<State<K, T, L>>,
     work: Condvar,
+    /// Where lent slots wait for more lendable work (see [`Inner::pull`]).
+    lent_work: Condvar,
     sink: Arc<dyn Sink<K, T>>,
     lender: Option<Arc<dyn Lender<T, L>>>,
     /// Each pool thread's handle, by slot.
@@ -326,10 +332,12 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
                 running: 0,
                 live_threads: threads,
                 sleepers: 0,
+                lent_waiters: 0,
                 closing: false,
                 seq: 0,
             }),
             work: Condvar::new(),
+            lent_work: Condvar::new(),
             sink,
             lender,
             runners: (0..threads).map(|_| OnceLock::new()).collect(),
@@ -395,9 +403,16 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
             },
         );
         inner.queued.store(st.queue.len(), Ordering::Relaxed);
-        let wake = st.sleepers > 0;
+        // Lendable work goes to a lent slot waiting for it first (its runner is ready to run
+        // it at once); other work to a sleeping pool thread, or else makes a waiting lent slot
+        // hand itself back so that its pool thread takes the work.
+        let lendable = matches!(st.queue.get(&key).map(|q| &q.work), Some(Work::Lend(_)));
+        let wake_lent = st.lent_waiters > 0 && (lendable || st.sleepers == 0);
+        let wake = !wake_lent && st.sleepers > 0;
         drop(st);
-        if wake {
+        if wake_lent {
+            inner.lent_work.notify_one();
+        } else if wake {
             inner.work.notify_one();
         }
         if let Some(timeout) = options.timeout {
@@ -429,6 +444,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
     pub fn close(&self) {
         lock(&self.inner.state).closing = true;
         self.inner.work.notify_all();
+        self.inner.lent_work.notify_all();
     }
 
     /// Stops accepting tasks and cancels queued and running ones with `Closed`; returns the
@@ -447,6 +463,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
             .collect();
         drop(st);
         inner.work.notify_all();
+        inner.lent_work.notify_all();
         let mut tickets = Vec::with_capacity(queued.len() + running.len());
         for (_, q) in queued {
             q.task.state.store(FINISHED, Ordering::Release);
@@ -454,7 +471,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
         }
         for task in running {
             if let Some(ticket) = task.take_ticket() {
-                task.ctx.cancel(CancelReason::Closed);
+                inner.cancel_running(&task, CancelReason::Closed);
                 tickets.push(ticket);
             }
         }
@@ -503,7 +520,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                 // Ticket first: once the flag is set the job may return and settle on its own.
                 let ticket = task.take_ticket();
                 if ticket.is_some() {
-                    task.ctx.cancel(reason);
+                    self.cancel_running(task, reason);
                 }
                 ticket
             }
@@ -513,6 +530,14 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
             self.stats.cancelled(reason, 1);
         }
         ticket
+    }
+
+    /// Flags a running task as cancelled and tells whoever runs it.
+    fn cancel_running(&self, task: &Task<K>, reason: CancelReason) {
+        task.ctx.cancel(reason);
+        if let Some(lender) = &self.lender {
+            lender.cancelled(task.ctx.slot());
+        }
     }
 
     fn on_timeout(pool: Weak<Self>, task: Weak<Task<K>>) {
@@ -637,11 +662,15 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
     }
 
     /// Starts the next task on lent slot `index` if the head of the queue is lendable work.
-    /// With an empty queue, one thread at a time spins briefly first (see [`Self::idle`]).
+    /// With an empty queue it waits a little first: one runner at a time spins (see
+    /// [`Self::idle`]), the others wait on `lent_work` for up to [`LENT_WAIT`], which `submit`
+    /// signals before any sleeping pool thread, so a JS task submitted right after the previous
+    /// one reaches an idle worker with a single wake-up.
     fn pull(&self, index: usize) -> Option<(u64, L)> {
         let mut spun = false;
+        let mut waited = false;
+        let mut st = lock(&self.state);
         loop {
-            let mut st = lock(&self.state);
             match st.queue.first_key_value() {
                 Some((_, q)) if matches!(q.work, Work::Lend(_)) => {
                     let (_, q) = st.queue.pop_first()?;
@@ -652,14 +681,24 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                     return Some((q.task.key.1, job));
                 }
                 Some(_) => return None,
-                None if st.closing || spun => return None,
+                None if st.closing || waited => return None,
                 None => {}
             }
-            drop(st);
-            spun = true;
-            if !self.spin() {
-                return None;
+            if !spun {
+                spun = true;
+                drop(st);
+                self.spin();
+                st = lock(&self.state);
+                continue;
             }
+            waited = true;
+            st.lent_waiters += 1;
+            st = self
+                .lent_work
+                .wait_timeout(st, LENT_WAIT)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            st.lent_waiters -= 1;
         }
     }
 
@@ -740,6 +779,10 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Lease<T, L> for Le
         self.inner.pull(self.index)
     }
 }
+
+/// How long a lent slot with nothing to run waits for more lendable work before its runner (a
+/// JS worker, whose event loop is blocked meanwhile) hands it back.
+const LENT_WAIT: Duration = Duration::from_millis(1);
 
 fn spin_time() -> Duration {
     static SPIN: OnceLock<Duration> = OnceLock::new();
