@@ -14,7 +14,11 @@ export interface TaskOptions {
 export interface RunOptions extends Omit<TaskOptions, 'pool'> {
   /** Named export of the task module to call instead of the default export. */
   name?: string
-  /** ArrayBuffers handed over to the task: they are detached in the caller, like `postMessage`. */
+  /**
+   * ArrayBuffers handed over to the task: they are detached in the caller, like `postMessage`,
+   * and the task receives them (and typed-array views or Buffers over them in `data`) without
+   * a further copy. Anything else, or an already detached buffer, rejects `ERR_INVALID_ARG`.
+   */
   transferList?: ArrayBuffer[]
 }
 
