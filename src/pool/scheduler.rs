@@ -387,6 +387,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
         }
         st.seq += 1;
         let key = (Reverse(order_key(options.priority)), st.seq);
+        let lendable = matches!(work, Work::Lend(_));
         let task = Arc::new(Task {
             ticket: Mutex::new(Some(ticket)),
             timer: Mutex::new(None),
@@ -406,7 +407,6 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
         // Lendable work goes to a lent slot waiting for it first (its runner is ready to run
         // it at once); other work to a sleeping pool thread, or else makes a waiting lent slot
         // hand itself back so that its pool thread takes the work.
-        let lendable = matches!(st.queue.get(&key).map(|q| &q.work), Some(Work::Lend(_)));
         let wake_lent = st.lent_waiters > 0 && (lendable || st.sleepers == 0);
         let wake = !wake_lent && st.sleepers > 0;
         drop(st);
@@ -569,7 +569,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                 st = self.idle(st);
                 continue;
             };
-            self.start(&mut st, index, &task, enqueued);
+            let started = self.start(&mut st, index, &task, enqueued);
             drop(st);
             match work {
                 Work::Run(job) => {
@@ -580,19 +580,24 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                             |payload| Err(TaskError::Panicked(panic_text(payload))),
                         ),
                     };
-                    self.finish(index, task.key.1, outcome);
+                    self.settle(&task, enqueued, started, outcome);
+                    // Cleared under the lock that also picks the next task.
+                    st = lock(&self.state);
+                    st.slots[index] = None;
+                    st.running -= 1;
+                    continue;
                 }
                 Work::Lend(job) => {
-                    let lease: Arc<dyn Lease<T, L>> = Arc::new(Lent {
+                    let lease = Arc::new(Lent {
                         inner: Arc::clone(self),
                         index,
                     });
                     let seq = task.key.1;
                     let served = match &self.lender {
-                        Some(lender) => catch_unwind(AssertUnwindSafe(|| {
-                            lender.serve(Arc::clone(&lease), seq, job)
-                        }))
-                        .map_err(panic_text),
+                        Some(lender) => {
+                            catch_unwind(AssertUnwindSafe(|| lender.serve(lease, seq, job)))
+                                .map_err(panic_text)
+                        }
                         None => Err("this pool cannot run lent work".to_string()),
                     };
                     // A lender must leave the slot empty; whatever it left is failed here.
@@ -607,7 +612,6 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                     }
                 }
             }
-            drop(task);
             st = lock(&self.state);
         }
         st.live_threads -= 1;
@@ -618,18 +622,26 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
         }
     }
 
-    /// Puts the popped `task` on slot `index` (state lock held).
-    fn start(&self, st: &mut State<K, T, L>, index: usize, task: &Arc<Task<K>>, enqueued: Instant) {
+    /// Puts the popped `task` on slot `index` (state lock held); returns when it started.
+    fn start(
+        &self,
+        st: &mut State<K, T, L>,
+        index: usize,
+        task: &Arc<Task<K>>,
+        enqueued: Instant,
+    ) -> Instant {
         self.queued.store(st.queue.len(), Ordering::Relaxed);
         task.state.store(RUNNING, Ordering::Release);
+        let started = Instant::now();
         st.slots[index] = Some(Running {
             task: Arc::clone(task),
             enqueued,
-            started: Instant::now(),
+            started,
         });
         st.running += 1;
         let _ = task.ctx.runner.set(self.runner(index));
         task.ctx.slot.store(index, Ordering::Relaxed);
+        started
     }
 
     /// Takes task `seq` off slot `index` and settles it with `outcome` unless a cancel already
@@ -646,6 +658,19 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
         };
         st.running -= 1;
         drop(st);
+        self.settle(&task, enqueued, started, outcome);
+        true
+    }
+
+    /// Records a finished task's times and hands `outcome` to the sink, unless a cancel already
+    /// settled the task (then the outcome is dropped here).
+    fn settle(
+        &self,
+        task: &Task<K>,
+        enqueued: Instant,
+        started: Instant,
+        outcome: Result<T, TaskError>,
+    ) {
         self.stats.ran(started - enqueued, started.elapsed());
         if let Some(ticket) = task.take_ticket() {
             match &outcome {
@@ -653,12 +678,8 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                 other => self.stats.settled_ok(other.is_ok()),
             }
             self.sink.deliver(ticket, outcome);
-        } else {
-            // Someone cancelled it and already settled; the result is dropped here.
-            drop(outcome);
         }
         task.state.store(FINISHED, Ordering::Release);
-        true
     }
 
     /// Starts the next task on lent slot `index` if the head of the queue is lendable work.
@@ -723,11 +744,11 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
     }
 
     /// Spins until something is queued or the spin time is over, if no other thread is spinning
-    /// already. `false` if it did not spin.
-    fn spin(&self) -> bool {
+    /// already.
+    fn spin(&self) {
         let spin = spin_time();
         if spin.is_zero() || self.spinning.swap(true, Ordering::Acquire) {
-            return false;
+            return;
         }
         let until = Instant::now() + spin;
         let mut i = 0u32;
@@ -739,7 +760,6 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
             }
         }
         self.spinning.store(false, Ordering::Release);
-        true
     }
 
     fn sleep<'a>(
