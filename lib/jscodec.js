@@ -99,7 +99,7 @@ class TransferSerializer extends v8.DefaultSerializer {
     this.writeUint32(type)
     this.writeUint32(id)
     this.writeDouble(view.byteOffset)
-    this.writeDouble(type === VIEW_TYPES.indexOf(DataView) ? view.byteLength : view.length)
+    this.writeDouble(view instanceof DataView ? view.byteLength : view.length)
   }
 }
 

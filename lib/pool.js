@@ -130,7 +130,7 @@ class Pool {
           payload = serialize(data, buffers)
           // Like postMessage: the buffers belong to the task now (detached here, their memory
           // moved into the returned copies, which the native call copies once for the worker).
-          transfers = structuredClone(buffers, { transfer: buffers }).map((b) => new Uint8Array(b))
+          transfers = structuredClone(buffers, { transfer: buffers })
         } else {
           payload = serialize(data)
         }

@@ -58,11 +58,12 @@ class TaskContext {
 const isThenable = (v) =>
   v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function'
 
-// Runs `seq` and the tasks chained after it. Synchronous results are reported at once; an
-// async task continues the chain when it settles.
-function run(seq, payload, name, buffers, context = new TaskContext()) {
+// Runs `task` ([seq, payload, name, buffers]) and the tasks chained after it. Synchronous
+// results are reported at once; an async task continues the chain when it settles.
+function run(task, context = new TaskContext()) {
   const started = Date.now()
   for (;;) {
+    const [seq, payload, name, buffers] = task
     current = { seq, context }
     let result
     try {
@@ -78,25 +79,29 @@ function run(seq, payload, name, buffers, context = new TaskContext()) {
     } catch (err) {
       result = encodeThrown(err)
     }
-    current = null
-    const next = native.jsTaskDone(poolId, slot, seq, result)
-    if (next === null) return scheduleRetire()
-    ;[seq, payload, name, buffers] = next
+    task = done(seq, result)
+    if (task === null) return
     context = new TaskContext()
     if (Date.now() - started >= YIELD_EVERY) {
       // Still this worker's task meanwhile: an abort for it must find it.
-      current = { seq, context }
-      setImmediate(run, seq, payload, name, buffers, context)
+      current = { seq: task[0], context }
+      setImmediate(run, task, context)
       return
     }
   }
 }
 
-function report(seq, result) {
+/** Reports task `seq`; returns the next task for this worker, or null (it is idle then). */
+function done(seq, result) {
   if (current?.seq === seq) current = null
   const next = native.jsTaskDone(poolId, slot, seq, result)
   if (next === null) scheduleRetire()
-  else run(next[0], next[1], next[2], next[3])
+  return next
+}
+
+function report(seq, result) {
+  const next = done(seq, result)
+  if (next !== null) run(next)
 }
 
 function scheduleRetire() {
@@ -110,9 +115,9 @@ function scheduleRetire() {
 const RUN = 0
 const ABORT = 1
 
-function onMessage(kind, seq, payload, name, buffers) {
+function onMessage(kind, value) {
   if (kind === ABORT) {
-    if (current?.seq === seq) current.context.abort(new CorepoolError('ERR_ABORTED', 'The task was aborted'))
+    if (current?.seq === value) current.context.abort(new CorepoolError('ERR_ABORTED', 'The task was aborted'))
     return
   }
   if (kind !== RUN) {
@@ -120,7 +125,7 @@ function onMessage(kind, seq, payload, name, buffers) {
     process.exit(0)
   }
   clearTimeout(idleTimer)
-  run(seq, payload, name ?? null, buffers)
+  run(value)
 }
 
 async function main() {

@@ -19,7 +19,7 @@ use napi::sys;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use super::jstask::{JsJob, JsOutput, JsSlots, WorkerControl, WorkerInbox, WorkerMsg};
+use super::jstask::{JsJob, JsSlots, WorkerControl, WorkerInbox, WorkerMsg};
 use super::scheduler::{
     CancelReason, Job, Lender, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskError,
     TaskHandle, Work,
@@ -46,15 +46,6 @@ pub enum Output {
 impl From<Vec<u8>> for Output {
     fn from(bytes: Vec<u8>) -> Self {
         Output::Buffer(bytes)
-    }
-}
-
-impl JsOutput for Output {
-    fn registry() -> &'static Mutex<HashMap<u64, std::sync::Weak<JsSlots<Output>>>> {
-        static REGISTRY: std::sync::OnceLock<
-            Mutex<HashMap<u64, std::sync::Weak<JsSlots<Output>>>>,
-        > = std::sync::OnceLock::new();
-        REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
     }
 }
 
@@ -617,7 +608,7 @@ pub fn run_js(
     pool: &NativePool,
     payload: Uint8ArraySlice,
     name: Option<String>,
-    transfers: Option<Vec<Uint8ArraySlice>>,
+    transfers: Option<Vec<ArrayBuffer>>,
     priority: f64,
     timeout_ms: f64,
     cancel_key: f64,
@@ -640,21 +631,59 @@ pub fn run_js(
     pool.submit_work(Work::Lend(job), priority, timeout_ms, cancel_key)
 }
 
-/// `(kind, seq, payload, name, buffers)`; kind 0: run, 1: abort, 2: exit.
-type InboxArgs = FnArgs<(u32, f64, Option<Buffer>, Option<String>, RawValue)>;
+/// `(kind, value)`: kind 0 runs the task `value` (see [`task_value`]), 1 aborts task `value`
+/// (its seq), 2 tells the worker to exit.
+type InboxArgs = FnArgs<(u32, RawValue)>;
+type InboxFn = ThreadsafeFunction<WorkerMsg, (), InboxArgs, Status, false, false>;
+
+struct TsfnInbox(InboxFn);
+
+impl WorkerInbox for TsfnInbox {
+    fn send(&self, msg: WorkerMsg) -> bool {
+        self.0.call(msg, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+    }
+}
+
+/// A task as `lib/worker.js` takes it: `[seq, payload, name, buffers]`. JS thread only.
+fn task_value(env: sys::napi_env, seq: u64, job: JsJob) -> napi::Result<sys::napi_value> {
+    // SAFETY: JS thread of `env`.
+    let elements = unsafe {
+        [
+            f64::to_napi_value(env, seq as f64)?,
+            buffer_value(env, job.payload)?,
+            Option::<String>::to_napi_value(env, job.name)?,
+            transferred(env, job.buffers)?,
+        ]
+    };
+    array_value(env, &elements)
+}
+
+/// A JS array of `elements`. JS thread only.
+fn array_value(env: sys::napi_env, elements: &[sys::napi_value]) -> napi::Result<sys::napi_value> {
+    let mut array = ptr::null_mut();
+    // SAFETY: JS thread of `env`; `array` and the elements are live handles of this scope.
+    unsafe {
+        check(sys::napi_create_array_with_length(
+            env,
+            elements.len(),
+            &mut array,
+        ))?;
+        for (i, element) in elements.iter().enumerate() {
+            check(sys::napi_set_element(env, array, i as u32, *element))?;
+        }
+    }
+    Ok(array)
+}
 
 /// A task's transferred buffers as an array of `ArrayBuffer`s over their memory (no copy; the
 /// memory is recycled when the worker collects them), or `null` when there are none.
-fn transferred(env: sys::napi_env, buffers: Vec<Input>) -> napi::Result<RawValue> {
-    let mut array = ptr::null_mut();
+fn transferred(env: sys::napi_env, buffers: Vec<Input>) -> napi::Result<sys::napi_value> {
     if buffers.is_empty() {
         // SAFETY: JS thread of `env`.
-        check(unsafe { sys::napi_get_null(env, &mut array) })?;
-        return Ok(RawValue(array));
+        return unsafe { Null::to_napi_value(env, Null) };
     }
-    // SAFETY: JS thread of `env`.
-    check(unsafe { sys::napi_create_array_with_length(env, buffers.len(), &mut array) })?;
-    for (i, mut input) in buffers.into_iter().enumerate() {
+    let mut elements = Vec::with_capacity(buffers.len());
+    for mut input in buffers {
         let mut value = ptr::null_mut();
         if input.is_empty() {
             let mut data = ptr::null_mut();
@@ -670,23 +699,13 @@ fn transferred(env: sys::napi_env, buffers: Vec<Input>) -> napi::Result<RawValue
             }?;
             value = buffer.raw();
         }
-        // SAFETY: JS thread; `array` and `value` are live handles of this scope.
-        check(unsafe { sys::napi_set_element(env, array, i as u32, value) })?;
+        elements.push(value);
     }
-    Ok(RawValue(array))
-}
-type InboxFn = ThreadsafeFunction<WorkerMsg, (), InboxArgs, Status, false, false>;
-
-struct TsfnInbox(InboxFn);
-
-impl WorkerInbox for TsfnInbox {
-    fn send(&self, msg: WorkerMsg) -> bool {
-        self.0.call(msg, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
-    }
+    array_value(env, &elements)
 }
 
-/// Called by a worker once its task module is loaded: `on_message(kind, seq, payload, name)`
-/// receives its tasks. Holding the inbox keeps the worker's event loop alive.
+/// Called by a worker once its task module is loaded: `on_message(kind, value)` receives its
+/// tasks (see [`InboxArgs`]). Holding the inbox keeps the worker's event loop alive.
 #[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsWorkerAttach")]
 pub fn js_worker_attach(
@@ -702,28 +721,22 @@ pub fn js_worker_attach(
         .build_threadsafe_function::<WorkerMsg>()
         .callee_handled::<false>()
         .build_callback(|ctx| {
-            let none = || transferred(ctx.env.raw(), vec![]);
-            Ok(match ctx.value {
-                WorkerMsg::Run { seq, job } => {
-                    let buffers = transferred(ctx.env.raw(), job.buffers)?;
-                    (
-                        0,
-                        seq as f64,
-                        Some(Buffer::from(job.payload)),
-                        job.name,
-                        buffers,
-                    )
-                        .into()
+            let env = ctx.env.raw();
+            // SAFETY: the callback runs on the worker's JS thread.
+            let (kind, value) = unsafe {
+                match ctx.value {
+                    WorkerMsg::Run { seq, job } => (0, task_value(env, seq, job)?),
+                    WorkerMsg::Abort { seq } => (1, f64::to_napi_value(env, seq as f64)?),
+                    WorkerMsg::Exit => (2, Null::to_napi_value(env, Null)?),
                 }
-                WorkerMsg::Abort { seq } => (1, seq as f64, None, None, none()?).into(),
-                WorkerMsg::Exit => (2, 0.0, None, None, none()?).into(),
-            })
+            };
+            Ok((kind, RawValue(value)).into())
         })?;
     Ok(js.attach(slot as usize, generation as u64, Arc::new(TsfnInbox(inbox))))
 }
 
-/// A worker reports the encoded result of task `seq`. Returns the next task for the worker,
-/// `[seq, payload, name, buffers]`, when the next queued task is a JS task; otherwise `null` (the worker
+/// A worker reports the encoded result of task `seq`. Returns the next task for the worker
+/// (see [`task_value`]) when the next queued task is a JS task; otherwise `null` (the worker
 /// then waits for its inbox).
 #[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsTaskDone")]
@@ -737,35 +750,11 @@ pub fn js_task_done(
     let env = env.raw();
     let next = JsSlots::<Output>::find(pool_id as u64)
         .and_then(|js| js.done(slot as usize, seq as u64, result.to_vec()));
-    let mut value = ptr::null_mut();
-    let Some((seq, job)) = next else {
+    Ok(RawValue(match next {
+        Some((seq, job)) => task_value(env, seq, job)?,
         // SAFETY: JS thread of `env`.
-        check(unsafe { sys::napi_get_null(env, &mut value) })?;
-        return Ok(RawValue(value));
-    };
-    let payload = buffer_value(env, job.payload)?;
-    let buffers = transferred(env, job.buffers)?.0;
-    let mut seq_value = ptr::null_mut();
-    let mut name = ptr::null_mut();
-    // SAFETY: JS thread of `env`; every out-pointer is valid, the name's bytes live across the
-    // call.
-    unsafe {
-        check(sys::napi_create_double(env, seq as f64, &mut seq_value))?;
-        match &job.name {
-            Some(n) => check(sys::napi_create_string_utf8(
-                env,
-                n.as_ptr().cast::<c_char>(),
-                n.len() as isize,
-                &mut name,
-            ))?,
-            None => check(sys::napi_get_null(env, &mut name))?,
-        }
-        check(sys::napi_create_array_with_length(env, 4, &mut value))?;
-        for (i, element) in [seq_value, payload, name, buffers].into_iter().enumerate() {
-            check(sys::napi_set_element(env, value, i as u32, element))?;
-        }
-    }
-    Ok(RawValue(value))
+        None => unsafe { Null::to_napi_value(env, Null)? },
+    }))
 }
 
 /// An idle worker asks to exit; `true` means it may (no task is assigned to it).

@@ -11,9 +11,10 @@
 //! here: the worker inbox and the control channel to the pool's JS thread (spawn/terminate a
 //! worker) are traits the binding implements.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::scheduler::{Lease, Lender, TaskError};
@@ -79,7 +80,7 @@ struct Slot<T> {
 }
 
 /// The worker side of one pool. `T` is the pool's output type, made from result bytes.
-pub struct JsSlots<T: JsOutput> {
+pub struct JsSlots<T> {
     id: u64,
     slots: Vec<Slot<T>>,
     control: Arc<dyn WorkerControl>,
@@ -94,12 +95,17 @@ type Ready<'a, T> = (MutexGuard<'a, SlotState<T>>, Arc<dyn WorkerInbox>);
 /// (a cancel wakes it at once through [`Lender::cancelled`]); also the pace of the grace timer.
 const POLL: Duration = Duration::from_millis(50);
 
-/// A registry of live pools by id, for one output type.
-type Registry<T> = Mutex<HashMap<u64, Weak<JsSlots<T>>>>;
+/// A pool's output type: made from a JS task's result bytes.
+pub trait JsOutput: From<Vec<u8>> + Send + 'static {}
 
-/// What the pool can do with a task's result bytes.
-pub trait JsOutput: From<Vec<u8>> + Send + 'static {
-    fn registry() -> &'static Registry<Self>;
+impl<T: From<Vec<u8>> + Send + 'static> JsOutput for T {}
+
+/// Live pools by id, where workers' calls find theirs.
+type Registry = Mutex<HashMap<u64, Weak<dyn Any + Send + Sync>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::default)
 }
 
 impl<T: JsOutput> JsSlots<T> {
@@ -124,9 +130,11 @@ impl<T: JsOutput> JsSlots<T> {
             control,
             grace,
         });
-        let mut reg = lock(T::registry());
+        let weak: Weak<dyn Any + Send + Sync> = Arc::downgrade(&this) as Weak<Self>;
+        let mut reg = lock(registry());
         reg.retain(|_, w| w.strong_count() > 0);
-        reg.insert(this.id, Arc::downgrade(&this));
+        reg.insert(this.id, weak);
+        drop(reg);
         this
     }
 
@@ -136,7 +144,8 @@ impl<T: JsOutput> JsSlots<T> {
     }
 
     pub fn find(id: u64) -> Option<Arc<JsSlots<T>>> {
-        lock(T::registry()).get(&id).and_then(Weak::upgrade)
+        let pool = lock(registry()).get(&id).and_then(Weak::upgrade)?;
+        pool.downcast().ok()
     }
 
     fn slot(&self, slot: usize) -> Option<&Slot<T>> {
@@ -346,9 +355,9 @@ impl<T: JsOutput> Lender<T, JsJob> for JsSlots<T> {
     }
 }
 
-impl<T: JsOutput> Drop for JsSlots<T> {
+impl<T> Drop for JsSlots<T> {
     fn drop(&mut self) {
-        lock(T::registry()).remove(&self.id);
+        lock(registry()).remove(&self.id);
         // A pool dropped without close() (garbage-collected) must not leave idle workers behind.
         for slot in &self.slots {
             if let WorkerState::Ready(inbox) = &lock(&slot.state).worker {
@@ -363,17 +372,9 @@ mod tests {
     use super::*;
     use crate::pool::scheduler::{CancelReason, Pool, PoolOptions, Sink, SubmitOptions, Work};
     use std::sync::mpsc::{channel, Receiver, Sender};
-    use std::sync::OnceLock;
     use std::thread;
 
     type Outcome = Result<Vec<u8>, TaskError>;
-
-    impl JsOutput for Vec<u8> {
-        fn registry() -> &'static Registry<Self> {
-            static REGISTRY: OnceLock<Registry<Vec<u8>>> = OnceLock::new();
-            REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
-        }
-    }
 
     struct TestSink(Mutex<Sender<(u64, Outcome)>>);
 
