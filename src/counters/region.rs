@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -239,20 +239,7 @@ fn write_region(file: &File, layout: &Layout) -> io::Result<()> {
 /// Creates the region under a temporary name, then links it into place: other processes see
 /// either no region or a complete one, never a half-written header.
 fn create_named(name: &str, path: &PathBuf, layout: Layout) -> io::Result<()> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let tmp = PathBuf::from(SHM_DIR).join(format!(
-        ".corepool-{}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed),
-        name
-    ));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)?;
+    let (tmp, file) = create_private(Path::new(SHM_DIR), name)?;
     let result = write_region(&file, &layout).and_then(|()| std::fs::hard_link(&tmp, path));
     let _ = std::fs::remove_file(&tmp);
     result
@@ -272,9 +259,17 @@ fn memfd() -> io::Result<File> {
 // Without memfd: an unlinked temporary file (mapped MAP_SHARED, it is still process-shared).
 #[cfg(not(target_os = "linux"))]
 fn memfd() -> io::Result<File> {
+    let (path, file) = create_private(&std::env::temp_dir(), "anon")?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+/// A new file in `dir` with a name no other call uses, readable by this user only, never
+/// through a symlink.
+fn create_private(dir: &Path, what: &str) -> io::Result<(PathBuf, File)> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    let path = std::env::temp_dir().join(format!(
-        ".corepool-anon-{}-{}",
+    let path = dir.join(format!(
+        ".corepool-{}-{}-{what}",
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
@@ -285,8 +280,7 @@ fn memfd() -> io::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
+    Ok((path, file))
 }
 
 /// One shared mapping of a region; unmapped on drop.

@@ -100,14 +100,16 @@ fn corrupt(message: impl Into<String>) -> TaskError {
     TaskError::failed(ErrorCode::CorruptInput, message)
 }
 
-fn too_large(what: &str, w: u64, h: u64, max: u64) -> TaskError {
-    TaskError::failed(
+/// `ERR_OUTPUT_TOO_LARGE` when a `w`×`h` image (`what`) has more than `max` pixels.
+fn check_pixels(what: &str, w: u32, h: u32, max: u64) -> Result<(), TaskError> {
+    let pixels = w as u64 * h as u64;
+    if pixels <= max {
+        return Ok(());
+    }
+    Err(TaskError::failed(
         ErrorCode::OutputTooLarge,
-        format!(
-            "{what} is {w}×{h} = {} pixels, more than maxPixels ({max})",
-            w * h
-        ),
-    )
+        format!("{what} is {w}×{h} = {pixels} pixels, more than maxPixels ({max})"),
+    ))
 }
 
 fn decode_error(e: image::ImageError) -> TaskError {
@@ -210,14 +212,7 @@ pub fn resize(data: &[u8], req: &Request, ctx: &TaskCtx) -> Result<Resized, Task
     if w == 0 || h == 0 {
         return Err(corrupt("the image has no pixels"));
     }
-    if w as u64 * h as u64 > req.max_pixels {
-        return Err(too_large(
-            "the input image",
-            w as u64,
-            h as u64,
-            req.max_pixels,
-        ));
-    }
+    check_pixels("the input image", w, h, req.max_pixels)?;
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
@@ -262,14 +257,7 @@ pub fn resize(data: &[u8], req: &Request, ctx: &TaskCtx) -> Result<Resized, Task
         .crop
         .map(|(l, t, cw, ch)| (l * sx, t * sy, cw * sx, ch * sy));
     let (ow, oh) = p.canvas.unwrap_or((p.width, p.height));
-    if ow as u64 * oh as u64 > req.max_pixels {
-        return Err(too_large(
-            "the output image",
-            ow as u64,
-            oh as u64,
-            req.max_pixels,
-        ));
-    }
+    check_pixels("the output image", ow, oh, req.max_pixels)?;
 
     let resized = if p.width == sw && p.height == sh && p.crop.is_none() {
         pixels
