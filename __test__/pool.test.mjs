@@ -55,6 +55,10 @@ test('CJS and ESM expose the same API', () => {
   assert.equal(cjs.Pool, Pool)
   assert.equal(cjs.sqrtSum, sqrtSum)
   assert.equal(typeof esm.default.sqrtSum, 'function')
+  // index.mjs lists the names by hand (ESM exports are static): it must not drift from index.js.
+  const named = Object.keys(esm).filter((name) => name !== 'default')
+  assert.deepEqual(named.sort(), Object.keys(cjs).sort())
+  for (const name of named) assert.equal(esm[name], cjs[name], name)
 })
 
 test('sqrtSum matches the JS loop', async () => {
