@@ -79,7 +79,7 @@ export interface DecompressOptions extends TaskOptions {
 /** Compresses `data`; the output is readable by node:zlib (and the reverse). Cancellable between 256 KiB chunks. */
 export function compress(format: CompressionFormat, data: BytesLike, options?: CompressOptions): Promise<Buffer>
 
-/** Decompresses `data`; malformed or truncated input rejects with `ERR_CORRUPT_INPUT`. Cancellable between 64 KiB of output. */
+/** Decompresses `data`; malformed or truncated input, or bytes after the end of the stream, reject with `ERR_CORRUPT_INPUT` (concatenated gzip members and zstd frames are one stream). Cancellable between 64 KiB of output. */
 export function decompress(format: CompressionFormat, data: BytesLike, options?: DecompressOptions): Promise<Buffer>
 
 /** Default `maxOutputLength` of `decompress`: 268435456 (256 MiB). */

@@ -137,9 +137,16 @@ pub fn compress(
     }
 }
 
+fn corrupt(format: Format, detail: impl std::fmt::Display) -> TaskError {
+    TaskError::failed(
+        ErrorCode::CorruptInput,
+        format!("invalid or truncated {} data: {detail}", format.name()),
+    )
+}
+
 /// Reads `reader` to the end into a buffer never larger than `max` bytes.
 fn read_limited(
-    mut reader: impl Read,
+    reader: &mut impl Read,
     format: Format,
     max: usize,
     size_hint: usize,
@@ -153,12 +160,7 @@ fn read_limited(
             Ok(0) => return Ok(out),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(TaskError::failed(
-                    ErrorCode::CorruptInput,
-                    format!("invalid or truncated {} data: {e}", format.name()),
-                ))
-            }
+            Err(e) => return Err(corrupt(format, e)),
         };
         if n > max - out.len() {
             return Err(TaskError::failed(
@@ -172,6 +174,19 @@ fn read_limited(
             out.reserve_exact(want - out.len());
         }
         out.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Bytes after the end of the compressed stream mean the input is not what the caller thinks
+/// it is (random bytes can start with a short valid stream): refuse rather than drop them.
+fn no_trailing_bytes(format: Format, rest: &[u8]) -> Result<(), TaskError> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(corrupt(
+            format,
+            format!("{} bytes follow the end of the stream", rest.len()),
+        ))
     }
 }
 
@@ -196,40 +211,41 @@ pub fn decompress(
     ctx: &TaskCtx,
 ) -> Result<Vec<u8>, TaskError> {
     let hint = data.len().saturating_mul(4);
-    let out = match format {
+    // The `bufread` decoders consume exactly the stream, leaving what follows in the slice.
+    macro_rules! flate {
+        ($decoder:path) => {{
+            let mut decoder = $decoder(data);
+            let out = read_limited(&mut decoder, format, max, hint, ctx)?;
+            no_trailing_bytes(format, decoder.get_ref())?;
+            out
+        }};
+    }
+    Ok(match format {
         // Concatenated gzip members decode as one stream, as with zlib.gunzip.
-        Format::Gzip => read_limited(
-            flate2::read::MultiGzDecoder::new(data),
-            format,
-            max,
-            hint,
-            ctx,
-        ),
-        Format::Deflate => {
-            read_limited(flate2::read::ZlibDecoder::new(data), format, max, hint, ctx)
+        Format::Gzip => flate!(flate2::bufread::MultiGzDecoder::new),
+        Format::Deflate => flate!(flate2::bufread::ZlibDecoder::new),
+        Format::DeflateRaw => flate!(flate2::bufread::DeflateDecoder::new),
+        Format::Brotli => {
+            let mut decoder = brotli::Decompressor::new(data, 64 * 1024);
+            let out = read_limited(&mut decoder, format, max, hint, ctx)?;
+            // Past the end of the stream, a further read fails if input is left in the
+            // decoder's buffer; what it has not read yet is still in the slice.
+            if decoder.read(&mut [0u8; 1]).is_err() {
+                return Err(corrupt(format, "bytes follow the end of the stream"));
+            }
+            no_trailing_bytes(format, decoder.get_ref())?;
+            out
         }
-        Format::DeflateRaw => read_limited(
-            flate2::read::DeflateDecoder::new(data),
-            format,
-            max,
-            hint,
-            ctx,
-        ),
-        Format::Brotli => read_limited(
-            brotli::Decompressor::new(data, 64 * 1024),
-            format,
-            max,
-            hint,
-            ctx,
-        ),
+        // Concatenated frames decode as one stream (as zstd does); anything else that follows
+        // fails as a frame of its own.
         Format::Zstd => {
-            let decoder = zstd::stream::read::Decoder::with_buffer(data).map_err(|e| {
-                TaskError::failed(ErrorCode::CorruptInput, format!("invalid zstd data: {e}"))
-            })?;
-            read_limited(decoder, format, max, hint, ctx)
+            let mut decoder =
+                zstd::stream::read::Decoder::with_buffer(data).map_err(|e| corrupt(format, e))?;
+            let out = read_limited(&mut decoder, format, max, hint, ctx)?;
+            no_trailing_bytes(format, decoder.get_ref())?;
+            out
         }
-    }?;
-    Ok(out)
+    })
 }
 
 /// Native `compress`; a non-finite `level` (NaN) means "the format's default".
@@ -363,6 +379,32 @@ mod tests {
             let garbage = b"this is not compressed data at all, not even close".repeat(4);
             let err = decompress(format, &garbage, usize::MAX, &ctx).unwrap_err();
             assert_eq!(err.code(), ErrorCode::CorruptInput, "{format:?} garbage");
+        }
+    }
+
+    #[test]
+    fn bytes_after_the_stream_are_refused() {
+        let ctx = crate::pool::scheduler::tests_support::ctx();
+        let data = sample();
+        for format in ALL {
+            let packed = compress(format, 1, &data, &ctx).unwrap();
+            for tail in [&[0u8][..], b"xyz", &[0x55; 100_000]] {
+                let input = [&packed[..], tail].concat();
+                let err = decompress(format, &input, usize::MAX, &ctx).unwrap_err();
+                assert_eq!(
+                    err.code(),
+                    ErrorCode::CorruptInput,
+                    "{format:?} + {}",
+                    tail.len()
+                );
+            }
+        }
+        // Concatenated gzip members and zstd frames are one stream.
+        for format in [Format::Gzip, Format::Zstd] {
+            let packed = compress(format, 1, &data, &ctx).unwrap();
+            let twice = [&packed[..], &packed[..]].concat();
+            let out = decompress(format, &twice, usize::MAX, &ctx).unwrap();
+            assert_eq!(out, [&data[..], &data[..]].concat(), "{format:?}");
         }
     }
 
