@@ -60,6 +60,54 @@ test('transferList buffers reach the task and are detached in the caller', async
   await pool.close()
 })
 
+test('transferred memory lives as long as the worker keeps it, and is freed once it lets go', () => {
+  // The worker reads the caller's memory without a copy: it must survive the caller's garbage
+  // collections while the worker holds it, and be released once the worker drops it.
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--input-type=module',
+      '-e',
+      `
+      import { Pool } from 'corepool'
+      const pool = new Pool({ filename: ${JSON.stringify(esmTask)}, threads: 1 })
+      const settle = async () => {
+        for (let i = 0; i < 5; i++) {
+          globalThis.gc()
+          await new Promise((r) => setTimeout(r, 20))
+        }
+      }
+      await settle()
+      const base = process.memoryUsage().arrayBuffers
+      for (let i = 1; i <= 16; i++) {
+        const buf = new Uint8Array(1 << 20).fill(i).buffer
+        await pool.run(buf, { name: 'keep', transferList: [buf] })
+      }
+      await settle()
+      const held = process.memoryUsage().arrayBuffers - base
+      const contents = await pool.run(null, { name: 'checkKept' })
+      await pool.run(null, { name: 'forgetKept' })
+      await settle()
+      const after = process.memoryUsage().arrayBuffers - base
+      console.log(JSON.stringify({ held, contents, after }))
+      // No close(): the release machinery must not keep the process alive either.
+    `,
+    ],
+    { cwd: root, encoding: 'utf8', timeout: 60_000 },
+  )
+  assert.equal(r.error, undefined, 'the child exited on its own')
+  assert.equal(r.status, 0, r.stderr)
+  const { held, contents, after } = JSON.parse(r.stdout)
+  assert.deepEqual(
+    contents,
+    Array.from({ length: 16 }, (_, i) => i + 1),
+    'every kept buffer intact',
+  )
+  assert.ok(held >= 16 << 20, `the caller's memory is held while the worker keeps it (${held} bytes)`)
+  assert.ok(after < 4 << 20, `and released after (${after} bytes still held)`)
+})
+
 test('views over transferred buffers arrive as views over the moved memory; bad transferLists are typed errors', async () => {
   const pool = new Pool({ filename: esmTask, threads: 1 })
   const raw = new ArrayBuffer(64)

@@ -129,7 +129,8 @@ class Pool {
           if (buffers.some(isDetached)) throw invalidArg('options.transferList holds a detached ArrayBuffer')
           payload = serialize(data, buffers)
           // Like postMessage: the buffers belong to the task now (detached here, their memory
-          // moved into the returned copies, which the native call copies once for the worker).
+          // moved into new ArrayBuffers that only the pool holds; the worker reads that memory
+          // in place, and the pool lets go of it once the worker has collected its view).
           transfers = structuredClone(buffers, { transfer: buffers })
         } else {
           payload = serialize(data)

@@ -26,11 +26,6 @@ impl Input {
         buf.extend_from_slice(src);
         Input(buf)
     }
-
-    /// Start of the bytes, for handing the memory to JS as an external `ArrayBuffer`.
-    pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.0.as_mut_ptr()
-    }
 }
 
 impl std::ops::Deref for Input {

@@ -20,12 +20,12 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use super::jstask::{JsJob, JsSlots, WorkerControl, WorkerInbox, WorkerMsg};
+use super::moved::Moved;
 use super::scheduler::{
     CancelReason, Job, Lender, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskError,
     TaskHandle, Work,
 };
 use super::stats::{Mirror, Summary};
-use crate::buffers::Input;
 use crate::counters::binding::NativeCounters;
 use crate::counters::Counters;
 use crate::error::{check, create_js_error, js_error, ErrorCode};
@@ -603,8 +603,10 @@ impl NativePool {
 
 /// Submits a JS task (`payload` is the serialized argument) to run on a worker of the pool.
 #[allow(dead_code)] // registered with Node by #[napi]
+#[allow(clippy::too_many_arguments)]
 #[napi(js_name = "runJs")]
 pub fn run_js(
+    env: Env,
     pool: &NativePool,
     payload: Uint8ArraySlice,
     name: Option<String>,
@@ -619,14 +621,15 @@ pub fn run_js(
             "this pool has no task module (options.filename)",
         );
     }
+    let buffers = transfers
+        .unwrap_or_default()
+        .iter()
+        .map(|b| Moved::hold(env.raw(), b))
+        .collect::<napi::Result<_>>()?;
     let job = JsJob {
         payload: payload.to_vec(),
         name,
-        buffers: transfers
-            .unwrap_or_default()
-            .iter()
-            .map(|b| Input::copy_of(b))
-            .collect(),
+        buffers,
     };
     pool.submit_work(Work::Lend(job), priority, timeout_ms, cancel_key)
 }
@@ -676,8 +679,8 @@ fn array_value(env: sys::napi_env, elements: &[sys::napi_value]) -> napi::Result
 }
 
 /// A task's transferred buffers as an array of `ArrayBuffer`s over their memory (no copy; the
-/// memory is recycled when the worker collects them), or `null` when there are none.
-fn transferred(env: sys::napi_env, buffers: Vec<Input>) -> napi::Result<sys::napi_value> {
+/// submitting thread lets go of it when the worker collects them), or `null` when there are none.
+fn transferred(env: sys::napi_env, buffers: Vec<Moved>) -> napi::Result<sys::napi_value> {
     if buffers.is_empty() {
         // SAFETY: JS thread of `env`.
         return unsafe { Null::to_napi_value(env, Null) };

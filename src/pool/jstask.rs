@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use super::moved::Moved;
 use super::scheduler::{Lease, Lender, TaskError};
-use crate::buffers::Input;
 use crate::error::ErrorCode;
 use crate::sync::lock;
 
@@ -27,7 +27,7 @@ use crate::sync::lock;
 pub struct JsJob {
     pub payload: Vec<u8>,
     pub name: Option<String>,
-    pub buffers: Vec<Input>,
+    pub buffers: Vec<Moved>,
 }
 
 /// A message for a worker's JS thread.

@@ -2,6 +2,7 @@
 
 pub mod binding;
 pub mod jstask;
+pub mod moved;
 pub mod scheduler;
 mod stats;
 mod timer;
