@@ -20,8 +20,8 @@ export async function throughput(run, total, inflight) {
   return total / ((performance.now() - t0) / 1000)
 }
 
-/** One task at a time: round-trip latency percentiles in microseconds. */
-export async function latency(run, count) {
+/** One task at a time: round-trip latency percentiles in microseconds (and the samples). */
+export async function latency(run, count, keepSamples = false) {
   const samples = new Float64Array(count)
   for (let i = 0; i < count; i++) {
     const t = performance.now()
@@ -30,7 +30,7 @@ export async function latency(run, count) {
   }
   samples.sort()
   const q = (p) => samples[Math.min(count - 1, Math.floor(p * count))]
-  return { p50: q(0.5), p99: q(0.99) }
+  return keepSamples ? { p50: q(0.5), p99: q(0.99), samples } : { p50: q(0.5), p99: q(0.99) }
 }
 
 /** Compact number formatting for the tables. */
