@@ -16,8 +16,9 @@ export interface RunOptions extends Omit<TaskOptions, 'pool'> {
   name?: string
   /**
    * ArrayBuffers handed over to the task: they are detached in the caller, like `postMessage`,
-   * and the task receives them (and typed-array views or Buffers over them in `data`) without
-   * a further copy. Anything else, or an already detached buffer, rejects `ERR_INVALID_ARG`.
+   * and the task receives their memory (and typed-array views or Buffers over them in `data`)
+   * without a copy; the worker owns them afterwards and may keep them. Anything else, or an
+   * already detached buffer, rejects `ERR_INVALID_ARG`.
    */
   transferList?: ArrayBuffer[]
 }
