@@ -16,10 +16,6 @@ pub type JsBytes<'a> = Either<String, Uint8ArraySlice<'a>>;
 pub struct Input(Vec<u8>);
 
 impl Input {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Input(bytes)
-    }
-
     /// A private copy of `src`.
     pub fn copy_of(src: &[u8]) -> Self {
         let mut buf = buffer_for(src.len());

@@ -168,9 +168,9 @@ pub fn hash_bytes(algorithm: Algorithm, data: &[u8], ctx: &TaskCtx) -> Result<Ve
     Ok(hasher.finish())
 }
 
-/// Items packed back to back: item `i` is `data[offsets[i]..offsets[i + 1]]`.
+/// Items copied back to back into a [`Filling`]: item `i` is `offsets[i]..offsets[i + 1]`.
 pub struct Packed {
-    pub data: Input,
+    pub data: Arc<Filling>,
     pub offsets: Vec<usize>,
 }
 
@@ -178,13 +178,11 @@ impl Packed {
     pub fn len(&self) -> usize {
         self.offsets.len() - 1
     }
-
-    pub fn item(&self, i: usize) -> &[u8] {
-        &self.data[self.offsets[i]..self.offsets[i + 1]]
-    }
 }
 
-/// The digests of every item, concatenated (`digest_len` bytes each), computed in parallel.
+/// The digests of every item, concatenated (`digest_len` bytes each), computed in parallel
+/// while the items are still being copied in: every rayon thread claims the next batch of
+/// items in order and waits, if it must, until the copy has passed the batch's end.
 pub fn hash_packed(
     algorithm: Algorithm,
     items: &Packed,
@@ -192,24 +190,43 @@ pub fn hash_packed(
 ) -> Result<Vec<u8>, TaskError> {
     let len = algorithm.digest_len();
     let n = items.len();
-    let mut out = vec![0u8; n * len];
-    out.par_chunks_mut(len * BATCH_MIN_ITEMS)
-        .enumerate()
-        .try_for_each(|(batch, dst)| {
-            ctx.check()?;
+    let batches = n.div_ceil(BATCH_MIN_ITEMS);
+    let next = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().min(batches).max(1);
+    // Each worker returns the digests of the batches it claimed: (batch, digests).
+    let parts = (0..workers)
+        .into_par_iter()
+        .map(|_| {
+            let mut mine = Vec::new();
             let mut digest = Vec::with_capacity(len);
-            for (j, slot) in dst.chunks_mut(len).enumerate() {
-                let data = items.item(batch * BATCH_MIN_ITEMS + j);
-                digest.clear();
-                if data.len() > CHUNK {
-                    digest = hash_bytes(algorithm, data, ctx)?;
-                } else {
-                    algorithm.digest_into(data, &mut digest);
+            loop {
+                let batch = next.fetch_add(1, Ordering::Relaxed);
+                if batch >= batches {
+                    return Ok(mine);
                 }
-                slot.copy_from_slice(&digest);
+                let first = batch * BATCH_MIN_ITEMS;
+                let last = (first + BATCH_MIN_ITEMS).min(n);
+                let ready = items.data.wait_for(items.offsets[last], ctx)?;
+                let mut digests = Vec::with_capacity((last - first) * len);
+                for i in first..last {
+                    let data = &ready[items.offsets[i]..items.offsets[i + 1]];
+                    if data.len() > CHUNK {
+                        digests.extend_from_slice(&hash_bytes(algorithm, data, ctx)?);
+                    } else {
+                        digest.clear();
+                        algorithm.digest_into(data, &mut digest);
+                        digests.extend_from_slice(&digest);
+                    }
+                }
+                mine.push((batch, digests));
             }
-            Ok(())
-        })?;
+        })
+        .collect::<Result<Vec<Vec<_>>, TaskError>>()?;
+    let mut out = vec![0u8; n * len];
+    for (batch, digests) in parts.into_iter().flatten() {
+        let at = batch * BATCH_MIN_ITEMS * len;
+        out[at..at + digests.len()].copy_from_slice(&digests);
+    }
     Ok(out)
 }
 
@@ -280,6 +297,18 @@ impl Filling {
         // inside the allocation; no reader touches bytes at or after `copied`.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(at), src.len()) };
         self.copied.store(at + src.len(), Ordering::Release);
+    }
+
+    /// The bytes written so far once there are at least `end` of them (cancellable wait).
+    pub fn wait_for(&self, end: usize, ctx: &TaskCtx) -> Result<&[u8], TaskError> {
+        loop {
+            let ready = self.ready();
+            if ready.len() >= end {
+                return Ok(ready);
+            }
+            ctx.check()?;
+            std::thread::yield_now();
+        }
     }
 
     /// The bytes written so far.
@@ -373,24 +402,27 @@ pub fn hash_many_array_task(
         Ok(a) => a,
         Err(message) => return pool.reject(ErrorCode::InvalidArg, &message),
     };
-    let total = items.iter().map(|i| i.len()).sum();
-    let mut data = buffer_for(total);
     let mut offsets = Vec::with_capacity(items.len() + 1);
     offsets.push(0);
     for item in &items {
-        data.extend_from_slice(item);
-        offsets.push(data.len());
+        offsets.push(offsets[offsets.len() - 1] + item.len());
     }
+    let data = Filling::new(offsets[items.len()]);
     let packed = Packed {
-        data: Input::new(data),
+        data: Arc::clone(&data),
         offsets,
     };
-    pool.submit(
+    let promise = pool.submit(
         Box::new(move |ctx| hash_packed(algorithm, &packed, ctx).map(Output::Buffer)),
         priority,
         timeout_ms,
         cancel_key,
-    )
+    )?;
+    // Hashing starts while the copy goes on (see `hash_packed`).
+    for item in &items {
+        data.append(item);
+    }
+    Ok(promise)
 }
 
 /// Native `hashFile`.
@@ -555,18 +587,25 @@ mod tests {
     fn packed_matches_individual() {
         let ctx = crate::pool::scheduler::tests_support::ctx();
         let items: Vec<Vec<u8>> = (0..300).map(|i| vec![i as u8; i * 7]).collect();
-        let mut data = Vec::new();
         let mut offsets = vec![0];
         for item in &items {
-            data.extend_from_slice(item);
-            offsets.push(data.len());
+            offsets.push(offsets[offsets.len() - 1] + item.len());
         }
+        let data = Filling::new(offsets[items.len()]);
         let packed = Packed {
-            data: Input::new(data),
+            data: Arc::clone(&data),
             offsets,
         };
+        // The copy runs while the items are hashed, as in the binding.
         let alg = Algorithm::Sha256;
-        let out = hash_packed(alg, &packed, &ctx).unwrap();
+        let out = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| hash_packed(alg, &packed, &ctx).unwrap());
+            for item in &items {
+                std::thread::sleep(std::time::Duration::from_micros(20));
+                data.append(item);
+            }
+            hashing.join().unwrap()
+        });
         for (i, item) in items.iter().enumerate() {
             let mut want = Vec::new();
             alg.digest_into(item, &mut want);
@@ -579,11 +618,11 @@ mod tests {
         let ctx = crate::pool::scheduler::tests_support::ctx();
         let state = Mutex::new(StreamState {
             hasher: Some(Hasher::new(Algorithm::Sha256)),
-            pending: vec![Input::new(b"a".to_vec()), Input::new(b"b".to_vec())].into(),
+            pending: vec![Input::copy_of(b"a"), Input::copy_of(b"b")].into(),
             error: None,
         });
         drain(&state, &ctx).unwrap();
-        lock(&state).pending.push_back(Input::new(b"c".to_vec()));
+        lock(&state).pending.push_back(Input::copy_of(b"c"));
         drain(&state, &ctx).unwrap();
         drain(&state, &ctx).unwrap();
         let digest = lock(&state).hasher.take().unwrap().finish();
