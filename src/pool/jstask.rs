@@ -391,6 +391,9 @@ mod tests {
         slots: OnceLock<Weak<JsSlots<Vec<u8>>>>,
         spawned: Mutex<Vec<(usize, u64)>>,
         terminated: Mutex<Vec<(usize, u64)>>,
+        /// Tasks that reached a worker through its inbox (from a pool thread lending its slot)
+        /// rather than as the answer to the previous task's report.
+        inboxed: Mutex<Vec<u64>>,
         ignore_abort: bool,
     }
 
@@ -434,6 +437,9 @@ mod tests {
                 return matches!(msg, WorkerMsg::Exit);
             };
             let (slot, generation, ignore) = (self.slot, self.generation, self.fake.ignore_abort);
+            if let WorkerMsg::Run { seq, .. } = &msg {
+                lock(&self.fake.inboxed).push(*seq);
+            }
             thread::spawn(move || match msg {
                 WorkerMsg::Run { seq, job } => FakeInbox::run(slots, slot, generation, seq, job),
                 WorkerMsg::Abort { seq } => {
@@ -482,6 +488,7 @@ mod tests {
             slots: OnceLock::new(),
             spawned: Mutex::new(vec![]),
             terminated: Mutex::new(vec![]),
+            inboxed: Mutex::new(vec![]),
             ignore_abort,
         });
         let slots = JsSlots::new(
@@ -569,8 +576,52 @@ mod tests {
             1,
             "one worker served the whole stream"
         );
+        // A native task is delivered just before its thread clears its slot.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while s.pool.stats().running != 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let stats = s.pool.stats();
         assert_eq!((stats.completed, stats.running, stats.queued), (201, 0, 0));
+    }
+
+    #[test]
+    fn a_worker_waiting_for_more_gets_the_next_task_before_an_idle_pool_thread() {
+        let Setup { pool, rx, fake, .. } = setup(2, false);
+        let pool = Arc::new(pool);
+        let mut checked = 0;
+        for round in 0..20u64 {
+            // Tickets equal the pool's task sequence numbers (1, 2, 3, ... in submission order).
+            let (first, native_ticket, second) = (round * 3 + 1, round * 3 + 2, round * 3 + 3);
+            pool.submit(js(b"one"), SubmitOptions::default(), first)
+                .unwrap();
+            assert_eq!(recv(&rx).0, first);
+            // The worker that ran `first` now waits for more (briefly). A native task on the
+            // other pool thread queues the next JS task and returns at once, so that thread is
+            // back at the queue while the waiting worker is still being woken.
+            let p = Arc::clone(&pool);
+            let (tx, waiting) = channel();
+            let native = Work::Run(Box::new(move |_| {
+                let waited = p.lent_waiters() > 0;
+                p.submit(js(b"two"), SubmitOptions::default(), second)
+                    .unwrap();
+                tx.send(waited).unwrap();
+                Ok(vec![])
+            }));
+            pool.submit(native, SubmitOptions::default(), native_ticket)
+                .unwrap();
+            let mut settled: Vec<u64> = vec![recv(&rx).0, recv(&rx).0];
+            settled.sort();
+            assert_eq!(settled, vec![native_ticket, second]);
+            if waiting.recv().unwrap() {
+                checked += 1;
+                assert!(
+                    !lock(&fake.inboxed).contains(&second),
+                    "round {round}: a waiting worker ran the next task (no slot was lent for it)"
+                );
+            }
+        }
+        assert!(checked > 0, "the worker was never still waiting");
     }
 
     #[test]

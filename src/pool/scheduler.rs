@@ -279,6 +279,18 @@ struct State<K, T, L> {
     seq: u64,
 }
 
+impl<K, T, L> State<K, T, L> {
+    /// Whether every queued task is lendable work that the runners waiting in
+    /// [`Inner::pull`] can take (a pool thread then leaves it to them). Never while closing, so
+    /// closing threads always drain the queue themselves.
+    fn leave_to_lent_waiters(&self) -> bool {
+        self.lent_waiters > 0
+            && !self.closing
+            && self.queue.len() <= self.lent_waiters
+            && self.queue.values().all(|q| matches!(q.work, Work::Lend(_)))
+    }
+}
+
 struct Inner<K, T, L> {
     state: Mutex<State<K, T, L>>,
     work: Condvar,
@@ -486,6 +498,12 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
         self.inner.stats.mirror_to(mirror)
     }
 
+    /// Lent slots whose runner waits in `pull` for more lendable work (tests only).
+    #[cfg(test)]
+    pub fn lent_waiters(&self) -> usize {
+        lock(&self.inner.state).lent_waiters
+    }
+
     pub fn stats(&self) -> StatsSnapshot {
         let st = lock(&self.inner.state);
         let (queued, running) = (st.queue.len(), st.running);
@@ -557,6 +575,12 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
         let _ = self.runners[index].set(thread::current());
         let mut st = lock(&self.state);
         loop {
+            if st.leave_to_lent_waiters() {
+                // A JS worker waiting in `pull` (already signalled by `submit`) runs it with
+                // one wake-up; lending this thread's slot would need two more.
+                st = self.sleep(st);
+                continue;
+            }
             let Some(Queued {
                 task,
                 work,
