@@ -1,6 +1,8 @@
 // Kernel benchmark: corepool's native kernels against the peer each user would reach for, in one
-// run. Usage: node bench/kernels.mjs [--quick]   (use a release build: `npm run build`)
-// Prints a markdown table; "ratio" is peer time / corepool time (> 1: corepool is faster).
+// run. Usage: node bench/kernels.mjs [--quick] [--only hash,compress,argon2,thumbnail]
+// (use a release build: `npm run build`)
+// Prints a markdown table; "ratio" is peer time / corepool time (> 1: corepool is faster): the
+// median of the ratios of interleaved pairs of runs, with their range.
 // Noisy machines: compare numbers within one run only.
 import os from 'node:os'
 import fs from 'node:fs'
@@ -18,6 +20,10 @@ const xxhash = require('@node-rs/xxhash')
 const sharp = require('sharp')
 
 const quick = process.argv.includes('--quick')
+const onlyArg = process.argv.indexOf('--only')
+const only = onlyArg > 0 ? process.argv[onlyArg + 1].split(',') : null
+/** Whether to run a section: hash, compress, argon2, thumbnail (all unless --only lists some). */
+const want = (section) => !only || only.includes(section)
 const THREADS = os.availableParallelism()
 const pool = new Pool({ threads: THREADS })
 const rows = []
@@ -25,26 +31,51 @@ const rows = []
 const mib = (n) => n * 1024 * 1024
 const fmtMs = (ms) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(1)} ms`)
 
-/** Median wall time of `runs` calls of `fn` (after one warm-up). */
-async function time(fn, runs = quick ? 3 : 7) {
-  await fn()
-  const times = []
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now()
-    await fn()
-    times.push(performance.now() - t0)
-  }
-  times.sort((a, b) => a - b)
-  return times[times.length >> 1]
+/** A row measured once per side (no pairing). */
+function row(name, ours, peerName, theirs) {
+  const r = (theirs / ours).toFixed(2)
+  rows.push({ name, ours: fmtMs(ours), peer: `${peerName}: ${fmtMs(theirs)}`, ratio: r })
+  console.error(`${name}: corepool ${fmtMs(ours)}, ${peerName} ${fmtMs(theirs)}, ratio ${r}`)
 }
 
-function row(name, ours, peerName, theirs, unit = 'time') {
-  const ratio = theirs / ours
+const median = (xs) => {
+  const v = [...xs].sort((a, b) => a - b)
+  return v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
+}
+
+/**
+ * Runs `ours` and `theirs` (each returns a number, or a promise of one) `runs` times each,
+ * interleaved and alternating which goes first, after one warm-up each, and adds a row: the
+ * median of each side and the median (and range) of the per-pair ratios, > 1 when corepool is
+ * better. `unit` 'time' measures wall time of the calls; otherwise the functions return a
+ * throughput in that unit (larger is better).
+ */
+async function compare(name, ours, peerName, theirs, { unit = 'time', runs = quick ? 3 : 9 } = {}) {
+  const measure = async (fn) => {
+    if (unit !== 'time') return fn()
+    const t0 = performance.now()
+    await fn()
+    return performance.now() - t0
+  }
+  await ours()
+  await theirs()
+  const a = []
+  const b = []
+  for (let i = 0; i < runs; i++) {
+    if (i % 2) {
+      b.push(await measure(theirs))
+      a.push(await measure(ours))
+    } else {
+      a.push(await measure(ours))
+      b.push(await measure(theirs))
+    }
+  }
+  const ratios = a.map((x, i) => (unit === 'time' ? b[i] / x : x / b[i])).sort((x, y) => x - y)
   const show = unit === 'time' ? fmtMs : (v) => `${v.toFixed(1)} ${unit}`
-  // For throughputs larger is better, so the ratio is ours / theirs.
-  const r = unit === 'time' ? ratio : ours / theirs
-  rows.push({ name, ours: show(ours), peer: `${peerName}: ${show(theirs)}`, ratio: r.toFixed(2) })
-  console.error(`${name}: corepool ${show(ours)}, ${peerName} ${show(theirs)}, ratio ${r.toFixed(2)}`)
+  const r = `${median(ratios).toFixed(2)} (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)})`
+  rows.push({ name, ours: show(median(a)), peer: `${peerName}: ${show(median(b))}`, ratio: r })
+  console.error(`${name}: corepool ${show(median(a))}, ${peerName} ${show(median(b))}, ratio ${r}`)
+  return median(a)
 }
 
 /** Runs `total` calls of `fn` keeping `inflight` outstanding; returns wall ms. */
@@ -62,31 +93,44 @@ async function saturate(fn, total, inflight) {
 }
 
 // ---------------------------------------------------------------- hashing
-{
+if (want('hash')) {
   const big = crypto.randomBytes(mib(64))
-  const ours = await time(() => hash('sha256', big, { pool }))
-  const theirs = await time(() => crypto.createHash('sha256').update(big).digest('hex'))
-  row('sha256, one 64 MiB buffer', ours, 'node:crypto createHash', theirs)
+  await compare(
+    'sha256, one 64 MiB buffer',
+    () => hash('sha256', big, { pool }),
+    'node:crypto createHash',
+    () => crypto.createHash('sha256').update(big).digest('hex'),
+  )
 
   const small = Array.from({ length: 10_000 }, () => crypto.randomBytes(1024))
-  const ours2 = await time(() => hashMany('sha256', small, { pool }))
-  const theirs2 = await time(() => small.map((b) => crypto.createHash('sha256').update(b).digest('hex')))
-  row('sha256, 10 000 × 1 KiB (hashMany)', ours2, 'node:crypto createHash loop', theirs2)
-
-  const ours3 = await time(() => hash('xxh3-64', big, { pool }))
-  const theirs3 = await time(() => xxhash.xxh3.xxh64(big))
-  row('xxh3-64, one 64 MiB buffer', ours3, '@node-rs/xxhash (sync)', theirs3)
-
-  const ours4 = await time(() => hashMany('xxh3-64', small, { pool }))
-  const theirs4 = await time(() => small.map((b) => xxhash.xxh3.xxh64(b)))
-  row('xxh3-64, 10 000 × 1 KiB (hashMany)', ours4, '@node-rs/xxhash loop', theirs4)
-
-  const ours5 = await time(() => hash('blake3', big, { pool }))
-  row('blake3, one 64 MiB buffer (vs node sha256)', ours5, 'node:crypto sha256', theirs)
+  await compare(
+    'sha256, 10 000 × 1 KiB (hashMany)',
+    () => hashMany('sha256', small, { pool }),
+    'node:crypto createHash loop',
+    () => small.map((b) => crypto.createHash('sha256').update(b).digest('hex')),
+  )
+  await compare(
+    'xxh3-64, one 64 MiB buffer',
+    () => hash('xxh3-64', big, { pool }),
+    '@node-rs/xxhash (sync)',
+    () => xxhash.xxh3.xxh64(big),
+  )
+  await compare(
+    'xxh3-64, 10 000 × 1 KiB (hashMany)',
+    () => hashMany('xxh3-64', small, { pool }),
+    '@node-rs/xxhash loop',
+    () => small.map((b) => xxhash.xxh3.xxh64(b)),
+  )
+  await compare(
+    'blake3, one 64 MiB buffer (vs node sha256)',
+    () => hash('blake3', big, { pool }),
+    'node:crypto sha256',
+    () => crypto.createHash('sha256').update(big).digest('hex'),
+  )
 }
 
 // ---------------------------------------------------------------- compression
-{
+if (want('compress')) {
   // Text-like input: compressible but not trivial.
   const words = ['corepool', 'native', 'kernel', 'thread', 'buffer', 'promise', 'zlib', 'brotli', 'hash', 'pool']
   const rnd = crypto.randomBytes(mib(1))
@@ -98,14 +142,22 @@ async function saturate(fn, total, inflight) {
   const inflight = Math.max(8, THREADS * 4)
   const mbps = (ms) => (jobs * input.length) / 1e6 / (ms / 1000)
 
-  const oursGz = mbps(await saturate(() => compress('gzip', input, { pool }), jobs, inflight))
-  const theirsGz = mbps(await saturate(() => gzip(input), jobs, inflight))
-  row(`gzip level 6, ${jobs} × 1 MiB, saturated`, oursGz, 'async zlib.gzip', theirsGz, 'MB/s')
-
+  const runs = quick ? 3 : 5
+  await compare(
+    `gzip level 6, ${jobs} × 1 MiB, saturated`,
+    async () => mbps(await saturate(() => compress('gzip', input, { pool }), jobs, inflight)),
+    'async zlib.gzip',
+    async () => mbps(await saturate(() => gzip(input), jobs, inflight)),
+    { unit: 'MB/s', runs },
+  )
   const params = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 } }
-  const oursBr = mbps(await saturate(() => compress('brotli', input, { pool, level: 5 }), jobs, inflight))
-  const theirsBr = mbps(await saturate(() => brotli(input, params), jobs, inflight))
-  row(`brotli quality 5, ${jobs} × 1 MiB, saturated`, oursBr, 'async zlib.brotliCompress', theirsBr, 'MB/s')
+  await compare(
+    `brotli quality 5, ${jobs} × 1 MiB, saturated`,
+    async () => mbps(await saturate(() => compress('brotli', input, { pool, level: 5 }), jobs, inflight)),
+    'async zlib.brotliCompress',
+    async () => mbps(await saturate(() => brotli(input, params), jobs, inflight)),
+    { unit: 'MB/s', runs },
+  )
 
   // Scaling from 1 to N threads.
   for (let t = 1; t <= THREADS; t++) {
@@ -118,11 +170,14 @@ async function saturate(fn, total, inflight) {
 }
 
 // ---------------------------------------------------------------- argon2
-{
+if (want('argon2')) {
   const o = { memoryCost: 19456, timeCost: 2, parallelism: 1 }
-  const ours = await time(() => passwordHash('correct horse battery staple', { pool, ...o }))
-  const theirs = await time(() => argon2.hash('correct horse battery staple', o))
-  row('argon2id m=19456 t=2 p=1, one hash', ours, '@node-rs/argon2', theirs)
+  await compare(
+    'argon2id m=19456 t=2 p=1, one hash',
+    () => passwordHash('correct horse battery staple', { pool, ...o }),
+    '@node-rs/argon2',
+    () => argon2.hash('correct horse battery staple', o),
+  )
 
   // fs latency while argon2 hashes are kept in flight for a while: corepool runs them on its own
   // threads, @node-rs/argon2 on libuv's pool, which fs shares.
@@ -157,7 +212,7 @@ async function saturate(fn, total, inflight) {
 }
 
 // ---------------------------------------------------------------- thumbnails
-{
+if (want('thumbnail')) {
   const width = 2000
   const height = 1500
   const raw = Buffer.alloc(width * height * 3)
@@ -172,18 +227,17 @@ async function saturate(fn, total, inflight) {
   const jpeg = await sharp(raw, { raw: { width, height, channels: 3 } })
     .jpeg({ quality: 90 })
     .toBuffer()
-  const ours = await time(() => resize(jpeg, { pool, width: 320, height: 240, format: 'jpeg', quality: 80 }))
-  const theirs = await time(() => sharp(jpeg).resize(320, 240).jpeg({ quality: 80 }).toBuffer())
-  row('thumbnail 2000×1500 JPEG → 320×240, one', ours, 'sharp', theirs)
-
+  const ours = () => resize(jpeg, { pool, width: 320, height: 240, format: 'jpeg', quality: 80 })
+  const theirs = () => sharp(jpeg).resize(320, 240).jpeg({ quality: 80 }).toBuffer()
+  await compare('thumbnail 2000×1500 JPEG → 320×240, one', ours, 'sharp', theirs)
   const n = quick ? 8 : 24
-  const oursAll = await saturate(
-    () => resize(jpeg, { pool, width: 320, height: 240, format: 'jpeg', quality: 80 }),
-    n,
-    THREADS * 2,
+  await compare(
+    `thumbnails, ${n} concurrent`,
+    () => saturate(ours, n, THREADS * 2),
+    'sharp',
+    () => saturate(theirs, n, THREADS * 2),
+    { runs: quick ? 3 : 5 },
   )
-  const theirsAll = await saturate(() => sharp(jpeg).resize(320, 240).jpeg({ quality: 80 }).toBuffer(), n, THREADS * 2)
-  row(`thumbnails, ${n} concurrent`, oursAll, 'sharp', theirsAll)
 }
 
 await pool.close()
