@@ -7,8 +7,8 @@
 // The #[napi] entry points are only reachable from Node, not from unit tests.
 #![cfg_attr(test, allow(dead_code))]
 
-use argon2::password_hash::phc::{self, PasswordHash};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2_rust::params::{Memory, TagLen};
+use argon2_rust::{decode_phc, Algorithm, Argon2, Error as Argon2Error, Params, Version};
 use napi_derive::napi;
 
 use crate::buffers::{to_vec, JsBytes};
@@ -54,95 +54,56 @@ pub fn params(memory_kib: u32, time: u32, lanes: u32, output_len: u32) -> Result
             "options.outputLength must be an integer from 4 to 1024, got {output_len}"
         ));
     }
-    Params::new(memory_kib, time, lanes, Some(output_len as usize)).map_err(|e| e.to_string())
-}
-
-/// Argon2 memory kept per pool thread between calls (64 MiB): a fresh `alloc_zeroed` of the
-/// OWASP 19 MiB costs ~5 000 page faults per hash, more than the hash itself on some machines.
-const KEEP_BLOCKS: usize = 64 * 1024;
-
-thread_local! {
-    static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs argon2 into `out` with this thread's reusable block memory. Argon2 writes every block
-/// before reading it, so the memory needs no clearing between calls.
-fn argon2_into(
-    argon2: &Argon2<'_>,
-    params: &Params,
-    password: &[u8],
-    salt: &[u8],
-    out: &mut [u8],
-) -> argon2::Result<()> {
-    let count = params.block_count();
-    MEMORY.with(|memory| {
-        let mut blocks = memory.borrow_mut();
-        if blocks.len() < count {
-            blocks.resize(count, Block::new());
-        }
-        let result =
-            argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..count]);
-        if blocks.len() > KEEP_BLOCKS {
-            *blocks = Vec::new();
-        }
-        result
-    })
+    Params::builder()
+        .memory(Memory::kib(memory_kib as u64))
+        .passes(time)
+        .lanes(lanes)
+        .threads(1)
+        .tag_len(TagLen::bytes(output_len as u64))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Hashes `password` with a fresh random 16-byte salt; returns the PHC string.
 pub fn hash_password(password: &[u8], params: Params, ctx: &TaskCtx) -> Result<String, TaskError> {
     ctx.check()?;
-    let salt = argon2::password_hash::try_generate_salt()
-        .map_err(|e| invalid(format!("the system's random generator failed: {e}")))?;
-    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    let mut out = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
-    argon2_into(&argon2, &params, password, &salt, &mut out)
-        .map_err(|e| invalid(format!("argon2 failed: {e}")))?;
-    let phc_error = |e: phc::Error| invalid(format!("cannot format the PHC string: {e}"));
-    let hash = PasswordHash {
-        algorithm: Algorithm::Argon2id.ident(),
-        version: Some(Version::V0x13.into()),
-        params: phc::ParamsString::try_from(&params).map_err(|e| invalid(e.to_string()))?,
-        salt: Some(phc::Salt::new(&salt).map_err(phc_error)?),
-        hash: Some(phc::Output::new(&out).map_err(phc_error)?),
-    };
-    Ok(hash.to_string())
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_with_random_salt(password)
+        .map_err(|e| match e {
+            Argon2Error::OsRandom => invalid(format!("the system's random generator failed: {e}")),
+            e => invalid(format!("argon2 failed: {e}")),
+        })
 }
 
 /// Whether `password` matches the PHC string `phc`. A malformed string, or one asking for more
 /// than the cost limits, is `ERR_INVALID_ARG`.
 pub fn verify_password(phc: &str, password: &[u8], ctx: &TaskCtx) -> Result<bool, TaskError> {
     ctx.check()?;
-    let parsed = PasswordHash::new(phc)
-        .map_err(|e| invalid(format!("hash is not a valid PHC string: {e}")))?;
-    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
-        return Err(invalid(format!(
-            "hash is not an argon2 hash (algorithm {:?})",
-            parsed.algorithm.as_str()
-        )));
-    };
-    let version = match parsed.version {
-        None => Version::default(),
-        Some(v) => Version::try_from(v)
-            .map_err(|e| invalid(format!("hash has an unsupported argon2 version: {e}")))?,
-    };
-    let p = Params::try_from(&parsed)
-        .map_err(|e| invalid(format!("hash has invalid argon2 parameters: {e}")))?;
-    if p.m_cost() > MAX_MEMORY_KIB || p.t_cost() > MAX_TIME_COST || p.p_cost() > MAX_PARALLELISM {
+    let decoded = decode_phc(phc)
+        .map_err(|e| invalid(format!("hash is not a valid argon2 PHC string: {e}")))?;
+    let p = decoded.params;
+    if p.memory_kib() > MAX_MEMORY_KIB || p.passes() > MAX_TIME_COST || p.lanes() > MAX_PARALLELISM
+    {
         return Err(invalid(format!(
             "hash asks for more than the limits (m ≤ {MAX_MEMORY_KIB}, t ≤ {MAX_TIME_COST}, p ≤ {MAX_PARALLELISM})"
         )));
     }
-    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
-        return Err(invalid("hash has no salt or no hash value"));
-    };
-    let argon2 = Argon2::new(algorithm, version, p.clone());
-    let mut out = vec![0u8; expected.len()];
-    argon2_into(&argon2, &p, password, salt.as_ref(), &mut out)
-        .map_err(|e| invalid(format!("hash cannot be verified: {e}")))?;
-    // `Output`'s equality is constant-time.
-    let computed = phc::Output::new(&out).map_err(|e| invalid(e.to_string()))?;
-    Ok(&computed == expected)
+    // Lanes run one after the other on this pool thread.
+    let p = p
+        .to_builder()
+        .threads(1)
+        .build()
+        .map_err(|e| invalid(format!("hash has invalid argon2 parameters: {e}")))?;
+    // The tag comparison is constant-time.
+    match Argon2::new(decoded.algorithm, decoded.version, p).verify(
+        password,
+        &decoded.salt,
+        &decoded.hash,
+    ) {
+        Ok(()) => Ok(true),
+        Err(Argon2Error::VerifyMismatch) => Ok(false),
+        Err(e) => Err(invalid(format!("hash cannot be verified: {e}"))),
+    }
 }
 
 fn to_u32(x: f64) -> u32 {
