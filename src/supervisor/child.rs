@@ -283,12 +283,20 @@ fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<i32, SpawnErr
     };
     let mut opened: Vec<OwnedFd> = Vec::new();
     let mut fds: Vec<(RawFd, RawFd)> = Vec::new();
+    let mut inherit: Vec<RawFd> = Vec::new();
     for (target, stdio) in spec.stdio.iter().enumerate() {
         let target = target as RawFd;
         let src = match stdio {
             Stdio::Fd(fd) => fd.as_raw_fd(),
+            Stdio::Raw(fd) if *fd == target => {
+                inherit.push(target);
+                continue;
+            }
             Stdio::Raw(fd) => *fd,
-            Stdio::Inherit => continue,
+            Stdio::Inherit => {
+                inherit.push(target);
+                continue;
+            }
             Stdio::Ignore => {
                 let fd = sys::open("/dev/null", libc::O_RDWR)
                     .map_err(|e| exec_error(e, "open".into(), "/dev/null"))?;
@@ -347,6 +355,7 @@ fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<i32, SpawnErr
         envp,
         cwd,
         fds,
+        inherit,
         uid: spec.uid,
         gid: spec.gid,
         death_signal: if spec.detached { 0 } else { libc::SIGKILL },

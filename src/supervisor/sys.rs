@@ -158,6 +158,9 @@ pub struct Plan {
     pub cwd: Option<CString>,
     /// `(source fd, target fd)`: the source is duplicated onto the target in the child.
     pub fds: Vec<(RawFd, RawFd)>,
+    /// Descriptors the child inherits as they are (same number): their close-on-exec flag is
+    /// cleared in the child, as libuv does (Node marks its own 0–2 close-on-exec at start-up).
+    pub inherit: Vec<RawFd>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     /// `PR_SET_PDEATHSIG` signal (0: none).
@@ -204,6 +207,7 @@ struct RawPlan {
     envp: Vec<*const libc::c_char>,
     cwd: *const libc::c_char,
     fds: Vec<(RawFd, RawFd)>,
+    inherit: Vec<RawFd>,
     uid: Option<u32>,
     gid: Option<u32>,
     death_signal: i32,
@@ -236,6 +240,7 @@ pub fn spawn(plan: &Plan) -> Result<i32, (io::Error, Stage)> {
         envp: null_terminated(&plan.envp),
         cwd: plan.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
         fds: plan.fds.clone(),
+        inherit: plan.inherit.clone(),
         uid: plan.uid,
         gid: plan.gid,
         death_signal: plan.death_signal,
@@ -360,6 +365,17 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         }
         for &(high, target) in moved.iter() {
             if high >= 0 && libc::dup2(high, target) == -1 {
+                return fail(Stage::Dup);
+            }
+        }
+        // An inherited descriptor that is close-on-exec in the parent would be closed by execve.
+        // One that is not open at all stays closed (as with libuv).
+        for &fd in plan.inherit.iter() {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0
+                && flags & libc::FD_CLOEXEC != 0
+                && libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1
+            {
                 return fail(Stage::Dup);
             }
         }

@@ -50,6 +50,7 @@ fn start() -> Option<std::fs::File> {
             (null.as_raw_fd(), 1),
             (null.as_raw_fd(), 2),
         ],
+        inherit: Vec::new(),
         uid: None,
         gid: None,
         // It must outlive us to do its job.
