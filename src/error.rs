@@ -1,79 +1,36 @@
-//! The one list of error codes users see as `err.code`, and their conversion to JS errors.
-//!
-//! The core modules (scheduler, kernels, counters, supervisor) only use [`ErrorCode`] and plain
-//! strings; the napi conversion lives at the bottom of this file so it is written once.
+//! JS errors from [`ErrorCode`]s: the one place where the core's codes become napi errors.
 
 use std::ffi::c_char;
 use std::ptr;
 
 use napi::sys;
 
-/// Stable error codes (see the README's API section). Never rename a variant's string.
+pub use corepool_core::error::ErrorCode;
+
+/// [`ErrorCode`] as the status type of napi errors: napi-rs reports its own argument-conversion
+/// failures through it, so it needs `From<napi::Status>` (which only this crate can give).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidArg,
-    QueueFull,
-    Aborted,
-    TaskTimeout,
-    PoolClosed,
-    TaskPanicked,
-    // Used by the JS-task, counters and children capabilities.
-    #[allow(dead_code)]
-    WorkerCrashed,
-    #[allow(dead_code)]
-    Shm,
-    #[allow(dead_code)]
-    Spawn,
-    #[allow(dead_code)]
-    ChildTimeout,
-    #[allow(dead_code)]
-    ChildExit,
-    #[allow(dead_code)]
-    SupervisorGaveUp,
-    #[allow(dead_code)]
-    CorruptInput,
-    #[allow(dead_code)]
-    OutputTooLarge,
-}
+pub struct Code(pub ErrorCode);
 
-impl ErrorCode {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidArg => "ERR_INVALID_ARG",
-            ErrorCode::QueueFull => "ERR_QUEUE_FULL",
-            ErrorCode::Aborted => "ERR_ABORTED",
-            ErrorCode::TaskTimeout => "ERR_TASK_TIMEOUT",
-            ErrorCode::PoolClosed => "ERR_POOL_CLOSED",
-            ErrorCode::TaskPanicked => "ERR_TASK_PANICKED",
-            ErrorCode::WorkerCrashed => "ERR_WORKER_CRASHED",
-            ErrorCode::Shm => "ERR_SHM",
-            ErrorCode::Spawn => "ERR_SPAWN",
-            ErrorCode::ChildTimeout => "ERR_CHILD_TIMEOUT",
-            ErrorCode::ChildExit => "ERR_CHILD_EXIT",
-            ErrorCode::SupervisorGaveUp => "ERR_SUPERVISOR_GAVE_UP",
-            ErrorCode::CorruptInput => "ERR_CORRUPT_INPUT",
-            ErrorCode::OutputTooLarge => "ERR_OUTPUT_TOO_LARGE",
-        }
-    }
-}
-
-impl AsRef<str> for ErrorCode {
+impl AsRef<str> for Code {
     fn as_ref(&self) -> &str {
-        self.as_str()
+        self.0.as_str()
     }
 }
 
-impl From<napi::Status> for ErrorCode {
-    // napi-rs needs this to report its own conversion failures through our status type; any
-    // such failure is a wrong argument from the caller's point of view.
+impl From<napi::Status> for Code {
+    // Any such failure is a wrong argument from the caller's point of view.
     fn from(_: napi::Status) -> Self {
-        ErrorCode::InvalidArg
+        Code(ErrorCode::InvalidArg)
     }
 }
+
+/// A napi error whose JS `code` is one of ours.
+pub type CodedError = napi::Error<Code>;
 
 /// A napi error whose JS `code` is one of ours (thrown synchronously by constructors).
-pub fn js_error(code: ErrorCode, message: impl Into<String>) -> napi::Error<ErrorCode> {
-    napi::Error::new(code, message.into())
+pub fn js_error(code: ErrorCode, message: impl Into<String>) -> CodedError {
+    napi::Error::new(Code(code), message.into())
 }
 
 /// Builds a JS `Error` value with `code` set; `AbortError` gets its conventional `name`.

@@ -7,4 +7,4 @@ mod kernels;
 mod net;
 mod pool;
 mod supervisor;
-mod sync;
+use corepool_core::sync;

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use napi_derive::napi;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::error::{js_error, ErrorCode};
+use crate::error::{js_error, CodedError, ErrorCode};
 
 /// Opens a listening socket on `host:port` with SO_REUSEADDR and SO_REUSEPORT and returns its
 /// file descriptor (close-on-exec, for `server.listen({ fd })`).
@@ -26,10 +26,7 @@ pub fn reuse_port_listener(host: IpAddr, port: u16, backlog: i32) -> std::io::Re
 /// Listens on `host:port` with SO_REUSEPORT; returns the fd for `server.listen({ fd })`.
 #[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "listenReusePort")]
-pub fn listen_reuse_port(
-    host: String,
-    port: u32,
-) -> std::result::Result<i32, napi::Error<ErrorCode>> {
+pub fn listen_reuse_port(host: String, port: u32) -> std::result::Result<i32, CodedError> {
     let ip: IpAddr = host.parse().map_err(|_| {
         js_error(
             ErrorCode::InvalidArg,

@@ -19,10 +19,10 @@ use napi_derive::napi;
 use super::layout::{Kind, SlotSpec, SLOT_STRIDE, WAITERS_OFFSET};
 use super::region::{Region, RegionError, View, WaitCondition, WaitOutcome};
 use super::Counters;
-use crate::error::{check, js_error, ErrorCode};
+use crate::error::{check, js_error, Code, CodedError, ErrorCode};
 use crate::pool::binding::RawValue;
 
-fn to_js(e: RegionError) -> napi::Error<ErrorCode> {
+fn to_js(e: RegionError) -> CodedError {
     match e {
         RegionError::Shm(m) => js_error(ErrorCode::Shm, m),
         RegionError::InvalidArg(m) => js_error(ErrorCode::InvalidArg, m),
@@ -54,7 +54,7 @@ pub struct NativeCounters {
 }
 
 impl NativeCounters {
-    fn from_region(region: Arc<Region>) -> napi::Result<NativeCounters, ErrorCode> {
+    fn from_region(region: Arc<Region>) -> napi::Result<NativeCounters, Code> {
         Ok(NativeCounters {
             view: Arc::new(region.view().map_err(to_js)?),
             waits: Arc::default(),
@@ -66,7 +66,7 @@ impl NativeCounters {
         self.view.region()
     }
 
-    fn index(&self, index: u32) -> napi::Result<usize, ErrorCode> {
+    fn index(&self, index: u32) -> napi::Result<usize, Code> {
         let i = index as usize;
         if i < self.view.len() {
             Ok(i)
@@ -83,16 +83,13 @@ impl NativeCounters {
 impl NativeCounters {
     /// A new anonymous region (this process only).
     #[napi(factory)]
-    pub fn anonymous(
-        names: Vec<String>,
-        gauges: Vec<bool>,
-    ) -> napi::Result<NativeCounters, ErrorCode> {
+    pub fn anonymous(names: Vec<String>, gauges: Vec<bool>) -> napi::Result<NativeCounters, Code> {
         Self::from_region(Region::anonymous(specs(names, gauges)).map_err(to_js)?)
     }
 
     /// Reopens an anonymous region of this process by id.
     #[napi(factory)]
-    pub fn from_anonymous_id(id: f64) -> napi::Result<NativeCounters, ErrorCode> {
+    pub fn from_anonymous_id(id: f64) -> napi::Result<NativeCounters, Code> {
         let region = Region::find_anonymous(id as u64).ok_or_else(|| {
             js_error(
                 ErrorCode::Shm,
@@ -111,14 +108,14 @@ impl NativeCounters {
         names: Option<Vec<String>>,
         gauges: Vec<bool>,
         create: bool,
-    ) -> napi::Result<NativeCounters, ErrorCode> {
+    ) -> napi::Result<NativeCounters, Code> {
         let slots = names.map(|n| specs(n, gauges));
         Self::from_region(Region::open(&name, slots, create).map_err(to_js)?)
     }
 
     /// Removes a named region; false if it did not exist.
     #[napi]
-    pub fn unlink(name: String) -> napi::Result<bool, ErrorCode> {
+    pub fn unlink(name: String) -> napi::Result<bool, Code> {
         Region::unlink(&name).map_err(to_js)
     }
 
@@ -202,7 +199,7 @@ impl NativeCounters {
     /// Wakes the waiters of slot `index` (JS calls it after a write when the slot's waiter
     /// count is non-zero).
     #[napi]
-    pub fn wake(&self, index: u32) -> napi::Result<(), ErrorCode> {
+    pub fn wake(&self, index: u32) -> napi::Result<(), Code> {
         self.view.wake(self.index(index)?);
         Ok(())
     }
@@ -219,7 +216,7 @@ impl NativeCounters {
         operand: BigInt,
         timeout_ms: f64,
         key: u32,
-    ) -> napi::Result<RawValue, ErrorCode> {
+    ) -> napi::Result<RawValue, Code> {
         let index = self.index(index)?;
         let (operand, lossless) = operand.get_i64();
         if !lossless {
@@ -307,7 +304,7 @@ pub fn counters_test_hammer(
     index: u32,
     threads: u32,
     iterations: f64,
-) -> napi::Result<RawValue, ErrorCode> {
+) -> napi::Result<RawValue, Code> {
     let index = counters.index(index)?;
     if threads == 0 || threads > 64 || !(0.0..=1e10).contains(&iterations) {
         return Err(js_error(

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use sha2::Digest;
 
 use crate::buffers::{buffer_for, recycle, to_vec, Input, JsBytes};
-use crate::error::ErrorCode;
+use crate::error::{CodedError, ErrorCode};
 use crate::pool::binding::{NativePool, Output, RawValue};
 use crate::pool::scheduler::{TaskCtx, TaskError};
 
@@ -467,7 +467,7 @@ pub struct NativeHasher {
 impl NativeHasher {
     /// Throws for an unknown algorithm (the JS wrapper validates first).
     #[napi(constructor)]
-    pub fn new(algorithm: String) -> std::result::Result<Self, napi::Error<ErrorCode>> {
+    pub fn new(algorithm: String) -> std::result::Result<Self, CodedError> {
         let algorithm = Algorithm::parse(&algorithm)
             .map_err(|message| crate::error::js_error(ErrorCode::InvalidArg, message))?;
         Ok(NativeHasher {

@@ -19,7 +19,7 @@ use napi::sys;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use super::jstask::{JsJob, JsSlots, WorkerControl, WorkerInbox, WorkerMsg};
+use super::jstask::{JsJob, JsSlots, Transfer, WorkerControl, WorkerInbox, WorkerMsg};
 use super::moved::Moved;
 use super::scheduler::{
     CancelReason, Job, Lender, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskError,
@@ -28,7 +28,7 @@ use super::scheduler::{
 use super::stats::{Mirror, Summary};
 use crate::counters::binding::NativeCounters;
 use crate::counters::Counters;
-use crate::error::{check, create_js_error, js_error, ErrorCode};
+use crate::error::{check, create_js_error, js_error, CodedError, ErrorCode};
 use crate::sync::lock;
 
 /// What a native job produces; converted to a JS value on the JS thread.
@@ -356,7 +356,7 @@ impl NativePool {
         wake: Function<(), ()>,
         control: Option<Function<ControlArgs, ()>>,
         abort_grace_ms: Option<f64>,
-    ) -> std::result::Result<Self, napi::Error<ErrorCode>> {
+    ) -> std::result::Result<Self, CodedError> {
         if threads == 0 || threads > 1024 {
             return Err(js_error(
                 ErrorCode::InvalidArg,
@@ -494,10 +494,7 @@ impl NativePool {
     /// name in `counters`' region. `false` if the region has none of them or stats are already
     /// mirrored.
     #[napi]
-    pub fn mirror_stats(
-        &self,
-        counters: &NativeCounters,
-    ) -> std::result::Result<bool, napi::Error<ErrorCode>> {
+    pub fn mirror_stats(&self, counters: &NativeCounters) -> std::result::Result<bool, CodedError> {
         let region = counters.region();
         let view = Counters::new(region).map_err(|e| js_error(ErrorCode::Shm, e.to_string()))?;
         let mirror = Mirror::new(view);
@@ -624,7 +621,7 @@ pub fn run_js(
     let buffers = transfers
         .unwrap_or_default()
         .iter()
-        .map(|b| Moved::hold(env.raw(), b))
+        .map(|b| Moved::hold(env.raw(), b).map(|m| Box::new(m) as Box<dyn Transfer>))
         .collect::<napi::Result<_>>()?;
     let job = JsJob {
         payload: payload.to_vec(),
@@ -680,7 +677,10 @@ fn array_value(env: sys::napi_env, elements: &[sys::napi_value]) -> napi::Result
 
 /// A task's transferred buffers as an array of `ArrayBuffer`s over their memory (no copy; the
 /// submitting thread lets go of it when the worker collects them), or `null` when there are none.
-fn transferred(env: sys::napi_env, buffers: Vec<Moved>) -> napi::Result<sys::napi_value> {
+fn transferred(
+    env: sys::napi_env,
+    buffers: Vec<Box<dyn Transfer>>,
+) -> napi::Result<sys::napi_value> {
     if buffers.is_empty() {
         // SAFETY: JS thread of `env`.
         return unsafe { Null::to_napi_value(env, Null) };

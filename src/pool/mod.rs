@@ -1,8 +1,5 @@
-//! The worker pool: a scheduler on threads corepool owns, and its napi binding.
+//! The worker pool's napi binding; the scheduler itself is `corepool_core::pool`.
 
 pub mod binding;
-pub mod jstask;
 pub mod moved;
-pub mod scheduler;
-mod stats;
-mod timer;
+pub use corepool_core::pool::*;

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use napi::bindgen_prelude::{ArrayBuffer, JsValue};
 use napi::sys;
 
+use super::jstask::Transfer;
 use crate::error::check;
 use crate::sync::lock;
 
@@ -46,17 +47,14 @@ impl Moved {
             owner,
         })
     }
+}
 
-    pub fn len(&self) -> usize {
+impl Transfer for Moved {
+    fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Start of the bytes, for the worker's external `ArrayBuffer`.
-    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+    fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr
     }
 }

@@ -14,7 +14,7 @@ use napi_derive::napi;
 
 use super::child::{self, ChildHandle, ChildSink, Exit, SpawnError, SpawnSpec, Stdio};
 use super::sys;
-use crate::error::{js_error, ErrorCode};
+use crate::error::{js_error, CodedError, ErrorCode};
 
 /// Options of `spawnChild`, already validated and normalised by `lib/children.js`.
 #[napi(object)]
@@ -89,11 +89,7 @@ impl NativeChild {
     /// Sends a signal to the child (or to its whole process tree). Returns whether the child was
     /// still running.
     #[napi]
-    pub fn kill(
-        &self,
-        signal: i32,
-        tree: bool,
-    ) -> std::result::Result<bool, napi::Error<ErrorCode>> {
+    pub fn kill(&self, signal: i32, tree: bool) -> std::result::Result<bool, CodedError> {
         self.handle.kill(signal, tree).map_err(|e| {
             js_error(
                 ErrorCode::InvalidArg,
@@ -147,7 +143,7 @@ fn parse_stdio(index: usize, spec: &str, parent_fds: &mut [i32; 4]) -> std::io::
 pub fn spawn_child(
     options: NativeSpawnOptions,
     on_event: Function<EventArgs, ()>,
-) -> std::result::Result<NativeChild, napi::Error<ErrorCode>> {
+) -> std::result::Result<NativeChild, CodedError> {
     if options.stdio.len() != 3 {
         return Err(js_error(ErrorCode::InvalidArg, "stdio must have 3 entries"));
     }

@@ -322,8 +322,13 @@ impl Mapping {
         self.ptr.as_ptr()
     }
 
+    /// Length of the mapping in bytes.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// The slot at byte `offset`, which the caller takes from the region's layout.
@@ -389,6 +394,10 @@ impl View {
     /// Number of slots.
     pub fn len(&self) -> usize {
         self.region.layout.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn mapping(&self) -> &Mapping {

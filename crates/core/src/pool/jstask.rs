@@ -17,17 +17,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use super::moved::Moved;
 use super::scheduler::{Lease, Lender, TaskError};
 use crate::error::ErrorCode;
 use crate::sync::lock;
+
+/// Memory of an `ArrayBuffer` transferred to a JS task: the binding keeps it alive (and knows
+/// how to release it) until the worker's view of it is collected.
+pub trait Transfer: Send {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Start of the bytes, for the worker's external `ArrayBuffer`.
+    fn as_mut_ptr(&mut self) -> *mut u8;
+}
 
 /// A queued JS task: the serialized argument, the export to call and the contents of the
 /// ArrayBuffers it transfers (moved into the worker's heap without another copy).
 pub struct JsJob {
     pub payload: Vec<u8>,
     pub name: Option<String>,
-    pub buffers: Vec<Moved>,
+    pub buffers: Vec<Box<dyn Transfer>>,
 }
 
 /// A message for a worker's JS thread.

@@ -110,6 +110,12 @@ fn micros(d: Duration) -> u64 {
     (d.as_micros().min(u64::MAX as u128) as u64).max(1)
 }
 
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Stats {
     pub fn new() -> Self {
         Stats {

@@ -1226,7 +1226,8 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+/// Helpers for unit tests of code that runs as pool tasks (here and in the addon crate).
+#[doc(hidden)]
 pub mod tests_support {
     /// A cancel context for running kernels directly in unit tests.
     pub fn ctx() -> super::TaskCtx {
