@@ -339,6 +339,15 @@ class Child extends EventEmitter {
       this.exitCode = code
       this.signalCode = signal
       this.#finish()
+      // As child_process does: nobody can write to a child that is gone, and output nobody reads
+      // is drained (one tick from now, a last chance to start reading) so the pipes reach their
+      // end and close instead of staying open for ever.
+      this.stdin?.destroy()
+      process.nextTick(() => {
+        for (const st of [this.stdout, this.stderr]) {
+          if (st !== null && st.readable && !st._readableState.readableListening) st.resume()
+        }
+      })
       // A grandchild may hold our pipes open: let them go on, but stop them from keeping Node
       // alive once the child itself is gone.
       const grace = setTimeout(() => {

@@ -71,6 +71,9 @@ export interface KillOptions {
  * Events: `'spawn'`, `'exit'` (code, signal), `'close'` (code, signal; after 'exit' and the end
  * of stdout/stderr), `'error'` (emitted only when a listener exists), and for forked children
  * `'message'` (message) and `'disconnect'`.
+ *
+ * At exit, as in `child_process`, stdin is destroyed and stdout/stderr that nobody reads are
+ * drained one tick after `'exit'`, so every pipe closes.
  */
 export declare class Child extends EventEmitter {
   private constructor()
