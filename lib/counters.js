@@ -6,7 +6,7 @@
 // call into native code would cost more than the atomic add itself. Native code creates, opens
 // and validates regions, and waits (futex) on its own threads for `waitFor`.
 const native = require('./native')
-const { CorepoolError, invalidArg, abortError, describe } = require('./errors')
+const { CorepoolError, invalidArg, abortError, describe, asArgError, guardMethods } = require('./errors')
 const { signalOption, timeoutOption } = require('./options')
 
 const kToken = Symbol('corepool.SharedCounters.internal')
@@ -134,8 +134,13 @@ class SharedCounters {
     if (typeof options !== 'object' || options === null) {
       throw invalidArg(`options must be an object with a names array, got ${describe(options)}`)
     }
-    const { names, gauges } = parseNames(options.names, 'options.names')
-    this.#init(native.NativeCounters.anonymous(names, gauges))
+    let parsed
+    try {
+      parsed = parseNames(options.names, 'options.names')
+    } catch (err) {
+      throw asArgError(err)
+    }
+    this.#init(native.NativeCounters.anonymous(parsed.names, parsed.gauges))
   }
 
   #init(nc) {
@@ -168,6 +173,14 @@ class SharedCounters {
 
   /** Reopens the counters described by `handle` (from `counters.handle`), e.g. in a worker thread. */
   static fromHandle(handle) {
+    try {
+      return SharedCounters.#fromHandle(handle)
+    } catch (err) {
+      throw asArgError(err) // e.g. a getter of `handle` that throws
+    }
+  }
+
+  static #fromHandle(handle) {
     if (typeof handle !== 'object' || handle === null || handle.type !== HANDLE_TYPE) {
       throw invalidArg(`handle must be the value of a SharedCounters' handle property, got ${describe(handle)}`)
     }
@@ -316,7 +329,7 @@ class SharedCounters {
       else bigTarget = toInt64(target, 'target')
       opts = waitOptions(options)
     } catch (err) {
-      return Promise.reject(err)
+      return Promise.reject(asArgError(err))
     }
     const { timeout, signal } = opts
     if (signal?.aborted) return Promise.reject(abortError(signal.reason))
@@ -449,6 +462,10 @@ class SharedCounters {
     return this.#native
   }
 }
+
+// Options objects are the caller's: a getter that throws while they are read is a bad argument.
+guardMethods(SharedCounters, ['open', 'unlink'])
+guardMethods(SharedCounters.prototype, ['snapshot', 'toPrometheus', 'registerWithPromClient'])
 
 /** Test hook: Rust threads add 1 to `name` `iterations` times each, through the Rust-side API. */
 function hammerCounter(counters, name, { threads = 4, iterations = 1e6 } = {}) {

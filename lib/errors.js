@@ -39,14 +39,63 @@ function abortError(reason) {
   return new CorepoolError('ERR_ABORTED', 'The task was aborted', reason === undefined ? undefined : { cause: reason })
 }
 
+/** A short description of `value` for error messages; never throws (nor runs user getters twice). */
 function describe(value) {
-  if (value === null) return 'null'
-  if (typeof value === 'string') return `string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
-  if (typeof value === 'bigint') return `bigint ${value}n`
-  if (typeof value === 'object')
-    return value.constructor?.name ? `an instance of ${value.constructor.name}` : 'an object'
-  if (typeof value === 'function') return 'a function'
-  return `${typeof value} ${String(value)}`
+  try {
+    if (value === null) return 'null'
+    if (typeof value === 'string')
+      return `string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
+    if (typeof value === 'bigint') return `bigint ${value}n`
+    if (typeof value === 'symbol') return value.toString()
+    if (typeof value === 'object') {
+      const name = Object.getPrototypeOf(value)?.constructor?.name
+      return typeof name === 'string' && name !== '' ? `an instance of ${name}` : 'an object'
+    }
+    if (typeof value === 'function') return 'a function'
+    return `${typeof value} ${String(value)}`
+  } catch {
+    // A proxy or an object whose accessors throw.
+    return `${typeof value === 'object' ? 'an object' : typeof value} that cannot be inspected`
+  }
 }
 
-module.exports = { CorepoolError, CODES, invalidArg, abortError, describe }
+/** The message of whatever was thrown, for wrapping it (never throws itself). */
+function describeError(err) {
+  try {
+    return err instanceof Error ? err.message : String(err)
+  } catch {
+    return 'an unprintable value was thrown'
+  }
+}
+
+/**
+ * What checking an argument threw, as a corepool error: ours pass through; anything else (a
+ * TypeError from Node, a throwing getter of the caller's object) becomes ERR_INVALID_ARG with
+ * the original as `cause`.
+ */
+function asArgError(err) {
+  if (err instanceof Error && CODES.has(err.code)) return err
+  return new CorepoolError('ERR_INVALID_ARG', describeError(err), { cause: err })
+}
+
+/** Wraps the synchronous methods `names` of `target` so that what they throw goes through asArgError. */
+function guardMethods(target, names) {
+  for (const name of names) {
+    const method = target[name]
+    Object.defineProperty(target, name, {
+      value: {
+        [name](...args) {
+          try {
+            return method.apply(this, args)
+          } catch (err) {
+            throw asArgError(err)
+          }
+        },
+      }[name],
+      writable: true,
+      configurable: true,
+    })
+  }
+}
+
+module.exports = { CorepoolError, CODES, invalidArg, abortError, describe, describeError, asArgError, guardMethods }

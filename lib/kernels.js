@@ -7,7 +7,8 @@
 // never reads memory JavaScript can touch.
 const native = require('./native')
 const { submitNative, submitNativeArgs } = require('./pool')
-const { invalidArg, describe } = require('./errors')
+const { isDetached } = require('./options')
+const { invalidArg, describe, asArgError } = require('./errors')
 
 /**
  * Sum of Math.sqrt(i) for 0 <= i < n, computed on the pool.
@@ -25,7 +26,13 @@ function sqrtSum(n, options) {
 
 /** A string (UTF-8) or a Uint8Array over the bytes of any ArrayBufferView; throws otherwise. */
 function bytes(value, name) {
-  if (typeof value === 'string' || value instanceof Uint8Array) return value
+  if (typeof value === 'string') return value
+  // A view whose buffer was transferred away reads as empty: refuse it rather than hash or
+  // compress nothing.
+  if (ArrayBuffer.isView(value) && value.byteLength === 0 && isDetached(value.buffer)) {
+    throw invalidArg(`${name} is a view of a detached ArrayBuffer`)
+  }
+  if (value instanceof Uint8Array) return value
   if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
   if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return new Uint8Array(value)
   throw invalidArg(`${name} must be a Buffer, Uint8Array or string, got ${describe(value)}`)
@@ -50,12 +57,12 @@ function integerOption(value, name, min, max, fallback) {
   return value
 }
 
-/** Runs `body` and turns a synchronous throw into a rejected promise. */
+/** Runs `body` and turns a synchronous throw into a rejected promise with a documented code. */
 function rejecting(body) {
   try {
     return body()
   } catch (err) {
-    return Promise.reject(err)
+    return Promise.reject(asArgError(err))
   }
 }
 

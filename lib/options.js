@@ -47,4 +47,14 @@ function taskOptions(options, PoolClass) {
   return { signal, timeout: ms, priority: priority ?? 0, pool }
 }
 
-module.exports = { taskOptions, isAbortSignal, signalOption, timeoutOption }
+/** Whether `buffer` (an ArrayBuffer) was transferred away: its memory is gone. */
+function isDetached(buffer) {
+  try {
+    new Uint8Array(buffer)
+    return false
+  } catch {
+    return true
+  }
+}
+
+module.exports = { taskOptions, isAbortSignal, signalOption, timeoutOption, isDetached }

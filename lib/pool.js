@@ -5,8 +5,8 @@ const path = require('node:path')
 const v8 = require('node:v8')
 const { Worker } = require('node:worker_threads')
 const native = require('./native')
-const { CorepoolError, invalidArg, abortError, describe } = require('./errors')
-const { taskOptions } = require('./options')
+const { CorepoolError, invalidArg, abortError, describe, asArgError, describeError } = require('./errors')
+const { taskOptions, isDetached } = require('./options')
 const { types } = require('node:util')
 const { decodeResult, serializeTransferring } = require('./jscodec')
 const { SharedCounters, nativeCounters } = require('./counters')
@@ -48,6 +48,14 @@ class Pool {
    * @param {{ threads?: number, maxQueue?: number }} [options]
    */
   constructor(options) {
+    try {
+      this.#construct(options)
+    } catch (err) {
+      throw asArgError(err) // e.g. a getter of `options` that throws
+    }
+  }
+
+  #construct(options) {
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw invalidArg(`options must be an object, got ${describe(options)}`)
     }
@@ -139,7 +147,7 @@ class Pool {
         payload = serialize(data)
       }
     } catch (err) {
-      return Promise.reject(err.code === undefined ? invalidArg(err.message) : err)
+      return Promise.reject(asArgError(err))
     }
     return submitNativeArgs(native.runJs, [payload, name ?? null, transfers], options, this).then(decodeResult)
   }
@@ -240,15 +248,6 @@ function workerEventHandler(pool) {
   }
 }
 
-function isDetached(buffer) {
-  try {
-    new Uint8Array(buffer)
-    return false
-  } catch {
-    return true
-  }
-}
-
 function serialize(data, buffers) {
   try {
     return buffers === undefined ? v8.serialize(data) : serializeTransferring(data, buffers)
@@ -275,7 +274,7 @@ function jsOptions(options, threads) {
   if (idleTimeout !== undefined && !(typeof idleTimeout === 'number' && idleTimeout >= 0)) {
     throw invalidArg(`options.idleTimeout must be a non-negative number of milliseconds, got ${describe(idleTimeout)}`)
   }
-  if (abortGrace !== undefined && !(typeof abortGrace === 'number' && abortGrace >= 0 && Number.isFinite(abortGrace))) {
+  if (abortGrace !== undefined && !(typeof abortGrace === 'number' && abortGrace >= 0)) {
     throw invalidArg(`options.abortGrace must be a non-negative number of milliseconds, got ${describe(abortGrace)}`)
   }
   if (resourceLimits !== undefined && (typeof resourceLimits !== 'object' || resourceLimits === null)) {
@@ -340,19 +339,31 @@ function submitNativeArgs(fn, args, options, ownPool) {
   try {
     o = taskOptions(options, Pool)
   } catch (err) {
-    return Promise.reject(err)
+    return Promise.reject(asArgError(err))
   }
   const pool = ownPool ?? o.pool ?? getDefaultPool()
   const np = pool[kNative]
   if (np === null) return Promise.reject(closedError())
   const { signal } = o
   if (signal === undefined) return call(fn, np, args, o, 0)
-  if (signal.aborted) return Promise.reject(abortError(signal.reason))
   const key = nextCancelKey++
-  const promise = call(fn, np, args, o, key)
   const onAbort = () => np.cancel(key, signal.reason)
-  signal.addEventListener('abort', onAbort, { once: true })
-  const cleanup = () => signal.removeEventListener('abort', onAbort)
+  // The listener goes on before the task is submitted: a signal that cannot take it (a
+  // look-alike whose methods throw) refuses the call instead of leaving a task nobody observes.
+  try {
+    if (signal.aborted) return Promise.reject(abortError(signal.reason))
+    signal.addEventListener('abort', onAbort, { once: true })
+  } catch (err) {
+    return Promise.reject(invalidArg(`options.signal is not a usable AbortSignal: ${describeError(err)}`))
+  }
+  const promise = call(fn, np, args, o, key)
+  const cleanup = () => {
+    try {
+      signal.removeEventListener('abort', onAbort)
+    } catch {
+      // A look-alike signal that throws here keeps a listener that is a no-op once settled.
+    }
+  }
   promise.then(cleanup, cleanup)
   return promise
 }

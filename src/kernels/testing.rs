@@ -6,6 +6,7 @@ use napi_derive::napi;
 
 use crate::error::ErrorCode;
 use crate::pool::binding::{NativePool, Output, RawValue};
+use crate::pool::timer::millis;
 
 /// A task that panics with `message`.
 #[allow(dead_code)] // registered with Node by #[napi]
@@ -43,7 +44,7 @@ pub fn test_sleep(
     }
     pool.submit(
         Box::new(move |ctx| {
-            ctx.sleep(Duration::from_secs_f64(ms / 1000.0))?;
+            ctx.sleep(millis(ms).unwrap_or(Duration::MAX))?;
             Ok(Output::Undefined)
         }),
         priority,

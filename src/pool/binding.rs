@@ -26,6 +26,7 @@ use super::scheduler::{
     TaskHandle, Work,
 };
 use super::stats::{Mirror, Summary};
+use super::timer::millis;
 use crate::counters::binding::NativeCounters;
 use crate::counters::Counters;
 use crate::error::{check, create_js_error, js_error, CodedError, ErrorCode};
@@ -410,12 +411,12 @@ impl NativePool {
         main.wake.set(wake.raw());
         let sink = Arc::new(JsSink { pending, wake });
         let js = main.control.is_some().then(|| {
-            let grace = abort_grace_ms
-                .filter(|g| g.is_finite() && *g >= 0.0)
-                .unwrap_or(1000.0);
+            // Infinity (or anything longer than a `Duration`): a task's worker is never terminated.
+            let grace = millis(abort_grace_ms.filter(|g| *g >= 0.0).unwrap_or(1000.0))
+                .unwrap_or(Duration::MAX);
             JsSlots::new(
                 threads as usize,
-                Duration::from_secs_f64(grace / 1000.0),
+                grace,
                 Arc::new(SinkControl(Arc::downgrade(&sink))),
             )
         });
@@ -561,8 +562,8 @@ impl NativePool {
         };
         let options = SubmitOptions {
             priority: if priority.is_nan() { 0.0 } else { priority },
-            timeout: (timeout_ms > 0.0 && timeout_ms.is_finite())
-                .then(|| Duration::from_secs_f64(timeout_ms / 1000.0)),
+            // 0 = none (the JS layer's encoding); Infinity and the unrepresentably long: none.
+            timeout: (timeout_ms > 0.0).then(|| millis(timeout_ms)).flatten(),
         };
         match self.core.submit(work, options, ticket) {
             Ok(handle) => {

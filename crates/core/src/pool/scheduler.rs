@@ -15,7 +15,7 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use super::stats::{Mirror, Stats, StatsSnapshot};
-use super::timer::{Timer, TimerKey};
+use super::timer::{self, Timer, TimerKey};
 use crate::error::ErrorCode;
 use crate::sync::lock;
 
@@ -192,14 +192,20 @@ impl TaskCtx {
 
     /// Sleeps for `duration`, waking early (with `Err`) when the task is cancelled.
     pub fn sleep(&self, duration: Duration) -> Result<(), TaskError> {
-        let deadline = Instant::now() + duration;
+        let deadline = timer::deadline(duration);
         loop {
             self.check()?;
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(());
+            match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(());
+                    }
+                    thread::park_timeout(deadline - now);
+                }
+                // Longer than an `Instant` reaches: only a cancel ends it.
+                None => thread::park(),
             }
-            thread::park_timeout(deadline - now);
         }
     }
 
@@ -427,13 +433,12 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
         } else if wake {
             inner.work.notify_one();
         }
-        if let Some(timeout) = options.timeout {
+        // A deadline past what an `Instant` holds never comes: no timer at all.
+        if let Some(at) = options.timeout.and_then(timer::deadline) {
             let pool = Arc::downgrade(inner);
             let weak_task = Arc::downgrade(&task);
-            let key = Timer::global().schedule(
-                Instant::now() + timeout,
-                Box::new(move || Inner::on_timeout(pool, weak_task)),
-            );
+            let key =
+                Timer::global().schedule(at, Box::new(move || Inner::on_timeout(pool, weak_task)));
             *lock(&task.timer) = Some(key);
             // The task may have settled before the key was stored; then nobody else cancels it.
             if lock(&task.ticket).is_none() {
@@ -1101,6 +1106,35 @@ mod tests {
         );
         assert_eq!(p.stats().timed_out, 2);
         assert_eq!(p.stats().queued, 0);
+    }
+
+    #[test]
+    fn timeouts_and_sleeps_too_long_for_an_instant_never_fire() {
+        let (p, rx, _) = pool(1, None);
+        let forever = SubmitOptions {
+            priority: 0.0,
+            timeout: Some(Duration::MAX),
+        };
+        p.submit(value(1), forever, 1).unwrap();
+        assert_eq!(recv(&rx), (1, Ok(1)));
+        let sleeper = p
+            .submit(
+                run(|ctx| {
+                    ctx.sleep(Duration::MAX)?;
+                    Ok(0)
+                }),
+                SubmitOptions {
+                    priority: 0.0,
+                    timeout: Some(Duration::from_secs(1_000_000_000_000)),
+                },
+                2,
+            )
+            .unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+        assert_eq!(p.cancel(&sleeper, CancelReason::Aborted), Some(2));
+        // The endless sleep woke on the cancel: the thread runs the next task.
+        p.submit(value(5), SubmitOptions::default(), 3).unwrap();
+        assert_eq!(recv(&rx), (3, Ok(5)));
     }
 
     #[test]

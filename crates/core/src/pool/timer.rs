@@ -9,7 +9,23 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// A duration that JS gave in milliseconds: `None` means no limit — `Infinity`, or more than a
+/// `Duration` holds (about 5.8e11 years). Non-positive values and NaN are refused by the JS
+/// layer; here they mean zero, never a panic.
+pub fn millis(ms: f64) -> Option<Duration> {
+    if ms.is_nan() || ms <= 0.0 {
+        return Some(Duration::ZERO);
+    }
+    Duration::try_from_secs_f64(ms / 1000.0).ok()
+}
+
+/// The instant `after` from now, or `None` when that lies past what an `Instant` can hold (a
+/// limit so far away it never comes).
+pub fn deadline(after: Duration) -> Option<Instant> {
+    Instant::now().checked_add(after)
+}
 
 type Callback = Box<dyn FnOnce() + Send>;
 
@@ -95,7 +111,20 @@ impl Timer {
 mod tests {
     use super::*;
     use std::sync::mpsc;
-    use std::time::Duration;
+
+    #[test]
+    fn millis_from_js_never_panics() {
+        assert_eq!(millis(1.5), Some(Duration::from_micros(1500)));
+        assert_eq!(millis(0.0), Some(Duration::ZERO));
+        assert_eq!(millis(-1.0), Some(Duration::ZERO));
+        assert_eq!(millis(f64::NAN), Some(Duration::ZERO));
+        assert!(millis(1e22).is_some()); // 3e11 years still fits in a Duration
+        assert_eq!(millis(1e300), None);
+        assert_eq!(millis(f64::INFINITY), None);
+        assert_eq!(deadline(Duration::MAX), None);
+        assert_eq!(deadline(millis(1e22).unwrap()), None);
+        assert!(deadline(Duration::from_secs(1)).is_some());
+    }
 
     #[test]
     fn fires_in_deadline_order_and_cancel_prevents_firing() {
