@@ -12,6 +12,7 @@ const { isMainThread } = require('node:worker_threads')
 const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe } = require('./errors')
 const { signalOption } = require('./options')
+const { longTimeout } = require('./timers')
 
 const noop = () => {}
 const SIGNALS = os.constants.signals
@@ -41,12 +42,20 @@ function signalNumber(signal, name) {
   throw invalidArg(`${name} must be a signal name like 'SIGTERM' or a signal number, got ${describe(signal)}`)
 }
 
-function checkMs(value, name, { allowZero = false } = {}) {
+function checkMs(value, name) {
   if (value === undefined) return undefined
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!allowZero && value === 0)) {
-    throw invalidArg(`${name} must be a positive number of milliseconds, got ${describe(value)}`)
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+    throw invalidArg(`${name} must be a non-negative number of milliseconds, got ${describe(value)}`)
   }
-  return value === Infinity ? undefined : value
+  return value
+}
+
+/** Throws ERR_INVALID_ARG when a string that reaches the kernel contains a NUL byte. */
+function noNul(value, name) {
+  if (typeof value === 'string' && value.includes('\0')) {
+    throw invalidArg(`${name} must not contain NUL bytes, got ${describe(value)}`)
+  }
+  return value
 }
 
 function checkStdioEntry(entry, i) {
@@ -92,11 +101,15 @@ function buildEnv(env, extendEnv, extra) {
   // On the main thread process.env is the real environment (its writes go through setenv), which
   // the native side reads itself; copying it here would cost more than the rest of a spawn.
   if (env === undefined && extra === undefined && extendEnv !== false && isMainThread) return undefined
-  const merged = extendEnv === false ? { ...env } : { ...process.env, ...env }
+  const merged = extendEnv === false ? {} : { ...process.env }
+  // Keys inherited from the object's prototype count, as in child_process (for...in).
+  for (const key in env) merged[key] = env[key]
   Object.assign(merged, extra)
   const out = []
   for (const [key, value] of Object.entries(merged)) {
-    if (value !== undefined) out.push(`${key}=${value}`)
+    if (value === undefined) continue
+    noNul(key, `options.env key`)
+    out.push(`${key}=${noNul(String(value), `options.env[${JSON.stringify(key)}]`)}`)
   }
   return out
 }
@@ -106,10 +119,11 @@ function normalize(command, args, options, defaults) {
   if (typeof command !== 'string' || command === '') {
     throw invalidArg(`command must be a non-empty string, got ${describe(command)}`)
   }
+  noNul(command, 'command')
   if (args === undefined || args === null) args = []
   if (!Array.isArray(args)) throw invalidArg(`args must be an array of strings, got ${describe(args)}`)
   args = args.map((a, i) => {
-    if (typeof a === 'string') return a
+    if (typeof a === 'string') return noNul(a, `args[${i}]`)
     if (typeof a === 'number' || typeof a === 'bigint') return String(a)
     throw invalidArg(`args[${i}] must be a string, got ${describe(a)}`)
   })
@@ -117,23 +131,29 @@ function normalize(command, args, options, defaults) {
   if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
   let { cwd, shell, argv0, signal } = options
   if (cwd instanceof URL) cwd = fileURLToPath(cwd)
-  if (cwd !== undefined && (typeof cwd !== 'string' || cwd === '')) {
-    throw invalidArg(`options.cwd must be a non-empty string or file URL, got ${describe(cwd)}`)
+  // '' and null mean "not given", as in child_process.
+  if (cwd === '' || cwd === null) cwd = undefined
+  if (cwd !== undefined && typeof cwd !== 'string') {
+    throw invalidArg(`options.cwd must be a string or file URL, got ${describe(cwd)}`)
   }
+  noNul(cwd, 'options.cwd')
   if (shell !== undefined && typeof shell !== 'boolean' && typeof shell !== 'string') {
     throw invalidArg(`options.shell must be a boolean or a shell path, got ${describe(shell)}`)
   }
   if (argv0 !== undefined && typeof argv0 !== 'string') {
     throw invalidArg(`options.argv0 must be a string, got ${describe(argv0)}`)
   }
+  noNul(argv0, 'options.argv0')
+  if (typeof shell === 'string') noNul(shell, 'options.shell')
   signalOption(signal)
   const killSignal = signalNumber(options.killSignal ?? 'SIGTERM', 'options.killSignal')
+  // forceKillAfter: 0 / false / Infinity: never; timeout: 0 / Infinity: none (0 as in Node).
   let forceKillAfter = options.forceKillAfter
   if (forceKillAfter === false) forceKillAfter = 0
-  else
-    forceKillAfter = checkMs(forceKillAfter, 'options.forceKillAfter', { allowZero: true }) ?? DEFAULT_FORCE_KILL_AFTER
-  if (options.forceKillAfter === Infinity) forceKillAfter = 0
-  const timeout = checkMs(options.timeout, 'options.timeout')
+  else forceKillAfter = checkMs(forceKillAfter, 'options.forceKillAfter') ?? DEFAULT_FORCE_KILL_AFTER
+  if (forceKillAfter === Infinity) forceKillAfter = 0
+  let timeout = checkMs(options.timeout, 'options.timeout')
+  if (timeout === 0 || timeout === Infinity) timeout = undefined
   let file = command
   let argv = [argv0 ?? command, ...args]
   if (shell) {
@@ -177,7 +197,7 @@ function spawnError(errno, detail, o) {
   return err
 }
 
-function lineIterator(stream) {
+function lineIterator(stream, failure = () => null) {
   // Splits chunks into lines (without '\n' or a trailing '\r'); pulling from the stream's own
   // async iterator gives back-pressure: nothing more is read while lines wait to be consumed.
   // `next()` answers from the current chunk's lines without an async function per line.
@@ -200,7 +220,15 @@ function lineIterator(stream) {
   const refill = async () => {
     while (index >= lines.length) {
       if (done) return { value: undefined, done: true }
-      const { value, done: end } = await source.next()
+      let next
+      try {
+        next = await source.next()
+      } catch (err) {
+        // A child that could not start closes its pipes early: say why instead.
+        throw failure() ?? err
+      }
+      const { value, done: end } = next
+      if (end && failure() !== null) throw failure()
       if (end) {
         done = true
         take(rest + decoder.end(), true)
@@ -240,6 +268,8 @@ class Child extends EventEmitter {
   #timedOut = false
   #timers = new Set()
   #channel = null
+  #offAbort = noop
+  #spawnError = null
   #resolveExited
   #rejectExited
   #resolveSpawned
@@ -283,8 +313,8 @@ class Child extends EventEmitter {
     hold()
     const [inFd, outFd, errFd, ipcFd] = n.fds
     this.stdin = inFd >= 0 ? pipeSocket(inFd, false) : null
-    this.stdout = outFd >= 0 ? pipeSocket(outFd, true) : null
-    this.stderr = errFd >= 0 ? pipeSocket(errFd, true) : null
+    this.stdout = outFd >= 0 ? this.#spawnFirst(pipeSocket(outFd, true)) : null
+    this.stderr = errFd >= 0 ? this.#spawnFirst(pipeSocket(errFd, true)) : null
     this.stdio = [this.stdin, this.stdout, this.stderr]
     if (ipcFd >= 0) this.#openChannel(ipcFd)
     if (o.timeout !== undefined) {
@@ -298,18 +328,37 @@ class Child extends EventEmitter {
       if (o.signal.aborted) queueMicrotask(onAbort)
       else {
         o.signal.addEventListener('abort', onAbort, { once: true })
-        const off = () => o.signal.removeEventListener('abort', onAbort)
-        this.exited.then(off, off)
+        // Removed before 'exit' is emitted (see #finish).
+        this.#offAbort = () => o.signal.removeEventListener('abort', onAbort)
       }
     }
   }
 
+  /**
+   * 'spawn' comes before any output, as in child_process: the output pipe can be readable before
+   * the spawner thread's event reaches JS, so the first chunk emits 'spawn' itself. The pid is
+   * known by then (the native side records it before the child can write anything).
+   */
+  #spawnFirst(stream) {
+    const push = stream.push
+    stream.push = (chunk, encoding) => {
+      if (this.#state === 'starting' && chunk !== null) this.#onEvent('spawn', this.#native.pid ?? 0)
+      if (this.#state !== 'starting') stream.push = push
+      return push.call(stream, chunk, encoding)
+    }
+    return stream
+  }
+
   #timer(fn, ms) {
-    const t = setTimeout(() => {
-      this.#timers.delete(t)
-      fn()
-    }, ms)
-    t.unref()
+    // Any duration: setTimeout alone would fire at once for 2^31 ms and more.
+    const t = longTimeout(
+      () => {
+        this.#timers.delete(t)
+        fn()
+      },
+      ms,
+      { unref: true },
+    )
     this.#timers.add(t)
   }
 
@@ -319,6 +368,8 @@ class Child extends EventEmitter {
 
   #onEvent(kind, a, b, c, text) {
     if (kind === 'spawn') {
+      // Already emitted when output came first.
+      if (this.#state !== 'starting') return
       this.#pid = a
       this.#state = 'running'
       this.#resolveSpawned(a)
@@ -326,6 +377,7 @@ class Child extends EventEmitter {
     } else if (kind === 'error') {
       this.#state = 'failed'
       const err = spawnError(a, text, this.#o)
+      this.#spawnError = err
       this.#finish()
       for (const s of this.stdio) s?.destroy()
       this.#channel?.destroy()
@@ -380,8 +432,10 @@ class Child extends EventEmitter {
   }
 
   #finish() {
-    for (const t of this.#timers) clearTimeout(t)
+    for (const t of this.#timers) t.clear()
     this.#timers.clear()
+    this.#offAbort()
+    this.#offAbort = noop
     if (this.#held) {
       this.#held = false
       release()
@@ -417,10 +471,8 @@ class Child extends EventEmitter {
   kill(signal, options) {
     const sig = signal === undefined ? this.#o.killSignal : signalNumber(signal, 'signal')
     const tree = options?.tree ?? true
-    if (!this.running) {
-      if (tree && this.#state === 'exited') this.#native.kill(sig, true)
-      return false
-    }
+    // Once the child is reaped its pid (and process group id) may belong to someone else.
+    if (!this.running) return false
     const sent = this.#native.kill(sig, tree)
     if (sent && sig !== 0) {
       this.killed = true
@@ -438,7 +490,7 @@ class Child extends EventEmitter {
     }
     const stream = this[which]
     if (stream === null) throw invalidArg(`${which} is not a pipe (stdio option)`)
-    return lineIterator(stream)
+    return lineIterator(stream, () => this.#spawnError)
   }
 
   /** Lets Node exit while this child still runs (its pipes are unref'd too). */
@@ -515,7 +567,7 @@ class Child extends EventEmitter {
       throw invalidArg(`callback must be a function, got ${describe(callback)}`)
     }
     if (!this.connected) {
-      const err = new CorepoolError('ERR_INVALID_ARG', 'The IPC channel is closed')
+      const err = new CorepoolError('ERR_IPC_CHANNEL_CLOSED', 'The IPC channel is closed')
       if (callback) process.nextTick(callback, err)
       else this.#emitError(err)
       return false
@@ -617,26 +669,27 @@ function fork(modulePath, args, options) {
 function collect(stream, limit, state) {
   const chunks = []
   let size = 0
-  if (stream === null) return { chunks, done: Promise.resolve() }
+  const result = { chunks, done: Promise.resolve(), cut: false }
+  if (stream === null) return result
   stream.on('data', (chunk) => {
     if (size >= limit) {
-      state.truncated = true
+      state.truncated = result.cut = true
       return
     }
     if (size + chunk.length > limit) {
       chunks.push(chunk.subarray(0, limit - size))
       size = limit
-      state.truncated = true
+      state.truncated = result.cut = true
     } else {
       chunks.push(chunk)
       size += chunk.length
     }
   })
-  const done = new Promise((resolve) => {
+  result.done = new Promise((resolve) => {
     stream.once('end', resolve)
     stream.once('close', resolve)
   })
-  return { chunks, done }
+  return result
 }
 
 /**
@@ -662,16 +715,21 @@ async function exec(command, args, options) {
   }
   if (typeof reject !== 'boolean') throw invalidArg(`options.reject must be a boolean, got ${describe(reject)}`)
   if (options.signal?.aborted) throw abortError(options.signal.reason)
+  // `input` wins over a stdin given in `stdio`, as in child_process and execa.
   const given = Array.isArray(options.stdio) ? options.stdio[0] : options.stdio
-  const stdin = given ?? (input === undefined ? 'ignore' : 'pipe')
+  const stdin = input !== undefined ? 'pipe' : (given ?? 'ignore')
   const child = spawn(command, args, { ...options, stdio: [stdin, 'pipe', 'pipe'] })
   const state = { truncated: false }
   const out = collect(child.stdout, maxBuffer, state)
   const err = collect(child.stderr, maxBuffer, state)
   if (input !== undefined && child.stdin) child.stdin.end(input)
-  const decode = (chunks) => {
+  const decode = ({ chunks, cut }) => {
     const buf = Buffer.concat(chunks)
-    return encoding === 'buffer' || encoding === null ? buf : buf.toString(encoding)
+    if (encoding === 'buffer' || encoding === null) return buf
+    // A head cut at maxBuffer may end inside a character: drop that partial character rather
+    // than decode it as U+FFFD, which the child never wrote.
+    const multiByte = /^(utf-?8|utf-?16le|ucs-?2)$/i.test(encoding)
+    return cut && multiByte ? new StringDecoder(encoding).write(buf) : buf.toString(encoding)
   }
   let result
   let failure
@@ -693,8 +751,8 @@ async function exec(command, args, options) {
       child.stderr?.destroy()
     }
   }
-  const stdout = decode(out.chunks)
-  const stderr = decode(err.chunks)
+  const stdout = decode(out)
+  const stderr = decode(err)
   if (options.signal?.aborted) {
     const e = abortError(options.signal.reason)
     Object.assign(e, { stdout, stderr, truncated: state.truncated })

@@ -16,6 +16,7 @@ const CODES = new Set([
   'ERR_SUPERVISOR_GAVE_UP',
   'ERR_CORRUPT_INPUT',
   'ERR_OUTPUT_TOO_LARGE',
+  'ERR_IPC_CHANNEL_CLOSED',
 ])
 
 class CorepoolError extends Error {

@@ -6,6 +6,7 @@ const { isDeepStrictEqual } = require('node:util')
 const { spawn, fork } = require('./children')
 const { CorepoolError, invalidArg, describe } = require('./errors')
 const { SharedCounters } = require('./counters')
+const { longTimeout } = require('./timers')
 
 // Per-child counters a supervisor bumps in a shared region (option `counters`).
 const COUNTER_KINDS = ['starts', 'restarts', 'exits']
@@ -33,10 +34,11 @@ function deferred() {
   return { promise, resolve, reject }
 }
 
-// A cancellable delay: `timers` maps each pending timer to its resolver, so stop() can end them.
+// A cancellable delay of any length (Infinity: until cancelled): `timers` maps each pending
+// timer to its resolver, so stop() can end them.
 const delay = (ms, timers) =>
   new Promise((resolve) => {
-    const t = setTimeout(() => {
+    const t = longTimeout(() => {
       timers.delete(t)
       resolve()
     }, ms)
@@ -45,7 +47,7 @@ const delay = (ms, timers) =>
 
 function cancelAll(timers) {
   for (const [t, resolve] of timers) {
-    clearTimeout(t)
+    t.clear()
     resolve()
   }
   timers.clear()
@@ -419,11 +421,11 @@ class Supervisor extends EventEmitter {
       child.kill('SIGTERM')
       let timer
       const grace = new Promise((resolve) => {
-        timer = setTimeout(resolve, entry.shutdownMs)
+        timer = longTimeout(resolve, entry.shutdownMs)
       })
       const finished = child.exited.then(noop, noop)
       await Promise.race([finished, grace])
-      clearTimeout(timer)
+      timer.clear()
       if (child.running) child.kill('SIGKILL')
       await finished
       if (entry.child === child) entry.child = null

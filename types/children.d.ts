@@ -14,9 +14,12 @@ export type StdioEntry = 'pipe' | 'inherit' | 'ignore' | number | { file: string
 
 /** Options of `spawn` (and the base of `exec` and `fork` options). `undefined` means "not given". */
 export interface SpawnOptions {
-  /** Working directory of the child (a string or file URL). Default: the parent's. */
-  cwd?: string | URL
-  /** Variables to add to the parent's environment (or the whole environment with `extendEnv: false`). */
+  /** Working directory of the child (a string or file URL). Default (also for `''` and `null`): the parent's. */
+  cwd?: string | URL | null
+  /**
+   * Variables to add to the parent's environment (or the whole environment with `extendEnv: false`).
+   * Keys inherited from the object's prototype count too, as in child_process.
+   */
   env?: Record<string, string | undefined>
   /** Default true: `env` extends `process.env`; false: `env` is the child's whole environment. */
   extendEnv?: boolean
@@ -30,13 +33,16 @@ export interface SpawnOptions {
   uid?: number
   /** Group id of the child (supplementary groups are dropped). */
   gid?: number
-  /** Kill the tree after this many ms; `exited` then rejects with ERR_CHILD_TIMEOUT. */
+  /**
+   * Kill the tree after this many ms; `exited` then rejects with ERR_CHILD_TIMEOUT. `0` and
+   * `Infinity`: no timeout; values of 2^31 ms and more are honoured.
+   */
   timeout?: number
   /** Signal for `timeout`, `signal` and `kill()` without argument. Default `'SIGTERM'`. */
   killSignal?: Signal
   /**
    * After a signal other than SIGKILL, send SIGKILL to the tree if the child still runs after
-   * this many ms. Default 5000; `0` or `false` disables it.
+   * this many ms. Default 5000; `0`, `false` or `Infinity` disables it.
    */
   forceKillAfter?: number | false
   /** Aborting kills the tree with `killSignal` (`exec` then rejects with ERR_ABORTED). */
@@ -109,19 +115,20 @@ export declare class Child extends EventEmitter {
   readonly connected?: boolean
   /**
    * Sends a signal (default: `killSignal`) to the whole tree, or to the child only with
-   * `{ tree: false }`; SIGKILL follows after `forceKillAfter`. Returns false when the child had
-   * already exited.
+   * `{ tree: false }`; SIGKILL follows after `forceKillAfter`. Returns false, and sends nothing,
+   * when the child had already exited (its pid and group id may have been reused).
    */
   kill(signal?: Signal, options?: KillOptions): boolean
   /**
    * Lines of stdout or stderr (without the line break) as an async iterator with back-pressure:
    * the pipe is not read further while lines wait to be consumed. Breaking out of the loop
-   * destroys the stream.
+   * destroys the stream. A child that could not start makes it throw the ERR_SPAWN error.
    */
   lines(which?: 'stdout' | 'stderr'): AsyncIterableIterator<string>
   /**
    * Forked children: sends a JSON-serialisable message, received by the child's
-   * `process.on('message')`. Returns false when the channel is closed.
+   * `process.on('message')`. Returns false when the channel is closed; the callback (or an
+   * `'error'` listener) then gets ERR_IPC_CHANNEL_CLOSED.
    */
   send(message: unknown, callback?: (error: Error | null) => void): boolean
   /** Forked children: closes the IPC channel (the child sees `'disconnect'`). */
@@ -141,7 +148,10 @@ export declare function spawn(command: string, options?: SpawnOptions): Child
 
 /** Options of `exec`. */
 export interface ExecOptions extends SpawnOptions {
-  /** Written to the child's stdin, which is then closed. Without it stdin is /dev/null. */
+  /**
+   * Written to the child's stdin, which is then closed; wins over a stdin given in `stdio`.
+   * Without it stdin is /dev/null (or what `stdio` says).
+   */
   input?: string | Uint8Array
   /** `'utf8'` (default) or another Buffer encoding for strings, `'buffer'` for Buffers. */
   encoding?: BufferEncoding | 'buffer' | null

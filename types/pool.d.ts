@@ -129,6 +129,7 @@ export class CorepoolError extends Error {
     | 'ERR_SUPERVISOR_GAVE_UP'
     | 'ERR_CORRUPT_INPUT'
     | 'ERR_OUTPUT_TOO_LARGE'
+    | 'ERR_IPC_CHANNEL_CLOSED'
 }
 
 /** Sum of `Math.sqrt(i)` for `0 <= i < n` (a non-negative safe integer), on the pool; cancellable while running. */

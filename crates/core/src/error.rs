@@ -20,6 +20,8 @@ pub enum ErrorCode {
     SupervisorGaveUp,
     CorruptInput,
     OutputTooLarge,
+    /// `send()` on a child's IPC channel that is closed (the child exited or disconnected).
+    IpcChannelClosed,
 }
 
 impl ErrorCode {
@@ -39,6 +41,7 @@ impl ErrorCode {
             ErrorCode::SupervisorGaveUp => "ERR_SUPERVISOR_GAVE_UP",
             ErrorCode::CorruptInput => "ERR_CORRUPT_INPUT",
             ErrorCode::OutputTooLarge => "ERR_OUTPUT_TOO_LARGE",
+            ErrorCode::IpcChannelClosed => "ERR_IPC_CHANNEL_CLOSED",
         }
     }
 }

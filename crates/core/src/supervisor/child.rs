@@ -128,14 +128,8 @@ impl ChildHandle {
                 signal_running(*pid, pidfd.as_ref(), sig, tree)?;
                 Ok(true)
             }
-            State::Exited { pid } => {
-                // Grandchildren may outlive the leader; the group id stays reserved while they do.
-                if tree {
-                    let _ = sys::kill(-*pid, sig);
-                }
-                Ok(false)
-            }
-            State::Failed => Ok(false),
+            // Once reaped, the pid and the group id may belong to someone else: send nothing.
+            State::Exited { .. } | State::Failed => Ok(false),
         }
     }
 
@@ -372,7 +366,11 @@ fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<i32, SpawnErr
     } else {
         watchdog::with_fd(|fd| {
             plan.register_fd = fd;
-            sys::spawn(&plan)
+            let pid = sys::spawn(&plan);
+            if let (Ok(pid), Some(_)) = (&pid, fd) {
+                watchdog::listed(*pid);
+            }
+            pid
         })
     };
     let result = spawned.map_err(|(e, stage)| {

@@ -86,6 +86,19 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {
     }
 }
 
+/// Whether the read end of the pipe whose write end is `fd` is closed everywhere (`poll` reports
+/// POLLERR on the write end then).
+pub fn write_end_orphaned(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & (libc::POLLERR | libc::POLLNVAL) != 0
+}
+
 /// `kill(2)`; a negative `pid` addresses a process group.
 pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
     // SAFETY: plain system call with integer arguments.
@@ -306,23 +319,6 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 libc::signal(sig, libc::SIG_DFL);
             }
         }
-        if plan.death_signal != 0 {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                plan.death_signal as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) == -1
-            {
-                return fail(Stage::Prctl);
-            }
-            // The parent may have died between clone and prctl: then no signal will come.
-            if libc::getppid() != plan.parent_pid {
-                *libc::__errno_location() = libc::ESRCH;
-                return fail(Stage::ParentGone);
-            }
-        }
         let grouped = if plan.new_session {
             libc::setsid()
         } else {
@@ -353,6 +349,11 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 buf[end..].as_ptr() as *const c_void,
                 buf.len() - end,
             );
+            // A dead watchdog makes that write raise SIGPIPE, kept pending while signals are
+            // blocked; it would kill the child as soon as it unblocks them. Ignoring SIGPIPE
+            // discards a pending one.
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
         // Move every source above all targets first, so a target never clobbers a later source.
         let mut moved = [(-1 as RawFd, -1 as RawFd); 16];
@@ -391,6 +392,24 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         if let Some(uid) = plan.uid {
             if libc::setuid(uid) == -1 {
                 return fail(Stage::Setuid);
+            }
+        }
+        // After setuid/setgid: the kernel clears the death signal when credentials change.
+        if plan.death_signal != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                plan.death_signal as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) == -1
+            {
+                return fail(Stage::Prctl);
+            }
+            // The parent may have died between clone and prctl: then no signal will come.
+            if libc::getppid() != plan.parent_pid {
+                *libc::__errno_location() = libc::ESRCH;
+                return fail(Stage::ParentGone);
             }
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &plan.empty_mask, std::ptr::null_mut());

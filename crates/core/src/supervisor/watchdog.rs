@@ -30,13 +30,15 @@ for p in $g; do kill -KILL -"$p" 2>/dev/null; done
 
 enum State {
     NotStarted,
-    Running(std::fs::File),
+    Running { pipe: std::fs::File, pid: i32 },
     Unavailable,
 }
 
 static WATCHDOG: Mutex<State> = Mutex::new(State::NotStarted);
+/// The groups listed with the watchdog (so a replacement watchdog gets the whole list).
+static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-fn start() -> Option<std::fs::File> {
+fn start() -> Option<(std::fs::File, i32)> {
     let (read, write) = sys::pipe().ok()?;
     let null = sys::open("/dev/null", libc::O_RDWR).ok()?;
     let c = |s: &str| std::ffi::CString::new(s).ok();
@@ -59,50 +61,68 @@ fn start() -> Option<std::fs::File> {
         new_session: false,
         register_fd: None,
     };
-    sys::spawn(&plan).ok()?;
+    let pid = sys::spawn(&plan).ok()?;
     // Never block a spawn on a stalled watchdog: a full pipe drops the entry instead.
     sys::set_nonblocking(&write).ok()?;
-    Some(std::fs::File::from(write))
+    let mut pipe = std::fs::File::from(write);
+    // A replacement (the previous watchdog was killed) takes over the groups still listed.
+    let listed: String = lock(&GROUPS).iter().map(|g| format!("+{g}\n")).collect();
+    let _ = pipe.write(listed.as_bytes());
+    Some((pipe, pid))
+}
+
+/// Makes sure a live watchdog runs (started, or restarted when it died: its pipe has no reader
+/// left, which `poll` reports as POLLERR on our end).
+fn ensure(state: &mut State) {
+    if let State::Running { pipe, pid } = state {
+        if sys::write_end_orphaned(pipe.as_raw_fd()) {
+            // It is our child: reap it, so it does not stay a zombie.
+            let _ = sys::waitpid(*pid, false);
+            *state = State::NotStarted;
+        }
+    }
+    if let State::NotStarted = state {
+        *state = match start() {
+            Some((pipe, pid)) => State::Running { pipe, pid },
+            None => State::Unavailable,
+        };
+    }
 }
 
 fn send(line: &str) {
     let mut state = lock(&WATCHDOG);
-    if let State::NotStarted = *state {
-        *state = match start() {
-            Some(f) => State::Running(f),
-            None => State::Unavailable,
-        };
-    }
-    if let State::Running(f) = &mut *state {
-        match f.write(line.as_bytes()) {
+    ensure(&mut state);
+    if let State::Running { pipe, .. } = &mut *state {
+        match pipe.write(line.as_bytes()) {
             Ok(n) if n == line.len() => {}
             // Full pipe (the watchdog is stopped or starved): this entry is lost, nothing blocks.
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            // The watchdog died (someone killed it): start a fresh one next time. Groups listed
-            // only in the dead one lose this protection; PDEATHSIG still covers the children.
-            _ => *state = State::NotStarted,
+            // The watchdog died meanwhile: the next use starts a fresh one with the whole list.
+            _ => {}
         }
     }
 }
 
-/// Runs `f` with the watchdog's pipe (started if needed; `None` if it cannot run). The lock is
-/// held meanwhile, so the descriptor stays open while a child being cloned writes to it.
+/// Runs `f` with the watchdog's pipe (started or restarted if needed; `None` if it cannot run).
+/// The lock is held meanwhile, so the descriptor stays open while a child being cloned writes
+/// to it.
 pub fn with_fd<T>(f: impl FnOnce(Option<RawFd>) -> T) -> T {
     let mut state = lock(&WATCHDOG);
-    if let State::NotStarted = *state {
-        *state = match start() {
-            Some(file) => State::Running(file),
-            None => State::Unavailable,
-        };
-    }
+    ensure(&mut state);
     match &*state {
-        State::Running(file) => f(Some(file.as_raw_fd())),
+        State::Running { pipe, .. } => f(Some(pipe.as_raw_fd())),
         _ => f(None),
     }
 }
 
+/// Records a group that a child listed itself (from inside `clone`).
+pub fn listed(pgid: i32) {
+    lock(&GROUPS).push(pgid);
+}
+
 /// Forgets a process group that has no member left.
 pub fn unregister(pgid: i32) {
+    lock(&GROUPS).retain(|&g| g != pgid);
     let started = !matches!(*lock(&WATCHDOG), State::NotStarted);
     if started {
         send(&format!("-{pgid}\n"));
