@@ -377,4 +377,4 @@ function call(fn, np, args, o, key) {
   }
 }
 
-module.exports = { Pool, getDefaultPool, submitNative, submitNativeArgs, kNative }
+module.exports = { Pool, getDefaultPool, submitNative, submitNativeArgs, kNative, STATS_COUNTERS }

@@ -39,3 +39,18 @@ const child = spawn('true', [], { timeout: 1000 })
 const { code } = await child.exited
 const out = await exec('echo', ['hi'])
 const sup = new Supervisor({ strategy: 'one_for_one', intensity: 3, period: 1000 })
+import { createWorker, cancelJob, hostCounters } from 'corepool/bullmq'
+import { Queue } from 'bullmq'
+const hostRegion = hostCounters('x')
+const bw = createWorker<{ n: number }, number>('q', p, {
+  task: (d, o) => sqrtSum(d.n, o),
+  connection: { host: '127.0.0.1', port: 1 },
+  counters: hostRegion,
+  timeout: (job) => job.data.n,
+  worker: { lockDuration: 2000 },
+})
+bw.worker.on('completed', () => {})
+await bw.ready
+const state: 'running' | 'pending' | 'finished' | 'missing' = await cancelJob(new Queue('q'), '1', 'why')
+const metricsText: string = bw.metrics({ prefix: 'host_' })
+await bw.close()
