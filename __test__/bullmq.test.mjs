@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Queue, QueueEvents, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
-import { Pool, SharedCounters, spawn, sqrtSum } from '../index.mjs'
+import { Pool, SharedCounters, spawn, exec, sqrtSum } from '../index.mjs'
 import { sleep } from '../testing.mjs'
 import { createWorker, cancelJob, hostCounters, COUNTER_NAMES, ACTIVE_GAUGE } from 'corepool/bullmq'
 
@@ -426,5 +426,41 @@ describe('BullMQ on a real redis-server', { skip }, () => {
 
     await assert.rejects(bad.waitUntilFinished(events, 30_000), /^Error: ERR_INVALID_ARG/)
     assert.equal((await queue.getJob(bad.id)).attemptsMade, 1, 'ERR_INVALID_ARG is not retried')
+  })
+
+  test("examples/bullmq: the producer's thumbnail jobs run on the worker host; SIGTERM exits 0", async () => {
+    const root = path.dirname(here)
+    const region = unique('example')
+    regions.push(region)
+    const env = {
+      REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+      METRICS_PORT: String(await freePort()),
+      COUNTERS: region,
+    }
+    const host = spawn(process.execPath, ['examples/bullmq/worker.js'], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    cleanup.push(async () => {
+      host.kill('SIGKILL')
+      await host.exited
+    })
+    const lines = host.lines('stdout')[Symbol.asyncIterator]()
+    assert.match((await lines.next()).value, /^worker host \d+ ready/)
+    const { stdout } = await exec(process.execPath, ['examples/bullmq/producer.js'], {
+      cwd: root,
+      env,
+      timeout: 120_000,
+    })
+    const [, completed, failed, dir] = /^(\d+) completed, (\d+) failed; thumbnails in (.+)$/m.exec(stdout)
+    fs.rmSync(dir, { recursive: true, force: true })
+    assert.equal(Number(completed) + Number(failed), 8, stdout)
+    assert.ok(Number(completed) >= 7, stdout)
+    for (const line of stdout.split('\n').filter((l) => l.includes(' failed: '))) assert.match(line, /ERR_ABORTED/)
+    const metrics = await (await fetch(`http://127.0.0.1:${env.METRICS_PORT}/metrics`)).text()
+    assert.match(metrics, new RegExp(`^${COMPLETED} ${completed}$`, 'm'))
+    host.kill('SIGTERM')
+    assert.deepEqual(await host.exited.then(({ code, signal }) => ({ code, signal })), { code: 0, signal: null })
   })
 })

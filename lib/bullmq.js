@@ -466,7 +466,16 @@ function createWorker(queueName, pool, options) {
   }
 
   async function closeAll() {
-    unwatch()
+    try {
+      await drainAndClose()
+    } finally {
+      // Only now: a repeated signal (a process-group kill sends one to every member) must find
+      // the handler still there, not the default action that would kill the draining process.
+      unwatch()
+    }
+  }
+
+  async function drainAndClose() {
     const workerClosed = worker.close()
     workerClosed.catch(() => {})
     const drain = timer(o.drainTimeout)
