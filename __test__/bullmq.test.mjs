@@ -374,6 +374,31 @@ describe('BullMQ on a real redis-server', { skip }, () => {
     assert.equal(seen.stalled.length, 0)
   })
 
+  test('durations past 2^31 ms mean what they say: drainTimeout waits, a cancel marker with ttl Infinity stays', async () => {
+    const { queue } = await queueWithEvents(unique('long'))
+    const region = unique('long')
+    regions.push(region)
+    const counters = hostCounters(region)
+    const pool = new Pool({ threads: 1, counters })
+    const handle = inProcessWorker(queue.name, pool, {
+      task: async (d, o) => (await sleep(d.ms, o), 'slept'),
+      counters,
+      drainTimeout: 2 ** 31 + 10,
+    })
+    const job = await queue.add('sleep', { ms: 300 })
+    await counters.waitFor(STARTED, 1, { timeout: 30_000 })
+    await handle.close()
+    assert.equal(await job.getState(), 'completed')
+    assert.equal(counters.get(REQUEUED), 0)
+
+    const later = await queue.add('sleep', { ms: 1 }, { delay: 60_000 })
+    assert.equal(await cancelJob(queue, later.id, 'never mind', { ttl: Infinity }), 'pending')
+    assert.equal(await redis.probe.pttl(queue.toKey(`${later.id}:corepool:cancel`)), -1)
+    assert.equal(await cancelJob(queue, later.id, 'soon', { ttl: 2 ** 40 }), 'pending')
+    assert.ok((await redis.probe.pttl(queue.toKey(`${later.id}:corepool:cancel`))) > 2 ** 39)
+    await assert.rejects(cancelJob(queue, later.id, 'x', { ttl: 0 }), { code: 'ERR_INVALID_ARG' })
+  })
+
   test('7. timeout, a crashed JS worker (retried) and progress, as the producer sees them', async () => {
     const { queue, events, seen } = await queueWithEvents(unique('outcomes'))
     const strict = await queueWithEvents(unique('outcomes-strict'))

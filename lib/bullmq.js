@@ -6,6 +6,7 @@
 const { Pool, STATS_COUNTERS } = require('./pool')
 const { SharedCounters } = require('./counters')
 const { invalidArg, describe } = require('./errors')
+const { longDelay, MAX_DELAY } = require('./timers')
 
 function requirePeer(name) {
   try {
@@ -129,6 +130,9 @@ function parseOptions(queueName, pool, options) {
   if (progress === true) progressInterval = DEFAULT_PROGRESS_INTERVAL
   else if (typeof progress === 'object' && progress !== null) {
     progressInterval = checkDuration(progress.interval, 'options.progress.interval') ?? DEFAULT_PROGRESS_INTERVAL
+    if (progressInterval > MAX_DELAY) {
+      throw invalidArg(`options.progress.interval must be at most ${MAX_DELAY} ms, got ${describe(progressInterval)}`)
+    }
   } else if (progress !== undefined && progress !== false) {
     throw invalidArg(`options.progress must be a boolean or { interval }, got ${describe(progress)}`)
   }
@@ -192,15 +196,6 @@ function watchSignals(handle, signals) {
     for (const [sig, listener] of onSignal) process.removeListener(sig, listener)
     onSignal.clear()
   }
-}
-
-/** Resolves after `ms` (Infinity: never); `cancel()` clears the timer. */
-function timer(ms) {
-  let handle = null
-  const promise = new Promise((resolve) => {
-    if (ms !== Infinity) handle = setTimeout(resolve, ms)
-  })
-  return { promise, cancel: () => handle !== null && clearTimeout(handle) }
 }
 
 function codedError(err, Class = Error) {
@@ -478,11 +473,11 @@ function createWorker(queueName, pool, options) {
   async function drainAndClose() {
     const workerClosed = worker.close()
     workerClosed.catch(() => {})
-    const drain = timer(o.drainTimeout)
+    const drain = longDelay(o.drainTimeout)
     await Promise.race([workerClosed, drain.promise])
-    drain.cancel()
+    drain.handle.clear()
     for (const record of active.values()) abortJob(record, 'drain')
-    const bound = timer(CLOSE_TIMEOUT)
+    const bound = longDelay(CLOSE_TIMEOUT)
     const closedInTime = await Promise.race([
       workerClosed.then(
         () => true,
@@ -490,7 +485,7 @@ function createWorker(queueName, pool, options) {
       ),
       bound.promise.then(() => false),
     ])
-    bound.cancel()
+    bound.handle.clear()
     if (!closedInTime) await worker.disconnect().catch(() => {})
     await ready.catch(() => {})
     await subscriber.quit().catch(() => subscriber.disconnect())
@@ -522,14 +517,15 @@ async function cancelJob(queue, jobId, reason, options) {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
     throw invalidArg(`options must be an object, got ${describe(options)}`)
   }
+  // Infinity: the marker never expires (Redis takes PX up to 2^63 - 1; a safe integer fits).
   const ttl = checkDuration(options?.ttl, 'options.ttl') ?? DEFAULT_CANCEL_TTL
-  if (!Number.isSafeInteger(Math.ceil(ttl))) throw invalidArg(`options.ttl must be finite, got ${describe(ttl)}`)
+  const px = ttl === Infinity ? [] : ['PX', Math.min(Math.ceil(ttl), Number.MAX_SAFE_INTEGER)]
   const id = String(jobId)
   const client = await redisClient(queue)
   // The marker first, the lock second: a worker that takes the job after this read of the lock
   // finds the marker when it starts the job (Redis runs commands one at a time).
   const marker = cancelMarker(queue, id)
-  await client.set(marker, reason ?? '', 'PX', Math.ceil(ttl))
+  await client.set(marker, reason ?? '', ...px)
   const token = await client.get(queue.toKey(`${id}:lock`))
   if (token !== null) {
     const workerId = token.slice(0, token.lastIndexOf(':'))
