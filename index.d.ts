@@ -1,4 +1,5 @@
 // corepool: a native worker pool, shared-memory counters and supervised children for Node.js.
+export * from './types/errors'
 export * from './types/pool'
 export * from './types/counters'
 export * from './types/kernels'

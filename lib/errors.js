@@ -1,23 +1,8 @@
 'use strict'
 // Typed errors: every corepool failure carries a stable `code` (see README, "Error codes").
 
-const CODES = new Set([
-  'ERR_INVALID_ARG',
-  'ERR_QUEUE_FULL',
-  'ERR_ABORTED',
-  'ERR_TASK_TIMEOUT',
-  'ERR_POOL_CLOSED',
-  'ERR_TASK_PANICKED',
-  'ERR_WORKER_CRASHED',
-  'ERR_SHM',
-  'ERR_SPAWN',
-  'ERR_CHILD_TIMEOUT',
-  'ERR_CHILD_EXIT',
-  'ERR_SUPERVISOR_GAVE_UP',
-  'ERR_CORRUPT_INPUT',
-  'ERR_OUTPUT_TOO_LARGE',
-  'ERR_IPC_CHANNEL_CLOSED',
-])
+// The documented codes, generated from crates/core/src/error.rs (scripts/error-codes.js).
+const CODES = new Set(require('./error-codes').map(({ code }) => code))
 
 class CorepoolError extends Error {
   constructor(code, message, options) {
@@ -60,6 +45,26 @@ function describe(value) {
   }
 }
 
+/**
+ * A failed system call as Node reports one (`errno` negative, `syscall`), with code ERR_SYSTEM.
+ * `errno` is the positive OS error number.
+ */
+function systemError(context, errno, syscall) {
+  const name = errnoName(errno)
+  const err = new CorepoolError('ERR_SYSTEM', `${context}: ${syscall} ${name}`)
+  err.errno = -errno
+  err.syscall = syscall
+  return err
+}
+
+function errnoName(errno) {
+  try {
+    return require('node:util').getSystemErrorName(-errno)
+  } catch {
+    return `errno ${errno}`
+  }
+}
+
 /** The message of whatever was thrown, for wrapping it (never throws itself). */
 function describeError(err) {
   try {
@@ -77,6 +82,32 @@ function describeError(err) {
 function asArgError(err) {
   if (err instanceof Error && CODES.has(err.code)) return err
   return new CorepoolError('ERR_INVALID_ARG', describeError(err), { cause: err })
+}
+
+// Node-API statuses that napi-rs reports as `code` when a native argument has the wrong type.
+const NAPI_TYPE_STATUSES = new Set([
+  'InvalidArg',
+  'ObjectExpected',
+  'StringExpected',
+  'NameExpected',
+  'FunctionExpected',
+  'NumberExpected',
+  'BooleanExpected',
+  'ArrayExpected',
+  'BigintExpected',
+  'DateExpected',
+  'ArrayBufferExpected',
+  'DetachableArraybufferExpected',
+])
+
+/**
+ * What a native call threw, as a corepool error: ours pass through, a napi-rs type mismatch is
+ * ERR_INVALID_ARG, any other Node-API failure ERR_SYSTEM (the original is the `cause`).
+ */
+function fromNative(err) {
+  if (err instanceof Error && CODES.has(err.code)) return err
+  const code = err instanceof Error && NAPI_TYPE_STATUSES.has(err.code) ? 'ERR_INVALID_ARG' : 'ERR_SYSTEM'
+  return new CorepoolError(code, describeError(err), { cause: err })
 }
 
 /** Wraps the synchronous methods `names` of `target` so that what they throw goes through asArgError. */
@@ -99,4 +130,15 @@ function guardMethods(target, names) {
   }
 }
 
-module.exports = { CorepoolError, CODES, invalidArg, abortError, describe, describeError, asArgError, guardMethods }
+module.exports = {
+  CorepoolError,
+  CODES,
+  invalidArg,
+  abortError,
+  systemError,
+  fromNative,
+  describe,
+  describeError,
+  asArgError,
+  guardMethods,
+}

@@ -1,7 +1,7 @@
 'use strict'
 // Port sharing for multi-process servers (see README, "Several processes on one port").
 const native = require('./native')
-const { invalidArg, describe } = require('./errors')
+const { invalidArg, describe, systemError } = require('./errors')
 
 /**
  * Opens a listening socket on `host:port` with SO_REUSEPORT and returns its file descriptor,
@@ -12,7 +12,9 @@ function listenReusePort(port, host = '0.0.0.0') {
     throw invalidArg(`port must be an integer from 0 to 65535, got ${describe(port)}`)
   }
   if (typeof host !== 'string') throw invalidArg(`host must be an IP address string, got ${describe(host)}`)
-  return native.listenReusePort(host, port)
+  const fd = native.listenReusePort(host, port)
+  if (typeof fd !== 'number') throw systemError(`cannot listen on ${host}:${port}`, fd.errno, fd.syscall)
+  return fd
 }
 
 module.exports = { listenReusePort }

@@ -5,7 +5,7 @@ const path = require('node:path')
 const v8 = require('node:v8')
 const { Worker } = require('node:worker_threads')
 const native = require('./native')
-const { CorepoolError, invalidArg, abortError, describe, asArgError, describeError } = require('./errors')
+const { CorepoolError, invalidArg, abortError, describe, asArgError, describeError, fromNative } = require('./errors')
 const { taskOptions, isDetached } = require('./options')
 const { types } = require('node:util')
 const { decodeResult, serializeTransferring } = require('./jscodec')
@@ -373,7 +373,7 @@ function call(fn, np, args, o, key) {
   try {
     return fn(np, ...args, o.priority, o.timeout, key)
   } catch (err) {
-    return Promise.reject(err)
+    return Promise.reject(fromNative(err))
   }
 }
 

@@ -19,9 +19,24 @@ impl AsRef<str> for Code {
 }
 
 impl From<napi::Status> for Code {
-    // Any such failure is a wrong argument from the caller's point of view.
-    fn from(_: napi::Status) -> Self {
-        Code(ErrorCode::InvalidArg)
+    // A value of the wrong type is a bad argument; any other Node-API failure is not.
+    fn from(status: napi::Status) -> Self {
+        use napi::Status::*;
+        Code(match status {
+            InvalidArg
+            | ObjectExpected
+            | StringExpected
+            | NameExpected
+            | FunctionExpected
+            | NumberExpected
+            | BooleanExpected
+            | ArrayExpected
+            | BigintExpected
+            | DateExpected
+            | ArrayBufferExpected
+            | DetachableArraybufferExpected => ErrorCode::InvalidArg,
+            _ => ErrorCode::System,
+        })
     }
 }
 

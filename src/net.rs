@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 
+use napi::bindgen_prelude::Either;
 use napi_derive::napi;
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -11,22 +12,42 @@ use crate::error::{js_error, CodedError, ErrorCode};
 
 /// Opens a listening socket on `host:port` with SO_REUSEADDR and SO_REUSEPORT and returns its
 /// file descriptor (close-on-exec, for `server.listen({ fd })`).
-pub fn reuse_port_listener(host: IpAddr, port: u16, backlog: i32) -> std::io::Result<TcpListener> {
+/// On failure, the error and the system call that failed.
+pub fn reuse_port_listener(
+    host: IpAddr,
+    port: u16,
+    backlog: i32,
+) -> Result<TcpListener, (std::io::Error, &'static str)> {
     let addr = SocketAddr::new(host, port);
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(|e| (e, "socket"))?;
+    socket
+        .set_reuse_address(true)
+        .map_err(|e| (e, "setsockopt"))?;
     #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
+    socket.set_reuse_port(true).map_err(|e| (e, "setsockopt"))?;
+    socket.set_nonblocking(true).map_err(|e| (e, "fcntl"))?;
+    socket.bind(&addr.into()).map_err(|e| (e, "bind"))?;
+    socket.listen(backlog).map_err(|e| (e, "listen"))?;
     Ok(socket.into())
+}
+
+/// A system call that failed: the JS layer turns it into an `ERR_SYSTEM` error as Node reports
+/// system errors (`errno`, `syscall`).
+#[napi(object)]
+pub struct SystemFailure {
+    /// The positive OS error number.
+    pub errno: i32,
+    pub syscall: String,
 }
 
 /// Listens on `host:port` with SO_REUSEPORT; returns the fd for `server.listen({ fd })`.
 #[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "listenReusePort")]
-pub fn listen_reuse_port(host: String, port: u32) -> std::result::Result<i32, CodedError> {
+pub fn listen_reuse_port(
+    host: String,
+    port: u32,
+) -> std::result::Result<Either<i32, SystemFailure>, CodedError> {
     let ip: IpAddr = host.parse().map_err(|_| {
         js_error(
             ErrorCode::InvalidArg,
@@ -39,16 +60,19 @@ pub fn listen_reuse_port(host: String, port: u32) -> std::result::Result<i32, Co
             format!("port must be 0 to 65535, got {port}"),
         )
     })?;
-    let listener = reuse_port_listener(ip, port, 511).map_err(|e| {
-        js_error(
-            ErrorCode::InvalidArg,
-            format!("cannot listen on {host}:{port}: {e}"),
-        )
-    })?;
+    let listener = match reuse_port_listener(ip, port, 511) {
+        Ok(listener) => listener,
+        Err((e, syscall)) => {
+            return Ok(Either::B(SystemFailure {
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+                syscall: syscall.to_string(),
+            }))
+        }
+    };
     #[cfg(unix)]
     {
         use std::os::fd::IntoRawFd;
-        Ok(listener.into_raw_fd())
+        Ok(Either::A(listener.into_raw_fd()))
     }
     #[cfg(not(unix))]
     {

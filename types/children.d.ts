@@ -191,6 +191,15 @@ export declare function exec(
   args: readonly string[] | undefined,
   options: ExecOptions & { encoding: 'buffer' | null },
 ): Promise<ExecResult<Buffer>>
+/** `exec(command, options)`: no arguments. */
+export declare function exec(
+  command: string,
+  options?: ExecOptions & { encoding?: BufferEncoding },
+): Promise<ExecResult<string>>
+export declare function exec(
+  command: string,
+  options: ExecOptions & { encoding: 'buffer' | null },
+): Promise<ExecResult<Buffer>>
 
 /** Options of `fork`. */
 export interface ForkOptions extends Omit<SpawnOptions, 'shell'> {
@@ -254,7 +263,7 @@ export interface ChildSpec {
    * when a stdout line contains `line` (string) or matches it (RegExp). With `timeout`, a child not
    * ready in time is killed (and restarted by its policy).
    */
-  ready?: { message?: unknown; line?: string | RegExp; timeout?: number }
+  ready?: { message?: ((message: unknown) => boolean) | {} | null; line?: string | RegExp; timeout?: number }
 }
 
 /** Per-child counts in `status()`. */

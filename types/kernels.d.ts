@@ -45,6 +45,8 @@ export function hashFile(algorithm: HashAlgorithm, path: string | URL, options?:
 
 /** A streaming hasher made by `createHasher`. */
 export class Hasher {
+  /** Same as `createHasher(algorithm, options)`. Throws `ERR_INVALID_ARG` for an unknown algorithm. */
+  constructor(algorithm: HashAlgorithm, options?: TaskOptions)
   /** The algorithm's name. */
   readonly algorithm: HashAlgorithm
   /**

@@ -111,33 +111,14 @@ export class Pool {
 /** The pool used when a task gets no `pool` option: `os.availableParallelism()` threads, started on first use. */
 export declare const defaultPool: Pool
 
-/** Every corepool error: a plain `Error` with a stable `code` (`err instanceof CorepoolError` holds for native errors too). */
-export class CorepoolError extends Error {
-  constructor(code: string, message: string, options?: { cause?: unknown })
-  code:
-    | 'ERR_INVALID_ARG'
-    | 'ERR_QUEUE_FULL'
-    | 'ERR_ABORTED'
-    | 'ERR_TASK_TIMEOUT'
-    | 'ERR_POOL_CLOSED'
-    | 'ERR_TASK_PANICKED'
-    | 'ERR_WORKER_CRASHED'
-    | 'ERR_SHM'
-    | 'ERR_SPAWN'
-    | 'ERR_CHILD_TIMEOUT'
-    | 'ERR_CHILD_EXIT'
-    | 'ERR_SUPERVISOR_GAVE_UP'
-    | 'ERR_CORRUPT_INPUT'
-    | 'ERR_OUTPUT_TOO_LARGE'
-    | 'ERR_IPC_CHANNEL_CLOSED'
-}
-
 /** Sum of `Math.sqrt(i)` for `0 <= i < n` (a non-negative safe integer), on the pool; cancellable while running. */
 export function sqrtSum(n: number, options?: TaskOptions): Promise<number>
 
 /**
  * Opens a listening TCP socket on `host:port` (default host `0.0.0.0`) with SO_REUSEPORT and
  * returns its file descriptor for `server.listen({ fd })`. Several processes doing the same share
- * the port, the kernel balancing connections between them (Linux). Throws `ERR_INVALID_ARG`.
+ * the port, the kernel balancing connections between them (Linux). Throws `ERR_INVALID_ARG` for a bad port or host, `ERR_SYSTEM` when
+ * the socket cannot be opened (`errno`, `syscall`: e.g. `EADDRINUSE` from `bind` when a server without SO_REUSEPORT
+ * holds the port).
  */
 export function listenReusePort(port: number, host?: string): number

@@ -426,12 +426,8 @@ impl NativePool {
             nice: nice.clamp(0, 19),
         };
         let lender = js.clone().map(|js| js as Arc<dyn Lender<Output, JsJob>>);
-        let core = Pool::new(options, sink, lender).map_err(|e| {
-            js_error(
-                ErrorCode::InvalidArg,
-                format!("cannot start pool threads: {e}"),
-            )
-        })?;
+        let core = Pool::new(options, sink, lender)
+            .map_err(|e| js_error(ErrorCode::System, format!("cannot start pool threads: {e}")))?;
         Ok(NativePool { core, main, js })
     }
 

@@ -4,24 +4,45 @@
 //! strings; the addon crate converts them to JS errors in one place.
 
 /// Stable error codes (see the README's API section). Never rename a variant's string.
+///
+/// This is the one list: each variant's doc comment is its "when" text, and
+/// `node scripts/error-codes.js` generates `lib/error-codes.js`, `types/error-codes.d.ts` and the
+/// README's table from it (CI runs it with `--check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
+    /// wrong type / out-of-range option or input (the message names the argument)
     InvalidArg,
+    /// `maxQueue` reached
     QueueFull,
+    /// the task's `AbortSignal` fired (`err.name === 'AbortError'`, `err.cause` = reason)
     Aborted,
+    /// the task's `timeout` elapsed
     TaskTimeout,
+    /// submit after `close()`/`destroy()`, or task dropped by `destroy()`
     PoolClosed,
+    /// a native job panicked; the pool stays healthy
     TaskPanicked,
+    /// a JS worker died while running the task (it is replaced)
     WorkerCrashed,
+    /// shared-memory region cannot be created/opened/validated
     Shm,
+    /// a child could not be started (`errno`, `syscall`, `path` as in Node)
     Spawn,
+    /// a child exceeded its `timeout` and was killed
     ChildTimeout,
+    /// `exec` saw a non-zero exit or a signal (`exitCode`, `signal`, `stdout`, `stderr`)
     ChildExit,
+    /// a Supervisor exceeded its restart intensity
     SupervisorGaveUp,
+    /// compressed data, image or other encoded input is malformed
     CorruptInput,
+    /// a result would exceed its limit
     OutputTooLarge,
-    /// `send()` on a child's IPC channel that is closed (the child exited or disconnected).
+    /// `send()` on a child's IPC channel that is closed (the child exited or disconnected)
     IpcChannelClosed,
+    /// a system call failed for a reason other than the arguments (`errno`, `syscall` as in
+    /// Node): a port in use, no more threads, ...
+    System,
 }
 
 impl ErrorCode {
@@ -42,6 +63,7 @@ impl ErrorCode {
             ErrorCode::CorruptInput => "ERR_CORRUPT_INPUT",
             ErrorCode::OutputTooLarge => "ERR_OUTPUT_TOO_LARGE",
             ErrorCode::IpcChannelClosed => "ERR_IPC_CHANNEL_CLOSED",
+            ErrorCode::System => "ERR_SYSTEM",
         }
     }
 }
