@@ -296,3 +296,10 @@ test('arguments whose getters throw are ERR_INVALID_ARG, in messages too', async
   assert.throws(() => corepool.SharedCounters.fromHandle(getterBomb()), { code: 'ERR_INVALID_ARG' })
   await assert.rejects(corepool.compress('gzip', detachedView()), { code: 'ERR_INVALID_ARG' })
 })
+
+test('a Supervisor refuses an oversized child id instead of copying it around', () => {
+  const sup = new corepool.Supervisor()
+  assert.throws(() => sup.add({ id: 'x'.repeat(64 << 20), command: 'true' }), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => sup.add({ id: 'x'.repeat(257), command: 'true' }), { code: 'ERR_INVALID_ARG' })
+  sup.add({ id: 'x'.repeat(256), command: 'true' })
+})

@@ -10,6 +10,7 @@ const { longTimeout } = require('./timers')
 
 // Per-child counters a supervisor bumps in a shared region (option `counters`).
 const COUNTER_KINDS = ['starts', 'restarts', 'exits']
+const MAX_ID_LENGTH = 256
 const counterName = (kind, id) => `supervisor_${kind}_total:${String(id).replace(/[^a-zA-Z0-9_:]/g, '_')}`
 
 const noop = () => {}
@@ -142,6 +143,9 @@ class Supervisor extends EventEmitter {
     if (typeof spec !== 'object' || spec === null) throw invalidArg(`spec must be an object, got ${describe(spec)}`)
     const { id, command, module, args, options, restart = 'permanent', shutdownMs, ready } = spec
     if (typeof id !== 'string' || id === '') throw invalidArg(`spec.id must be a non-empty string, got ${describe(id)}`)
+    // Ids appear in events, logs and counter names: a bounded length keeps them cheap.
+    if (id.length > MAX_ID_LENGTH)
+      throw invalidArg(`spec.id must be at most ${MAX_ID_LENGTH} characters, got ${id.length}`)
     if (this.#entries.some((e) => e.id === id)) throw invalidArg(`a child with id ${JSON.stringify(id)} already exists`)
     if ((command === undefined) === (module === undefined)) {
       throw invalidArg('spec needs exactly one of command (spawn) or module (fork)')
