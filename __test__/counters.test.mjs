@@ -437,15 +437,27 @@ describe('bad input gives the documented error codes', () => {
       { names: ['a-b'] },
       { names: ['../x'] },
       { names: ['9lives'] },
-      { names: ['a'.repeat(201)] },
+      { names: ['a'.repeat(256)] },
       { names: ['a', 'a'] },
-      { names: [{ name: 'a', type: 'histogram' }] },
+      { names: [{ name: 'a', type: 'summary' }] },
+      { names: [{ name: 'a', type: 'histogram', buckets: [] }] },
+      { names: [{ name: 'a', type: 'histogram', buckets: [2, 1] }] },
+      { names: [{ name: 'a', type: 'histogram', buckets: [1, Infinity] }] },
+      { names: [{ name: 'a', type: 'histogram', buckets: [NaN] }] },
+      { names: [{ name: 'a', type: 'counter', buckets: [1] }] },
+      { names: [{ name: 'a', type: 'counter', perProcess: true }] },
+      { names: [{ name: 'a', type: 'gauge', perProcess: 'yes' }] },
+      { names: ['a{b="1"}', { name: 'a{b="2"}', type: 'gauge' }] },
+      { names: ['a{b=1}'] },
+      { names: ['a{le="1"}'] },
+      { names: ['a'], processes: 0 },
+      { names: ['a'], processes: 1.5 },
       { names: Array.from({ length: 4097 }, (_, i) => `c${i}`) },
     ]
     for (const options of bad) {
       assert.throws(() => new SharedCounters(options), code('ERR_INVALID_ARG'), JSON.stringify(options)?.slice(0, 60))
     }
-    assert.equal(new SharedCounters({ names: ['a'.repeat(200)] }).names[0].length, 200)
+    assert.equal(new SharedCounters({ names: ['a'.repeat(255)] }).names[0].length, 255)
   })
 
   test('region names: bad, ../x, too long → ERR_SHM; wrong types → ERR_INVALID_ARG', () => {
@@ -476,11 +488,11 @@ describe('bad input gives the documented error codes', () => {
     const good = fs.readFileSync(path)
 
     const version = Buffer.from(good)
-    version.writeUInt32LE(2, 8)
+    version.writeUInt32LE(3, 8)
     fs.writeFileSync(path, version)
     assert.throws(
       () => SharedCounters.open(name),
-      (err) => code('ERR_SHM')(err) && /version 2/.test(err.message),
+      (err) => code('ERR_SHM')(err) && /version 3/.test(err.message),
     )
 
     const magic = Buffer.from(good)

@@ -1,10 +1,12 @@
 'use strict'
-// SharedCounters: 64-bit atomic counters in shared memory (an anonymous region for this process
-// and its worker threads, or a named region in /dev/shm shared by processes of the same user).
+// SharedCounters: 64-bit atomic counters, gauges and histograms in shared memory (an anonymous
+// region for this process and its worker threads, or a named region in /dev/shm shared by
+// processes of the same user).
 //
 // The hot operations run here, in JS, as `Atomics.*` on a BigInt64Array over the region: a
 // call into native code would cost more than the atomic add itself. Native code creates, opens
 // and validates regions, and waits (futex) on its own threads for `waitFor`.
+const { isMainThread } = require('node:worker_threads')
 const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe, asArgError, guardMethods } = require('./errors')
 const { signalOption, timeoutOption } = require('./options')
@@ -17,6 +19,22 @@ const INT64_MAX = 2n ** 63n - 1n
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 let nextWaitKey = 1
+
+// Slot kinds, as the region stores them (src/counters/layout.rs).
+const COUNTER = 0
+const GAUGE = 1
+const HISTOGRAM = 2
+const PROCESS_GAUGE = 3
+const TYPE_OF_KIND = ['counter', 'gauge', 'histogram', 'gauge']
+/** prom-client's default buckets (seconds), so a switch from it keeps the same series. */
+const DEFAULT_BUCKETS = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+const DEFAULT_PROCESSES = 64
+const MAX_PROCESSES = 4096
+
+// A histogram's sum is an f64 kept as its bit pattern in a 64-bit slot, updated with
+// compare-and-swap; these two views of one 8-byte buffer convert between the two.
+const scratchFloat = new Float64Array(1)
+const scratchBits = new BigInt64Array(scratchFloat.buffer)
 
 function toInt64(value, what) {
   if (typeof value === 'bigint') {
@@ -36,27 +54,87 @@ function checkObject(value, what) {
   return value ?? {}
 }
 
-/** `names: (string | { name, type: 'counter' | 'gauge' })[]` → parallel arrays for native. */
+/**
+ * `names: (string | { name, type: 'counter' | 'gauge' | 'histogram', buckets?, perProcess? })[]`
+ * → parallel arrays for native: names, kinds, histogram bounds.
+ */
 function parseNames(names, what) {
   if (!Array.isArray(names)) throw invalidArg(`${what} must be an array of counter names, got ${describe(names)}`)
   const list = []
-  const gauges = []
+  const kinds = []
+  const buckets = []
   for (const [i, entry] of names.entries()) {
     let name = entry
-    let type = 'counter'
+    let kind = COUNTER
+    let bounds = []
     if (typeof entry === 'object' && entry !== null) {
-      ;({ name, type = 'counter' } = entry)
-      if (type !== 'counter' && type !== 'gauge') {
-        throw invalidArg(`${what}[${i}].type must be 'counter' or 'gauge', got ${describe(type)}`)
+      const { type = 'counter', perProcess = false } = entry
+      name = entry.name
+      if (type !== 'counter' && type !== 'gauge' && type !== 'histogram') {
+        throw invalidArg(`${what}[${i}].type must be 'counter', 'gauge' or 'histogram', got ${describe(type)}`)
       }
+      if (typeof perProcess !== 'boolean') {
+        throw invalidArg(`${what}[${i}].perProcess must be a boolean, got ${describe(perProcess)}`)
+      }
+      if (perProcess && type !== 'gauge') throw invalidArg(`${what}[${i}].perProcess is only for gauges`)
+      kind = type === 'histogram' ? HISTOGRAM : type === 'gauge' ? (perProcess ? PROCESS_GAUGE : GAUGE) : COUNTER
+      if (type === 'histogram') bounds = parseBuckets(entry.buckets, `${what}[${i}].buckets`)
+      else if (entry.buckets !== undefined) throw invalidArg(`${what}[${i}].buckets is only for histograms`)
     }
     if (typeof name !== 'string') {
       throw invalidArg(`${what}[${i}] must be a counter name or { name, type }, got ${describe(name)}`)
     }
     list.push(name)
-    gauges.push(type === 'gauge')
+    kinds.push(kind)
+    buckets.push(bounds)
   }
-  return { names: list, gauges }
+  return { names: list, kinds, buckets }
+}
+
+function parseBuckets(buckets, what) {
+  if (buckets === undefined) return [...DEFAULT_BUCKETS]
+  if (!Array.isArray(buckets) || buckets.length === 0 || buckets.length > 64) {
+    throw invalidArg(`${what} must be an array of 1 to 64 upper bounds, got ${describe(buckets)}`)
+  }
+  for (const [i, b] of buckets.entries()) {
+    if (typeof b !== 'number' || !Number.isFinite(b) || (i > 0 && !(b > buckets[i - 1]))) {
+      throw invalidArg(`${what} must be finite, increasing numbers (+Inf is implied), got ${describe(b)} at ${i}`)
+    }
+  }
+  return [...buckets]
+}
+
+function processesOption(processes) {
+  if (processes === undefined) return DEFAULT_PROCESSES
+  if (!Number.isInteger(processes) || processes < 1 || processes > MAX_PROCESSES) {
+    throw invalidArg(`options.processes must be an integer from 1 to ${MAX_PROCESSES}, got ${describe(processes)}`)
+  }
+  return processes
+}
+
+/** This process's worker id from COREPOOL_WORKER_ID (set by cluster), as a table tag (id + 1). */
+function workerTag() {
+  const text = process.env.COREPOOL_WORKER_ID ?? ''
+  const id = Number(text)
+  return /^[0-9]{1,9}$/.test(text) ? id + 1 : 0
+}
+
+/** `name{a="b"}` → ['name', 'a="b"'] (labels without braces; '' when none). */
+function splitName(name) {
+  const brace = name.indexOf('{')
+  return brace < 0 ? [name, ''] : [name.slice(0, brace), name.slice(brace + 1, -1).replace(/,$/, '')]
+}
+
+function joinLabels(...parts) {
+  const text = parts.filter((p) => p !== '').join(',')
+  return text === '' ? '' : `{${text}}`
+}
+
+/** Prometheus text for a float (le values, sums): Go's spellings of the infinities. */
+function formatFloat(v) {
+  if (v === Infinity) return '+Inf'
+  if (v === -Infinity) return '-Inf'
+  return String(v)
 }
 
 function checkRegionName(name) {
@@ -81,7 +159,7 @@ function escapeLabelValue(text) {
 }
 
 /** Validates `{ prefix, help, labels }` of toPrometheus / registerWithPromClient. */
-function exportOptions(options, names) {
+function exportOptions(options, names, slotLabels = new Set()) {
   const { prefix = '', help, labels } = checkObject(options, 'options')
   if (typeof prefix !== 'string' || (prefix !== '' && !METRIC_NAME.test(prefix))) {
     throw invalidArg(`options.prefix must be a string matching [a-zA-Z_:][a-zA-Z0-9_:]*, got ${describe(prefix)}`)
@@ -91,7 +169,7 @@ function exportOptions(options, names) {
   else if (typeof help === 'string') helpFor = () => help
   else if (typeof help === 'object' && help !== null && !Array.isArray(help)) {
     for (const [k, v] of Object.entries(help)) {
-      if (!names.includes(k)) throw invalidArg(`options.help names an unknown counter ${JSON.stringify(k)}`)
+      if (!names.includes(k)) throw invalidArg(`options.help names an unknown metric ${JSON.stringify(k)}`)
       if (typeof v !== 'string') throw invalidArg(`options.help.${k} must be a string, got ${describe(v)}`)
     }
     helpFor = (name) => (Object.hasOwn(help, name) ? help[name] : undefined)
@@ -106,25 +184,39 @@ function exportOptions(options, names) {
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'bigint') {
       throw invalidArg(`options.labels.${k} must be a string or a number, got ${describe(v)}`)
     }
+    if (slotLabels.has(k)) throw invalidArg(`options.labels.${k} is already a label of some counter's name`)
     labelPairs.push([k, String(v)])
   }
   return { prefix, helpFor, labelPairs }
 }
 
+/** Process-table entries this process claimed, per region (name or anonymous id), shared by all instances of the thread. */
+const claimed = new Map()
+let releaseOnExit = null
+
 class SharedCounters {
   #native
   #array
   #words
-  /** name → element index of the slot's value in #array */
+  /** name → element index of the slot's value in #array (counters and gauges) */
   #slots = new Map()
+  /** name → { sum: element of the sum, data: element of the first bucket, bounds } */
+  #histograms = new Map()
+  /** name → element of the first per-process value */
+  #processGauges = new Map()
+  /** This process's process-table entry, -1 until claimed */
+  #entry = -1
   #names
-  #gauges
+  #kinds
+  /** [{ base, type, members: [{ name, labels, kind, index }] }] in order of first appearance */
+  #families = []
+  #slotLabels = new Set()
   #stride
   #waitersWord
 
   /**
    * A new anonymous region for this process and its worker threads, every counter at 0.
-   * @param {{ names: (string | { name: string, type?: 'counter' | 'gauge' })[] }} options
+   * @param {{ names: (string | { name: string, type?: 'counter' | 'gauge' | 'histogram', buckets?: number[], perProcess?: boolean })[], processes?: number }} options
    */
   constructor(options, nativeCounters) {
     if (options === kToken) {
@@ -134,13 +226,14 @@ class SharedCounters {
     if (typeof options !== 'object' || options === null) {
       throw invalidArg(`options must be an object with a names array, got ${describe(options)}`)
     }
-    let parsed
+    let parsed, processes
     try {
       parsed = parseNames(options.names, 'options.names')
+      processes = processesOption(options.processes)
     } catch (err) {
       throw asArgError(err)
     }
-    this.#init(native.NativeCounters.anonymous(parsed.names, parsed.gauges))
+    this.#init(native.NativeCounters.anonymous(parsed.names, parsed.kinds, parsed.buckets, processes))
   }
 
   #init(nc) {
@@ -151,8 +244,30 @@ class SharedCounters {
     this.#stride = nc.stride / 8
     this.#waitersWord = nc.waitersOffset / 4
     this.#names = Object.freeze(nc.names)
-    this.#gauges = nc.gauges
-    this.#names.forEach((name, i) => this.#slots.set(name, i * this.#stride))
+    this.#kinds = nc.kinds
+    const buckets = nc.buckets
+    const data = nc.dataOffsets
+    const families = new Map()
+    this.#names.forEach((name, i) => {
+      const kind = this.#kinds[i]
+      const e = i * this.#stride
+      if (kind === HISTOGRAM) {
+        this.#histograms.set(name, { sum: e, data: data[i] / 8, bounds: Float64Array.from(buckets[i]), last: 0n })
+      } else if (kind === PROCESS_GAUGE) {
+        this.#processGauges.set(name, data[i] / 8)
+      } else {
+        this.#slots.set(name, e)
+      }
+      const [base, labels] = splitName(name)
+      for (const m of labels.matchAll(/(?:^|,)([a-zA-Z_][a-zA-Z0-9_]*)="/g)) this.#slotLabels.add(m[1])
+      let family = families.get(base)
+      if (family === undefined) {
+        family = { base, type: TYPE_OF_KIND[kind], members: [] }
+        families.set(base, family)
+        this.#families.push(family)
+      }
+      family.members.push({ name, labels, kind, index: i })
+    })
   }
 
   /**
@@ -162,12 +277,19 @@ class SharedCounters {
    */
   static open(name, options) {
     checkRegionName(name)
-    const { names, create = false } = checkObject(options, 'options')
+    const { names, create = false, processes } = checkObject(options, 'options')
     if (typeof create !== 'boolean') throw invalidArg(`options.create must be a boolean, got ${describe(create)}`)
     let parsed = null
     if (names !== undefined) parsed = parseNames(names, 'options.names')
     else if (create) throw invalidArg('options.names is required with create: true')
-    const nc = native.NativeCounters.open(name, parsed?.names ?? null, parsed?.gauges ?? [], create)
+    const nc = native.NativeCounters.open(
+      name,
+      parsed?.names ?? null,
+      parsed?.kinds ?? [],
+      parsed?.buckets ?? [],
+      create,
+      processesOption(processes),
+    )
     return new SharedCounters(kToken, nc)
   }
 
@@ -240,7 +362,41 @@ class SharedCounters {
 
   #unknown(name) {
     if (typeof name !== 'string') return invalidArg(`counter name must be a string, got ${describe(name)}`)
+    if (this.#histograms.has(name)) {
+      return invalidArg(`${JSON.stringify(name)} is a histogram: use observe(name, value) and histogram(name)`)
+    }
+    if (this.#processGauges.has(name)) {
+      return invalidArg(`${JSON.stringify(name)} is a per-process gauge: use set, add, inc, get or perProcess`)
+    }
     return invalidArg(`unknown counter ${JSON.stringify(name)} (known: ${this.#names.join(', ')})`)
+  }
+
+  /** This process's process-table entry (claimed on first use, released at exit). */
+  #processEntry() {
+    if (this.#entry >= 0) return this.#entry
+    const key = this.#native.regionName ?? `anonymous:${this.#native.anonymousId}`
+    let entry = claimed.get(key)
+    if (entry === undefined) {
+      entry = this.#native.claimProcess(workerTag())
+      claimed.set(key, entry)
+      if (isMainThread) {
+        const nc = this.#native
+        if (releaseOnExit === null) {
+          releaseOnExit = []
+          process.once('exit', () => releaseOnExit.forEach((release) => release()))
+        }
+        releaseOnExit.push(() => nc.releaseProcess(entry))
+      }
+    }
+    this.#entry = entry
+    return entry
+  }
+
+  /** The element of this process's value of per-process gauge `name` (or throws). */
+  #processElement(name) {
+    const base = this.#processGauges.get(name)
+    if (base === undefined) throw this.#unknown(name)
+    return base + this.#processEntry()
   }
 
   /** Wakes native waiters of the slot at element `e`, if there are any. */
@@ -251,7 +407,7 @@ class SharedCounters {
   /** Adds one. */
   inc(name) {
     const e = this.#slots.get(name)
-    if (e === undefined) throw this.#unknown(name)
+    if (e === undefined) return void Atomics.add(this.#array, this.#processElement(name), 1n)
     Atomics.add(this.#array, e, 1n)
     // A plain read (cheaper than Atomics.load here): after the locked add it sees a waiter that
     // registered before it. Where the CPU could reorder it, a missed wake-up only delays the
@@ -261,27 +417,115 @@ class SharedCounters {
 
   /** Adds `n` (a safe integer or a BigInt; negative for gauges). Wraps at 64 bits. */
   add(name, n) {
-    const e = this.#element(name)
+    const e = this.#slots.get(name)
     const v = typeof n === 'bigint' && n >= INT64_MIN && n <= INT64_MAX ? n : toInt64(n, 'n')
+    if (e === undefined) return void Atomics.add(this.#array, this.#processElement(name), v)
     Atomics.add(this.#array, e, v)
     this.#notify(e)
   }
 
   /** The value as a Number (exact up to ±2^53 − 1; use getBigInt beyond). */
   get(name) {
-    return Number(Atomics.load(this.#array, this.#element(name)))
+    return Number(this.getBigInt(name))
   }
 
-  /** The value as a BigInt (always exact). */
+  /** The value as a BigInt (always exact). For a per-process gauge, this process's value. */
   getBigInt(name) {
-    return Atomics.load(this.#array, this.#element(name))
+    const e = this.#slots.get(name)
+    return Atomics.load(this.#array, e === undefined ? this.#processElement(name) : e)
   }
 
-  /** Stores `value` (a safe integer or a BigInt). */
+  /** Stores `value` (a safe integer or a BigInt). For a per-process gauge, this process's value. */
   set(name, value) {
-    const e = this.#element(name)
+    const e = this.#slots.get(name)
+    if (e === undefined) return void Atomics.store(this.#array, this.#processElement(name), toInt64(value, 'value'))
     Atomics.store(this.#array, e, toInt64(value, 'value'))
     this.#notify(e)
+  }
+
+  /**
+   * Records `value` (a Number; NaN is ignored) in histogram `name`: one bucket (the first upper
+   * bound >= value, else +Inf) and the sum. Exact across threads and processes.
+   */
+  observe(name, value) {
+    const h = this.#histograms.get(name)
+    if (h === undefined || typeof value !== 'number') throw this.#badObserve(name, value)
+    if (value !== value) return
+    const bounds = h.bounds
+    const n = bounds.length
+    let i = 0
+    while (i < n && value > bounds[i]) i++
+    const array = this.#array
+    Atomics.add(array, h.data + i, 1n)
+    // Compare-and-swap from the sum this instance last wrote: right whenever nobody else wrote
+    // since, which saves a load; otherwise the CAS returns the current bits and we retry.
+    let old = h.last
+    for (;;) {
+      scratchBits[0] = old
+      scratchFloat[0] += value
+      const next = scratchBits[0]
+      const seen = Atomics.compareExchange(array, h.sum, old, next)
+      if (seen === old) {
+        h.last = next
+        return
+      }
+      old = seen
+    }
+  }
+
+  #badObserve(name, value) {
+    if (!this.#histograms.has(name)) {
+      if (this.#slots.has(name) || this.#processGauges.has(name)) {
+        return invalidArg(`${JSON.stringify(name)} is not a histogram`)
+      }
+      return this.#unknown(name)
+    }
+    return invalidArg(`value must be a number, got ${describe(value)}`)
+  }
+
+  /**
+   * Histogram `name` now: `{ buckets: [{ le, count }] (cumulative, +Inf last), sum, count }`.
+   */
+  histogram(name) {
+    const h = this.#histograms.get(name)
+    if (h === undefined) throw this.#badObserve(name, 0)
+    return this.#readHistogram(h)
+  }
+
+  #readHistogram(h) {
+    const array = this.#array
+    const buckets = []
+    let count = 0
+    for (let i = 0; i <= h.bounds.length; i++) {
+      count += Number(Atomics.load(array, h.data + i))
+      buckets.push({ le: i < h.bounds.length ? h.bounds[i] : Infinity, count })
+    }
+    scratchBits[0] = Atomics.load(array, h.sum)
+    return { buckets, sum: scratchFloat[0], count }
+  }
+
+  /**
+   * Per-process gauge `name` in every live process of the region:
+   * `[{ pid, worker, value }]` (`worker` is the COREPOOL_WORKER_ID of that process, or null).
+   */
+  perProcess(name) {
+    const base = this.#processGauges.get(name)
+    if (base === undefined) {
+      if (typeof name === 'string' && (this.#slots.has(name) || this.#histograms.has(name))) {
+        throw invalidArg(`${JSON.stringify(name)} is not a per-process gauge`)
+      }
+      throw this.#unknown(name)
+    }
+    const out = []
+    const live = this.#native.liveProcesses()
+    for (let i = 0; i < live.length; i += 3) {
+      out.push({
+        pid: live[i + 1],
+        worker: live[i + 2] === 0 ? null : live[i + 2] - 1,
+        value: Number(Atomics.load(this.#array, base + live[i])),
+      })
+    }
+    return out
   }
 
   /**
@@ -296,7 +540,10 @@ class SharedCounters {
     return typeof expected === 'bigint' ? old : Number(old)
   }
 
-  /** Every counter's value: `{ name: number }`, or BigInts with `{ bigint: true }`. */
+  /**
+   * Every counter's and gauge's value: `{ name: number }`, or BigInts with `{ bigint: true }`.
+   * Histograms and per-process gauges are not included (see `histogram` and `perProcess`).
+   */
   snapshot(options) {
     const { bigint = false } = checkObject(options, 'options')
     const out = {}
@@ -307,13 +554,32 @@ class SharedCounters {
     return out
   }
 
-  /** Sets every counter (or only `name`) to 0. */
+  /**
+   * Sets every counter, gauge and histogram (or only `name`) to 0. Per-process gauges: this
+   * process's value.
+   */
   reset(name) {
-    const elements = name === undefined ? this.#slots.values() : [this.#element(name)]
-    for (const e of elements) {
-      Atomics.store(this.#array, e, 0n)
-      this.#notify(e)
+    if (name === undefined) {
+      for (const e of this.#slots.values()) {
+        Atomics.store(this.#array, e, 0n)
+        this.#notify(e)
+      }
+      for (const h of this.#histograms.values()) this.#resetHistogram(h)
+      if (this.#entry >= 0)
+        for (const base of this.#processGauges.values()) Atomics.store(this.#array, base + this.#entry, 0n)
+      return
     }
+    const h = this.#histograms.get(name)
+    if (h !== undefined) return this.#resetHistogram(h)
+    const e = this.#slots.get(name)
+    if (e === undefined) return void Atomics.store(this.#array, this.#processElement(name), 0n)
+    Atomics.store(this.#array, e, 0n)
+    this.#notify(e)
+  }
+
+  #resetHistogram(h) {
+    for (let i = 0; i <= h.bounds.length; i++) Atomics.store(this.#array, h.data + i, 0n)
+    Atomics.store(this.#array, h.sum, 0n)
   }
 
   /**
@@ -398,29 +664,66 @@ class SharedCounters {
 
   /**
    * The counters in the Prometheus text exposition format (version 0.0.4). Without options,
-   * metric names are the counter names as they are.
+   * metric names are the counter names as they are. Slots whose names differ only in their
+   * labels form one metric family. Histograms give `_bucket`/`_sum`/`_count` series; a
+   * per-process gauge gives one sample per live process, labelled `worker` (or `pid`).
    * @param {{ prefix?: string, help?: string | Record<string, string>, labels?: Record<string, string | number> }} [options]
    */
   toPrometheus(options) {
-    const { prefix, helpFor, labelPairs } = exportOptions(options, this.#names)
-    const labelText = labelPairs.length
-      ? `{${labelPairs.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')}}`
-      : ''
+    const { prefix, helpFor, labelPairs } = this.#exportOptions(options)
+    const extra = labelPairs.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')
+    const array = this.#array
+    const live = this.#processGauges.size > 0 ? this.#liveLabels() : null
     let out = ''
-    this.#names.forEach((name, i) => {
-      const metric = prefix + name
-      const type = this.#gauges[i] ? 'gauge' : 'counter'
+    for (const family of this.#families) {
+      const metric = prefix + family.base
       // A HELP line for every metric keeps linters (promtool check metrics) quiet.
-      out += `# HELP ${metric} ${escapeHelp(helpFor(name) ?? defaultHelp(type, name))}\n`
-      out += `# TYPE ${metric} ${type}\n`
-      out += `${metric}${labelText} ${Atomics.load(this.#array, this.#slots.get(name))}\n`
-    })
+      const help = helpFor(family.base) ?? helpFor(family.members[0].name) ?? defaultHelp(family.type, family.base)
+      out += `# HELP ${metric} ${escapeHelp(help)}\n# TYPE ${metric} ${family.type}\n`
+      for (const { name, labels, kind } of family.members) {
+        if (kind === HISTOGRAM) {
+          const h = this.#histograms.get(name)
+          const own = labels === '' ? extra : extra === '' ? labels : `${labels},${extra}`
+          const sep = own === '' ? '' : ','
+          let count = 0n
+          for (let i = 0; i <= h.bounds.length; i++) {
+            count += Atomics.load(array, h.data + i)
+            const le = i < h.bounds.length ? formatFloat(h.bounds[i]) : '+Inf'
+            out += `${metric}_bucket{${own}${sep}le="${le}"} ${count}\n`
+          }
+          scratchBits[0] = Atomics.load(array, h.sum)
+          const tail = own === '' ? '' : `{${own}}`
+          out += `${metric}_sum${tail} ${formatFloat(scratchFloat[0])}\n${metric}_count${tail} ${count}\n`
+        } else if (kind === PROCESS_GAUGE) {
+          const base = this.#processGauges.get(name)
+          for (let i = 0; i < live.length; i += 2) {
+            out += `${metric}${joinLabels(labels, live[i + 1], extra)} ${Atomics.load(array, base + live[i])}\n`
+          }
+        } else {
+          out += `${metric}${joinLabels(labels, extra)} ${Atomics.load(array, this.#slots.get(name))}\n`
+        }
+      }
+    }
     return out
   }
 
+  /** Live process-table entries as [entry, 'worker="id"' or 'pid="n"', ...]. */
+  #liveLabels() {
+    const live = this.#native.liveProcesses()
+    const out = []
+    for (let i = 0; i < live.length; i += 3) {
+      out.push(live[i], live[i + 2] === 0 ? `pid="${live[i + 1]}"` : `worker="${live[i + 2] - 1}"`)
+    }
+    return out
+  }
+
+  #exportOptions(options) {
+    return exportOptions(options, [...this.#names, ...this.#families.map((f) => f.base)], this.#slotLabels)
+  }
+
   /**
-   * Registers every counter with a prom-client `Registry` (e.g. `require('prom-client').register`)
-   * as a collector that reads the shared value at scrape time. Returns the metric names. Every
+   * Registers every metric family with a prom-client `Registry` (e.g. `require('prom-client').register`)
+   * as a collector that reads shared memory at scrape time. Returns the metric names. Every
    * process sees the same totals, so with prom-client's cluster aggregation the metrics use the
    * `first` aggregator (not `sum`).
    */
@@ -428,32 +731,59 @@ class SharedCounters {
     if (typeof register !== 'object' || register === null || typeof register.registerMetric !== 'function') {
       throw invalidArg(`register must be a prom-client Registry, got ${describe(register)}`)
     }
-    const { prefix, helpFor, labelPairs } = exportOptions(options, this.#names)
+    const { prefix, helpFor, labelPairs } = this.#exportOptions(options)
     const array = this.#array
     const registered = []
-    this.#names.forEach((name, i) => {
-      const e = this.#slots.get(name)
-      const metricName = prefix + name
-      const type = this.#gauges[i] ? 'gauge' : 'counter'
-      const help = helpFor(name) ?? defaultHelp(type, name)
+    const labelObject = (text, more) => {
+      const obj = Object.fromEntries(labelPairs)
+      for (const m of text.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+        obj[m[1]] = m[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c))
+      }
+      return Object.assign(obj, more)
+    }
+    for (const family of this.#families) {
+      const metricName = prefix + family.base
+      const { type } = family
+      const help = helpFor(family.base) ?? helpFor(family.members[0].name) ?? defaultHelp(type, family.base)
+      const collect = () => {
+        const values = []
+        const live = this.#processGauges.size > 0 ? this.#native.liveProcesses() : []
+        for (const { name, labels, kind } of family.members) {
+          if (kind === HISTOGRAM) {
+            const h = this.#readHistogram(this.#histograms.get(name))
+            for (const { le, count } of h.buckets) {
+              values.push({
+                labels: labelObject(labels, { le: formatFloat(le) }),
+                value: count,
+                metricName: `${metricName}_bucket`,
+              })
+            }
+            values.push({ labels: labelObject(labels), value: h.sum, metricName: `${metricName}_sum` })
+            values.push({ labels: labelObject(labels), value: h.count, metricName: `${metricName}_count` })
+          } else if (kind === PROCESS_GAUGE) {
+            const base = this.#processGauges.get(name)
+            for (let i = 0; i < live.length; i += 3) {
+              const who = live[i + 2] === 0 ? { pid: String(live[i + 1]) } : { worker: String(live[i + 2] - 1) }
+              values.push({ labels: labelObject(labels, who), value: Number(Atomics.load(array, base + live[i])) })
+            }
+          } else {
+            values.push({ labels: labelObject(labels), value: Number(Atomics.load(array, this.#slots.get(name))) })
+          }
+        }
+        return values
+      }
       const metric = {
         name: metricName,
         help,
         type,
         aggregator: 'first',
-        get: async () => ({
-          name: metric.name,
-          help,
-          type,
-          aggregator: 'first',
-          values: [{ value: Number(Atomics.load(array, e)), labels: Object.fromEntries(labelPairs) }],
-        }),
+        get: async () => ({ name: metricName, help, type, aggregator: 'first', values: collect() }),
         // The registry's resetMetrics() must not zero counters other processes rely on.
         reset() {},
       }
       register.registerMetric(metric)
       registered.push(metricName)
-    })
+    }
     return registered
   }
 

@@ -1,17 +1,62 @@
-/// Shared-memory atomic counters (see docs/counters.md).
+/// Shared-memory atomic counters, gauges and histograms (see docs/counters.md).
 
 /** A counter name and its type. A plain string is a `'counter'`. */
 export interface CounterSpec {
-  /** A Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`, at most 200 characters. */
+  /**
+   * A Prometheus metric name, `[a-zA-Z_:][a-zA-Z0-9_:]*`, optionally followed by constant
+   * labels in Prometheus syntax (`'http_requests_total{route="/health"}'`); at most 255
+   * characters. Names that differ only in their labels form one metric family (one type).
+   */
   name: string
-  /** `'counter'` (default; exported as a Prometheus counter) or `'gauge'` (goes up and down). */
-  type?: 'counter' | 'gauge'
+  /**
+   * `'counter'` (default; exported as a Prometheus counter), `'gauge'` (goes up and down) or
+   * `'histogram'` (fixed buckets; `observe(name, value)`).
+   */
+  type?: 'counter' | 'gauge' | 'histogram'
+  /**
+   * Histograms only: the upper bounds, 1 to 64 finite increasing numbers (`+Inf` is implied).
+   * Default: prom-client's `[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]`.
+   */
+  buckets?: ReadonlyArray<number>
+  /**
+   * Gauges only: one value per process instead of one for all (queue length, event-loop
+   * delay). Each process sets its own; the export has one sample per live process, labelled
+   * `worker="<COREPOOL_WORKER_ID>"` (set by `cluster`) or else `pid="<pid>"`.
+   */
+  perProcess?: boolean
 }
 
 /** Options of `new SharedCounters(options)`. */
 export interface SharedCountersOptions {
   /** The counters, in slot order: 1 to 4096 distinct names. */
   names: ReadonlyArray<string | CounterSpec>
+  /**
+   * Entries of the process table used by per-process gauges: how many processes may hold
+   * values at once (1 to 4096, default 64). Ignored without per-process gauges.
+   */
+  processes?: number
+}
+
+/** One bucket of `histogram(name)`: how many observations were `<= le` (cumulative). */
+export interface HistogramBucket {
+  le: number
+  count: number
+}
+
+/** A histogram's state, as `histogram(name)` returns it. */
+export interface HistogramSnapshot {
+  /** Cumulative counts, one per upper bound, `le: Infinity` last. */
+  buckets: HistogramBucket[]
+  sum: number
+  count: number
+}
+
+/** One live process's value of a per-process gauge. */
+export interface ProcessGaugeValue {
+  pid: number
+  /** That process's `COREPOOL_WORKER_ID` (a `cluster` worker's id), or `null`. */
+  worker: number | null
+  value: number
 }
 
 /** Options of `SharedCounters.open(name, options)`. */
@@ -23,6 +68,8 @@ export interface OpenCountersOptions {
   names?: ReadonlyArray<string | CounterSpec>
   /** Create the region if it does not exist (default false). */
   create?: boolean
+  /** Process-table entries of a region this call creates (see `SharedCountersOptions`). */
+  processes?: number
 }
 
 /**
@@ -98,7 +145,7 @@ export declare class SharedCounters {
 
   /** The element of `array` that holds counter `name`. */
   index(name: string): number
-  /** Adds one. */
+  /** Adds one. For a per-process gauge, to this process's value (as add, get, set do). */
   inc(name: string): void
   /** Adds `n` (negative to decrement a gauge). */
   add(name: string, n: number | bigint): void
@@ -114,11 +161,21 @@ export declare class SharedCounters {
    */
   compareExchange(name: string, expected: number, value: number | bigint): number
   compareExchange(name: string, expected: bigint, value: number | bigint): bigint
-  /** Every counter's current value, by name. */
+  /**
+   * Records `value` in histogram `name`: one bucket (the first upper bound `>= value`, else
+   * `+Inf`) and the sum, exact across threads and processes with no IPC. NaN is ignored.
+   * Throws `ERR_INVALID_ARG` for a name that is not a histogram or a value that is not a number.
+   */
+  observe(name: string, value: number): void
+  /** Histogram `name` now (cumulative buckets, sum, count). */
+  histogram(name: string): HistogramSnapshot
+  /** Per-process gauge `name` in every live process of the region. */
+  perProcess(name: string): ProcessGaugeValue[]
+  /** Every counter's and gauge's current value, by name (not histograms or per-process gauges). */
   snapshot(): Record<string, number>
   snapshot(options: { bigint: true }): Record<string, bigint>
   snapshot(options?: { bigint?: boolean }): Record<string, number | bigint>
-  /** Sets every counter (or only `name`) to 0. */
+  /** Sets every counter, gauge and histogram (or only `name`) to 0; per-process gauges: this process's value. */
   reset(name?: string): void
 
   /**
@@ -136,8 +193,10 @@ export declare class SharedCounters {
   waitFor(name: string, predicate: (value: number) => boolean, options?: WaitForOptions): Promise<number>
 
   /**
-   * The counters in the Prometheus text exposition format 0.0.4 (one `# TYPE` line per
-   * counter, `# HELP` where given). With no options, metric names are the counter names.
+   * The counters in the Prometheus text exposition format 0.0.4 (one `# HELP` and one
+   * `# TYPE` line per metric family). With no options, metric names are the counter names.
+   * Histograms give cumulative `_bucket{le}` series, `_sum` and `_count`; per-process gauges
+   * one sample per live process. Every process of a named region exports the same text.
    */
   toPrometheus(options?: PrometheusOptions): string
 

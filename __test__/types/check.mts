@@ -10,6 +10,16 @@ import { SharedCounters } from 'corepool'
 const counters = new SharedCounters({ names: ['a', 'b'] })
 counters.inc('a')
 const text: string = counters.toPrometheus()
+const hc = new SharedCounters({
+  names: [
+    { name: 'lat{route="/"}', type: 'histogram', buckets: [0.1, 1] },
+    { name: 'q', type: 'gauge', perProcess: true },
+  ],
+  processes: 8,
+})
+hc.observe('lat{route="/"}', 0.2)
+const p99le: number = hc.histogram('lat{route="/"}').buckets[0].le
+const who: number | null = hc.perProcess('q')[0].worker
 import {
   hash,
   hashMany,

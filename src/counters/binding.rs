@@ -29,17 +29,29 @@ fn to_js(e: RegionError) -> CodedError {
     }
 }
 
-fn specs(names: Vec<String>, gauges: Vec<bool>) -> Vec<SlotSpec> {
+/// The slot list from JS's parallel arrays: names, kinds (0 counter, 1 gauge, 2 histogram,
+/// 3 per-process gauge) and, per slot, histogram bounds (empty for the others).
+fn specs(
+    names: Vec<String>,
+    kinds: Vec<u32>,
+    mut buckets: Vec<Vec<f64>>,
+) -> napi::Result<Vec<SlotSpec>, Code> {
+    buckets.resize(names.len(), Vec::new());
     names
         .into_iter()
+        .zip(buckets)
         .enumerate()
-        .map(|(i, name)| SlotSpec {
-            name,
-            kind: if gauges.get(i).copied().unwrap_or(false) {
-                Kind::Gauge
-            } else {
-                Kind::Counter
-            },
+        .map(|(i, (name, buckets))| {
+            let kind = kinds
+                .get(i)
+                .and_then(|&k| u8::try_from(k).ok())
+                .and_then(Kind::from_u8)
+                .ok_or_else(|| js_error(ErrorCode::InvalidArg, "bad counter kind"))?;
+            Ok(SlotSpec {
+                name,
+                kind,
+                buckets,
+            })
         })
         .collect()
 }
@@ -83,8 +95,14 @@ impl NativeCounters {
 impl NativeCounters {
     /// A new anonymous region (this process only).
     #[napi(factory)]
-    pub fn anonymous(names: Vec<String>, gauges: Vec<bool>) -> napi::Result<NativeCounters, Code> {
-        Self::from_region(Region::anonymous(specs(names, gauges)).map_err(to_js)?)
+    pub fn anonymous(
+        names: Vec<String>,
+        kinds: Vec<u32>,
+        buckets: Vec<Vec<f64>>,
+        processes: u32,
+    ) -> napi::Result<NativeCounters, Code> {
+        let slots = specs(names, kinds, buckets)?;
+        Self::from_region(Region::anonymous_with(slots, processes as usize).map_err(to_js)?)
     }
 
     /// Reopens an anonymous region of this process by id.
@@ -106,11 +124,15 @@ impl NativeCounters {
     pub fn open(
         name: String,
         names: Option<Vec<String>>,
-        gauges: Vec<bool>,
+        kinds: Vec<u32>,
+        buckets: Vec<Vec<f64>>,
         create: bool,
+        processes: u32,
     ) -> napi::Result<NativeCounters, Code> {
-        let slots = names.map(|n| specs(n, gauges));
-        Self::from_region(Region::open(&name, slots, create).map_err(to_js)?)
+        let slots = names.map(|n| specs(n, kinds, buckets)).transpose()?;
+        Self::from_region(
+            Region::open_with(&name, slots, create, processes as usize).map_err(to_js)?,
+        )
     }
 
     /// Removes a named region; false if it did not exist.
@@ -130,14 +152,74 @@ impl NativeCounters {
             .collect()
     }
 
-    /// Per slot: true for a gauge.
+    /// Per slot: its kind (0 counter, 1 gauge, 2 histogram, 3 per-process gauge).
     #[napi(getter)]
-    pub fn gauges(&self) -> Vec<bool> {
+    pub fn kinds(&self) -> Vec<u32> {
         self.view
             .layout()
             .slots
             .iter()
-            .map(|s| s.kind == Kind::Gauge)
+            .map(|s| s.kind as u32)
+            .collect()
+    }
+
+    /// Per slot: a histogram's upper bounds (empty for other kinds).
+    #[napi(getter)]
+    pub fn buckets(&self) -> Vec<Vec<f64>> {
+        self.view
+            .layout()
+            .slots
+            .iter()
+            .map(|s| s.buckets.clone())
+            .collect()
+    }
+
+    /// Per slot: byte offset of its data (histogram counts, per-process values) from the start
+    /// of `buffer()`; 0 for counters and gauges.
+    #[napi(getter)]
+    pub fn data_offsets(&self) -> Vec<u32> {
+        let layout = self.view.layout();
+        layout
+            .data
+            .iter()
+            .map(|&d| {
+                if d == 0 {
+                    0
+                } else {
+                    (d - layout.header_len) as u32
+                }
+            })
+            .collect()
+    }
+
+    /// Entries of the process table (0 without per-process gauges).
+    #[napi(getter)]
+    pub fn processes(&self) -> u32 {
+        self.view.layout().processes as u32
+    }
+
+    /// This process's entry of the process table (claimed on first call) with worker tag
+    /// `tag` (worker id + 1, or 0).
+    #[napi]
+    pub fn claim_process(&self, tag: u32) -> napi::Result<u32, Code> {
+        Ok(self.view.claim_process(tag).map_err(to_js)? as u32)
+    }
+
+    /// Gives up this process's entry of the process table.
+    #[napi]
+    pub fn release_process(&self, entry: u32) {
+        if (entry as usize) < self.view.layout().processes {
+            self.view.release_process(entry as usize);
+        }
+    }
+
+    /// The live entries of the process table, flattened: entry, pid, tag, entry, pid, tag, ...
+    #[napi]
+    pub fn live_processes(&self) -> Vec<u32> {
+        self.view
+            .live_processes()
+            .into_iter()
+            .flat_map(|e| [e.entry as u32, e.pid, e.tag])
             .collect()
     }
 

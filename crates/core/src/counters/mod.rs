@@ -57,6 +57,11 @@ impl Counters {
         self.view.compare_exchange(index, expected, new)
     }
 
+    /// Records `v` in histogram `index`. Panics if `index` is not a histogram.
+    pub fn observe(&self, index: usize, v: f64) {
+        self.view.observe(index, v)
+    }
+
     pub fn len(&self) -> usize {
         self.view.len()
     }
@@ -75,10 +80,7 @@ mod tests {
     fn rust_side_api_updates_what_other_mappings_see() {
         let specs = ["tasks_total", "busy"]
             .iter()
-            .map(|n| SlotSpec {
-                name: (*n).to_owned(),
-                kind: Kind::Counter,
-            })
+            .map(|n| SlotSpec::new(*n, Kind::Counter))
             .collect();
         let region = Region::anonymous(specs).unwrap();
         let pool_side = Counters::new(&region).unwrap();

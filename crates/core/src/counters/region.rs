@@ -15,11 +15,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use super::layout::{validate_region_name, validate_slots, Layout, Slot, SlotSpec};
+use super::layout::{
+    validate_region_name, validate_slots, Kind, Layout, Slot, SlotSpec, MAX_PROCESSES,
+    PROCESS_ENTRY,
+};
 
 /// Where named regions live.
 const SHM_DIR: &str = "/dev/shm";
@@ -81,8 +84,17 @@ fn anonymous_registry() -> &'static Mutex<HashMap<u64, Weak<Region>>> {
 impl Region {
     /// A new zeroed region private to this process (and its worker threads).
     pub fn anonymous(slots: Vec<SlotSpec>) -> Result<Arc<Region>, RegionError> {
+        Region::anonymous_with(slots, super::layout::DEFAULT_PROCESSES)
+    }
+
+    /// [`Region::anonymous`] with a process table of `processes` entries.
+    pub fn anonymous_with(
+        slots: Vec<SlotSpec>,
+        processes: usize,
+    ) -> Result<Arc<Region>, RegionError> {
         validate_slots(&slots).map_err(RegionError::InvalidArg)?;
-        let layout = Layout::new(slots);
+        check_processes(processes)?;
+        let layout = Layout::with_processes(slots, processes);
         let file = memfd().map_err(|e| io_error("cannot create an anonymous region", &e))?;
         write_region(&file, &layout)
             .map_err(|e| io_error("cannot initialize an anonymous region", &e))?;
@@ -112,7 +124,18 @@ impl Region {
         slots: Option<Vec<SlotSpec>>,
         create: bool,
     ) -> Result<Arc<Region>, RegionError> {
+        Region::open_with(name, slots, create, super::layout::DEFAULT_PROCESSES)
+    }
+
+    /// [`Region::open`]; a region it creates gets a process table of `processes` entries.
+    pub fn open_with(
+        name: &str,
+        slots: Option<Vec<SlotSpec>>,
+        create: bool,
+        processes: usize,
+    ) -> Result<Arc<Region>, RegionError> {
         validate_region_name(name).map_err(shm)?;
+        check_processes(processes)?;
         if let Some(slots) = &slots {
             validate_slots(slots).map_err(RegionError::InvalidArg)?;
         }
@@ -123,7 +146,7 @@ impl Region {
                     "options.names is required with create: true".into(),
                 ));
             };
-            match create_named(name, &path, Layout::new(slots)) {
+            match create_named(name, &path, Layout::with_processes(slots, processes)) {
                 Ok(()) => {}
                 // Another process created it first: open theirs (and check it matches).
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -206,6 +229,16 @@ impl Region {
             region: Arc::clone(self),
             map,
         })
+    }
+}
+
+fn check_processes(processes: usize) -> Result<(), RegionError> {
+    if (1..=MAX_PROCESSES).contains(&processes) {
+        Ok(())
+    } else {
+        Err(RegionError::InvalidArg(format!(
+            "processes must be an integer from 1 to {MAX_PROCESSES}, got {processes}"
+        )))
     }
 }
 
@@ -339,6 +372,45 @@ impl Mapping {
         // by other processes through the same types — and live as long as `self`.
         unsafe { &*self.ptr.as_ptr().add(offset).cast::<Slot>() }
     }
+
+    /// The 64-bit word at byte `offset` of the data area (histogram counts, per-process values).
+    fn word(&self, offset: usize) -> &AtomicI64 {
+        assert!(offset.is_multiple_of(8) && offset + 8 <= self.len);
+        // SAFETY: in bounds and aligned (asserted); only ever accessed atomically, as above.
+        unsafe { &*self.ptr.as_ptr().add(offset).cast::<AtomicI64>() }
+    }
+
+    /// The 32-bit word at byte `offset` (process-table fields).
+    fn word32(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len);
+        // SAFETY: in bounds and aligned (asserted); only ever accessed atomically, as above.
+        unsafe { &*self.ptr.as_ptr().add(offset).cast::<AtomicU32>() }
+    }
+}
+
+/// One live entry of a region's process table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessEntry {
+    pub entry: usize,
+    pub pid: u32,
+    /// Worker id + 1, or 0 when the process gave none.
+    pub tag: u32,
+    pub claimed_ms: u64,
+}
+
+/// Whether `pid` names a live process (one we may not signal still counts).
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks for existence and permission; it sends nothing.
+    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Drop for Mapping {
@@ -444,6 +516,151 @@ impl View {
         }
     }
 
+    fn kind_data(&self, index: usize, kind: Kind) -> usize {
+        let layout = self.layout();
+        assert!(
+            layout.slots[index].kind == kind,
+            "slot {index} is not a {kind:?}"
+        );
+        layout.data[index]
+    }
+
+    /// Records `v` in histogram `index`: one bucket count (the first bound >= v, else +Inf) and
+    /// the sum (an f64 in the slot's value, updated by compare-and-swap). NaN is not counted.
+    pub fn observe(&self, index: usize, v: f64) {
+        let data = self.kind_data(index, Kind::Histogram);
+        if v.is_nan() {
+            return;
+        }
+        let buckets = &self.layout().slots[index].buckets;
+        let bucket = buckets.partition_point(|&b| b < v);
+        self.map
+            .word(data + 8 * bucket)
+            .fetch_add(1, Ordering::SeqCst);
+        let sum = &self.slot(index).value;
+        let mut old = sum.load(Ordering::SeqCst);
+        loop {
+            let new = (f64::from_bits(old as u64) + v).to_bits() as i64;
+            match sum.compare_exchange_weak(old, new, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => break,
+                Err(actual) => old = actual,
+            }
+        }
+    }
+
+    /// Histogram `index`: its per-bucket counts (not cumulative, `+Inf` last) and its sum.
+    pub fn histogram(&self, index: usize) -> (Vec<u64>, f64) {
+        let data = self.kind_data(index, Kind::Histogram);
+        let n = self.layout().slots[index].buckets.len() + 1;
+        let counts = (0..n)
+            .map(|i| self.map.word(data + 8 * i).load(Ordering::SeqCst) as u64)
+            .collect();
+        let sum = f64::from_bits(self.slot(index).value.load(Ordering::SeqCst) as u64);
+        (counts, sum)
+    }
+
+    fn entry_offset(&self, entry: usize) -> usize {
+        assert!(entry < self.layout().processes);
+        self.layout().process_table + entry * PROCESS_ENTRY
+    }
+
+    /// This process's entry of the process table, claimed on first use (a free entry, or one
+    /// whose process is gone) with worker tag `tag`. The claimer zeroes the entry's values.
+    pub fn claim_process(&self, tag: u32) -> Result<usize, RegionError> {
+        // One claim at a time in this process, so two threads cannot take two entries.
+        static CLAIMING: Mutex<()> = Mutex::new(());
+        let _guard = lock(&CLAIMING);
+        let layout = self.layout();
+        if layout.processes == 0 {
+            return Err(RegionError::InvalidArg(
+                "this region has no per-process gauges".into(),
+            ));
+        }
+        let me = std::process::id();
+        for entry in 0..layout.processes {
+            if self
+                .map
+                .word32(self.entry_offset(entry))
+                .load(Ordering::SeqCst)
+                == me
+            {
+                return Ok(entry);
+            }
+        }
+        for entry in 0..layout.processes {
+            let at = self.entry_offset(entry);
+            let pid = self.map.word32(at);
+            let current = pid.load(Ordering::SeqCst);
+            if current != 0 && alive(current) {
+                continue;
+            }
+            if pid
+                .compare_exchange(current, me, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                continue;
+            }
+            for (i, s) in layout.slots.iter().enumerate() {
+                if s.kind == Kind::ProcessGauge {
+                    self.map
+                        .word(layout.data[i] + 8 * entry)
+                        .store(0, Ordering::SeqCst);
+                }
+            }
+            self.map.word32(at + 4).store(tag, Ordering::SeqCst);
+            self.map
+                .word(at + 8)
+                .store(now_ms() as i64, Ordering::SeqCst);
+            return Ok(entry);
+        }
+        Err(shm(format!(
+            "the region's process table is full ({} live processes use it)",
+            layout.processes
+        )))
+    }
+
+    /// Gives up this process's entry (at exit), so its values stop being exported at once.
+    pub fn release_process(&self, entry: usize) {
+        let at = self.entry_offset(entry);
+        let me = std::process::id();
+        let _ = self
+            .map
+            .word32(at)
+            .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// The entries of live processes. Of several with one worker tag (a worker and its
+    /// replacement during a reload), only the latest claim.
+    pub fn live_processes(&self) -> Vec<ProcessEntry> {
+        let mut out: Vec<ProcessEntry> = Vec::new();
+        for entry in 0..self.layout().processes {
+            let at = self.entry_offset(entry);
+            let pid = self.map.word32(at).load(Ordering::SeqCst);
+            if pid == 0 || !alive(pid) {
+                continue;
+            }
+            let e = ProcessEntry {
+                entry,
+                pid,
+                tag: self.map.word32(at + 4).load(Ordering::SeqCst),
+                claimed_ms: self.map.word(at + 8).load(Ordering::SeqCst) as u64,
+            };
+            match out.iter_mut().find(|o| e.tag != 0 && o.tag == e.tag) {
+                Some(o) if (o.claimed_ms, o.pid) < (e.claimed_ms, e.pid) => *o = e,
+                Some(_) => {}
+                None => out.push(e),
+            }
+        }
+        out
+    }
+
+    /// The value of per-process gauge `index` for process-table entry `entry`.
+    pub fn process_value(&self, index: usize, entry: usize) -> &AtomicI64 {
+        let data = self.kind_data(index, Kind::ProcessGauge);
+        assert!(entry < self.layout().processes);
+        self.map.word(data + 8 * entry)
+    }
+
     /// Wakes every waiter of slot `index` so it re-checks its condition (used after raw writes
     /// from JS and to cancel a wait).
     pub fn wake(&self, index: usize) {
@@ -543,11 +760,73 @@ mod tests {
     fn specs(names: &[&str]) -> Vec<SlotSpec> {
         names
             .iter()
-            .map(|n| SlotSpec {
-                name: (*n).to_owned(),
-                kind: Kind::Counter,
-            })
+            .map(|n| SlotSpec::new(*n, Kind::Counter))
             .collect()
+    }
+
+    #[test]
+    fn histograms_count_exactly_across_threads() {
+        let region = Region::anonymous(vec![
+            SlotSpec::new("c", Kind::Counter),
+            SlotSpec::histogram("h", vec![1.0, 10.0]),
+        ])
+        .unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let view = region.view().unwrap();
+                thread::spawn(move || {
+                    for i in 0..10_000 {
+                        view.observe(1, [0.5, 1.0, 5.0, 100.0][i % 4]);
+                    }
+                    view.observe(1, f64::NAN);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let view = region.view().unwrap();
+        let (counts, sum) = view.histogram(1);
+        // 1.0 falls in the le="1" bucket (upper bounds are inclusive).
+        assert_eq!(counts, vec![20_000, 10_000, 10_000]);
+        assert_eq!(sum, 10_000.0 * (0.5 + 1.0 + 5.0 + 100.0));
+        assert_eq!(view.get(0), 0);
+    }
+
+    #[test]
+    fn process_table_claims_once_per_process_and_skips_the_dead() {
+        let region = Region::anonymous_with(
+            vec![
+                SlotSpec::new("g", Kind::ProcessGauge),
+                SlotSpec::new("c", Kind::Counter),
+            ],
+            2,
+        )
+        .unwrap();
+        let view = region.view().unwrap();
+        let e = view.claim_process(3).unwrap();
+        assert_eq!(view.claim_process(9).unwrap(), e);
+        view.process_value(0, e).store(42, Ordering::SeqCst);
+        let live = view.live_processes();
+        assert_eq!(live.len(), 1);
+        assert_eq!((live[0].pid, live[0].tag), (std::process::id(), 3));
+        // An entry of a process that is gone is not listed, and is taken over by a claim.
+        let other = 1 - e;
+        let at = view.entry_offset(other);
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        dead.wait().unwrap();
+        view.map.word32(at).store(dead_pid, Ordering::SeqCst);
+        view.process_value(0, other).store(7, Ordering::SeqCst);
+        assert_eq!(view.live_processes().len(), 1);
+        view.release_process(e);
+        assert!(view.live_processes().is_empty());
+        let again = view.claim_process(0).unwrap();
+        assert_eq!(view.process_value(0, again).load(Ordering::SeqCst), 0);
+        assert!(matches!(
+            Region::anonymous_with(specs(&["a"]), 0),
+            Err(RegionError::InvalidArg(_))
+        ));
     }
 
     fn unique(tag: &str) -> String {
