@@ -1,252 +1,12 @@
-//! Compression kernels: gzip, deflate (zlib), deflate-raw, brotli and zstd, in node:zlib's
-//! formats. Decoding is streamed into an output that never grows past `maxOutputLength`, so a
-//! decompression bomb costs at most that much memory before it is refused.
-
-// The #[napi] entry points are only reachable from Node, not from unit tests.
-#![cfg_attr(test, allow(dead_code))]
-
-use std::io::{Read, Write};
+//! `compress` and `decompress`; see `corepool_core::kernels::compress`.
 
 use napi_derive::napi;
 
+use corepool_core::kernels::compress::{compress, decompress, Format};
+
 use crate::buffers::{to_vec, JsBytes};
-use crate::error::ErrorCode;
-use crate::pool::binding::{NativePool, Output, RawValue};
-use crate::pool::scheduler::{TaskCtx, TaskError};
-
-/// Input bytes fed to an encoder between two cancel checks.
-const COMPRESS_CHUNK: usize = 256 * 1024;
-/// Output bytes produced by a decoder between two cancel checks.
-const DECOMPRESS_CHUNK: usize = 64 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Gzip,
-    Deflate,
-    DeflateRaw,
-    Brotli,
-    Zstd,
-}
-
-impl Format {
-    pub const NAMES: &'static str = "gzip, deflate, deflate-raw, brotli, zstd";
-
-    pub fn parse(name: &str) -> Result<Self, String> {
-        Ok(match name {
-            "gzip" => Format::Gzip,
-            "deflate" => Format::Deflate,
-            "deflate-raw" => Format::DeflateRaw,
-            "brotli" => Format::Brotli,
-            "zstd" => Format::Zstd,
-            _ => {
-                return Err(format!(
-                    "format must be one of {}, got {name:?}",
-                    Self::NAMES
-                ))
-            }
-        })
-    }
-
-    /// `(min, max, default)` compression levels; the defaults are node:zlib's.
-    pub fn levels(self) -> (i32, i32, i32) {
-        match self {
-            Format::Gzip | Format::Deflate | Format::DeflateRaw => (-1, 9, 6),
-            Format::Brotli => (0, 11, 11),
-            Format::Zstd => (
-                zstd::zstd_safe::min_c_level(),
-                zstd::zstd_safe::max_c_level(),
-                3,
-            ),
-        }
-    }
-
-    /// The level to use, or a message naming the accepted range.
-    pub fn check_level(self, level: Option<f64>) -> Result<i32, String> {
-        let (min, max, default) = self.levels();
-        match level {
-            None => Ok(default),
-            Some(l) if l.fract() == 0.0 && l >= min as f64 && l <= max as f64 => Ok(l as i32),
-            Some(l) => Err(format!(
-                "options.level must be an integer from {min} to {max} for this format, got {l}"
-            )),
-        }
-    }
-}
-
-fn feed<W: Write>(mut w: W, data: &[u8], ctx: &TaskCtx) -> Result<W, TaskError> {
-    for chunk in data.chunks(COMPRESS_CHUNK) {
-        ctx.check()?;
-        w.write_all(chunk).map_err(internal)?;
-    }
-    ctx.check()?;
-    Ok(w)
-}
-
-fn internal(e: std::io::Error) -> TaskError {
-    // Writing into a Vec only fails inside the encoder itself.
-    TaskError::failed(ErrorCode::InvalidArg, format!("compression failed: {e}"))
-}
-
-/// Compresses `data`; `level` must come from [`Format::check_level`].
-pub fn compress(
-    format: Format,
-    level: i32,
-    data: &[u8],
-    ctx: &TaskCtx,
-) -> Result<Vec<u8>, TaskError> {
-    let out = Vec::with_capacity(data.len() / 2 + 64);
-    let zlib_level = || {
-        if level < 0 {
-            flate2::Compression::default()
-        } else {
-            flate2::Compression::new(level as u32)
-        }
-    };
-    match format {
-        Format::Gzip => feed(flate2::write::GzEncoder::new(out, zlib_level()), data, ctx)?
-            .finish()
-            .map_err(internal),
-        Format::Deflate => feed(
-            flate2::write::ZlibEncoder::new(out, zlib_level()),
-            data,
-            ctx,
-        )?
-        .finish()
-        .map_err(internal),
-        Format::DeflateRaw => feed(
-            flate2::write::DeflateEncoder::new(out, zlib_level()),
-            data,
-            ctx,
-        )?
-        .finish()
-        .map_err(internal),
-        Format::Brotli => {
-            // lgwin 22 is node:zlib's default window (BROTLI_DEFAULT_WINDOW).
-            let w = brotli::CompressorWriter::new(out, 64 * 1024, level as u32, 22);
-            Ok(feed(w, data, ctx)?.into_inner())
-        }
-        Format::Zstd => {
-            let mut encoder = zstd::stream::write::Encoder::new(out, level).map_err(internal)?;
-            // Record the content size in the frame header (decoders may use it to size their
-            // output); the encoder then also checks that exactly that many bytes arrive.
-            encoder
-                .set_pledged_src_size(Some(data.len() as u64))
-                .map_err(internal)?;
-            feed(encoder, data, ctx)?.finish().map_err(internal)
-        }
-    }
-}
-
-fn corrupt(format: Format, detail: impl std::fmt::Display) -> TaskError {
-    TaskError::failed(
-        ErrorCode::CorruptInput,
-        format!("invalid or truncated {} data: {detail}", format.name()),
-    )
-}
-
-/// Reads `reader` to the end into a buffer never larger than `max` bytes.
-fn read_limited(
-    reader: &mut impl Read,
-    format: Format,
-    max: usize,
-    size_hint: usize,
-    ctx: &TaskCtx,
-) -> Result<Vec<u8>, TaskError> {
-    let mut out: Vec<u8> = Vec::with_capacity(size_hint.min(max));
-    let mut chunk = vec![0u8; DECOMPRESS_CHUNK];
-    loop {
-        ctx.check()?;
-        let n = match reader.read(&mut chunk) {
-            Ok(0) => return Ok(out),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(corrupt(format, e)),
-        };
-        if n > max - out.len() {
-            return Err(TaskError::failed(
-                ErrorCode::OutputTooLarge,
-                format!("the decompressed data is larger than maxOutputLength ({max} bytes)"),
-            ));
-        }
-        if out.capacity() - out.len() < n {
-            // Grow geometrically but never past the limit.
-            let want = (out.capacity() * 2).max(out.len() + n).min(max);
-            out.reserve_exact(want - out.len());
-        }
-        out.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// Bytes after the end of the compressed stream mean the input is not what the caller thinks
-/// it is (random bytes can start with a short valid stream): refuse rather than drop them.
-fn no_trailing_bytes(format: Format, rest: &[u8]) -> Result<(), TaskError> {
-    if rest.is_empty() {
-        Ok(())
-    } else {
-        Err(corrupt(
-            format,
-            format!("{} bytes follow the end of the stream", rest.len()),
-        ))
-    }
-}
-
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Gzip => "gzip",
-            Format::Deflate => "deflate",
-            Format::DeflateRaw => "deflate-raw",
-            Format::Brotli => "brotli",
-            Format::Zstd => "zstd",
-        }
-    }
-}
-
-/// Decompresses `data`, failing with `ERR_OUTPUT_TOO_LARGE` past `max` bytes of output and
-/// `ERR_CORRUPT_INPUT` for malformed or truncated input.
-pub fn decompress(
-    format: Format,
-    data: &[u8],
-    max: usize,
-    ctx: &TaskCtx,
-) -> Result<Vec<u8>, TaskError> {
-    let hint = data.len().saturating_mul(4);
-    // The `bufread` decoders consume exactly the stream, leaving what follows in the slice.
-    macro_rules! flate {
-        ($decoder:path) => {{
-            let mut decoder = $decoder(data);
-            let out = read_limited(&mut decoder, format, max, hint, ctx)?;
-            no_trailing_bytes(format, decoder.get_ref())?;
-            out
-        }};
-    }
-    Ok(match format {
-        // Concatenated gzip members decode as one stream, as with zlib.gunzip.
-        Format::Gzip => flate!(flate2::bufread::MultiGzDecoder::new),
-        Format::Deflate => flate!(flate2::bufread::ZlibDecoder::new),
-        Format::DeflateRaw => flate!(flate2::bufread::DeflateDecoder::new),
-        Format::Brotli => {
-            let mut decoder = brotli::Decompressor::new(data, 64 * 1024);
-            let out = read_limited(&mut decoder, format, max, hint, ctx)?;
-            // Past the end of the stream, a further read fails if input is left in the
-            // decoder's buffer; what it has not read yet is still in the slice.
-            if decoder.read(&mut [0u8; 1]).is_err() {
-                return Err(corrupt(format, "bytes follow the end of the stream"));
-            }
-            no_trailing_bytes(format, decoder.get_ref())?;
-            out
-        }
-        // Concatenated frames decode as one stream (as zstd does); anything else that follows
-        // fails as a frame of its own.
-        Format::Zstd => {
-            let mut decoder =
-                zstd::stream::read::Decoder::with_buffer(data).map_err(|e| corrupt(format, e))?;
-            let out = read_limited(&mut decoder, format, max, hint, ctx)?;
-            no_trailing_bytes(format, decoder.get_ref())?;
-            out
-        }
-    })
-}
+use crate::pool::binding::{NativePool, RawValue, TaskArgs};
+use crate::pool::scheduler::TaskCtx;
 
 /// Native `compress`; a non-finite `level` (NaN) means "the format's default".
 #[allow(clippy::too_many_arguments)]
@@ -260,21 +20,17 @@ pub fn compress_task(
     timeout_ms: f64,
     cancel_key: f64,
 ) -> napi::Result<RawValue> {
-    let format = match Format::parse(&format) {
-        Ok(f) => f,
-        Err(message) => return pool.reject(ErrorCode::InvalidArg, &message),
-    };
-    let level = match format.check_level((level.is_finite()).then_some(level)) {
-        Ok(l) => l,
-        Err(message) => return pool.reject(ErrorCode::InvalidArg, &message),
-    };
-    let data = to_vec(data);
-    pool.submit(
-        Box::new(move |ctx| compress(format, level, &data, ctx).map(Output::Buffer)),
+    let task = TaskArgs {
         priority,
         timeout_ms,
         cancel_key,
-    )
+    };
+    let job = Format::parse(&format).and_then(|format| {
+        let level = format.check_level(level.is_finite().then_some(level))?;
+        let data = to_vec(data);
+        Ok(move |ctx: &TaskCtx| compress(format, level, &data, ctx))
+    });
+    pool.submit_task(task, job)
 }
 
 /// Native `decompress`; `max_output_length` is validated by the JS wrapper.
@@ -289,131 +45,20 @@ pub fn decompress_task(
     timeout_ms: f64,
     cancel_key: f64,
 ) -> napi::Result<RawValue> {
-    let format = match Format::parse(&format) {
-        Ok(f) => f,
-        Err(message) => return pool.reject(ErrorCode::InvalidArg, &message),
-    };
-    if !(max_output_length.fract() == 0.0 && max_output_length >= 1.0) {
-        return pool.reject(
-            ErrorCode::InvalidArg,
-            &format!("options.maxOutputLength must be a positive integer, got {max_output_length}"),
-        );
-    }
-    let max = max_output_length.min(usize::MAX as f64) as usize;
-    let data = to_vec(data);
-    pool.submit(
-        Box::new(move |ctx| decompress(format, &data, max, ctx).map(Output::Buffer)),
+    let task = TaskArgs {
         priority,
         timeout_ms,
         cancel_key,
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ALL: [Format; 5] = [
-        Format::Gzip,
-        Format::Deflate,
-        Format::DeflateRaw,
-        Format::Brotli,
-        Format::Zstd,
-    ];
-
-    fn sample() -> Vec<u8> {
-        (0..20_000u32)
-            .flat_map(|i| format!("line {i} {}\n", i % 97).into_bytes())
-            .collect()
-    }
-
-    #[test]
-    fn round_trips_every_format_and_level_bound() {
-        let ctx = crate::pool::scheduler::tests_support::ctx();
-        let data = sample();
-        for format in ALL {
-            let (min, max, default) = format.levels();
-            for level in [min.max(-1), default, max.min(9)] {
-                let packed = compress(format, level, &data, &ctx).unwrap();
-                assert!(packed.len() < data.len(), "{format:?} {level}");
-                let back = decompress(format, &packed, usize::MAX, &ctx).unwrap();
-                assert!(back == data, "{format:?} {level}");
-            }
+    };
+    let job = Format::parse(&format).and_then(|format| {
+        if !(max_output_length.fract() == 0.0 && max_output_length >= 1.0) {
+            return Err(format!(
+                "options.maxOutputLength must be a positive integer, got {max_output_length}"
+            ));
         }
-    }
-
-    #[test]
-    fn empty_input_round_trips() {
-        let ctx = crate::pool::scheduler::tests_support::ctx();
-        for format in ALL {
-            let packed = compress(format, format.levels().2, b"", &ctx).unwrap();
-            assert_eq!(decompress(format, &packed, 10, &ctx).unwrap(), b"");
-        }
-    }
-
-    #[test]
-    fn bomb_is_refused_at_the_limit() {
-        let ctx = crate::pool::scheduler::tests_support::ctx();
-        let zeros = vec![0u8; 20 << 20];
-        for format in ALL {
-            let packed = compress(format, 1.min(format.levels().1), &zeros, &ctx).unwrap();
-            let err = decompress(format, &packed, 1 << 20, &ctx).unwrap_err();
-            assert_eq!(err.code(), ErrorCode::OutputTooLarge, "{format:?}");
-            // Exactly at the limit is fine.
-            assert_eq!(
-                decompress(format, &packed, 20 << 20, &ctx).unwrap().len(),
-                20 << 20
-            );
-        }
-    }
-
-    #[test]
-    fn corrupt_and_truncated_input() {
-        let ctx = crate::pool::scheduler::tests_support::ctx();
-        let data = sample();
-        for format in ALL {
-            let packed = compress(format, format.levels().2, &data, &ctx).unwrap();
-            let truncated = &packed[..packed.len() / 2];
-            let err = decompress(format, truncated, usize::MAX, &ctx).unwrap_err();
-            assert_eq!(err.code(), ErrorCode::CorruptInput, "{format:?} truncated");
-            let garbage = b"this is not compressed data at all, not even close".repeat(4);
-            let err = decompress(format, &garbage, usize::MAX, &ctx).unwrap_err();
-            assert_eq!(err.code(), ErrorCode::CorruptInput, "{format:?} garbage");
-        }
-    }
-
-    #[test]
-    fn bytes_after_the_stream_are_refused() {
-        let ctx = crate::pool::scheduler::tests_support::ctx();
-        let data = sample();
-        for format in ALL {
-            let packed = compress(format, 1, &data, &ctx).unwrap();
-            for tail in [&[0u8][..], b"xyz", &[0x55; 100_000]] {
-                let input = [&packed[..], tail].concat();
-                let err = decompress(format, &input, usize::MAX, &ctx).unwrap_err();
-                assert_eq!(
-                    err.code(),
-                    ErrorCode::CorruptInput,
-                    "{format:?} + {}",
-                    tail.len()
-                );
-            }
-        }
-        // Concatenated gzip members and zstd frames are one stream.
-        for format in [Format::Gzip, Format::Zstd] {
-            let packed = compress(format, 1, &data, &ctx).unwrap();
-            let twice = [&packed[..], &packed[..]].concat();
-            let out = decompress(format, &twice, usize::MAX, &ctx).unwrap();
-            assert_eq!(out, [&data[..], &data[..]].concat(), "{format:?}");
-        }
-    }
-
-    #[test]
-    fn levels_are_checked() {
-        assert_eq!(Format::Gzip.check_level(None), Ok(6));
-        assert!(Format::Gzip.check_level(Some(10.0)).is_err());
-        assert!(Format::Brotli.check_level(Some(1.5)).is_err());
-        assert_eq!(Format::Zstd.check_level(Some(19.0)), Ok(19));
-        assert!(Format::parse("lz4").is_err());
-    }
+        let max = max_output_length.min(usize::MAX as f64) as usize;
+        let data = to_vec(data);
+        Ok(move |ctx: &TaskCtx| decompress(format, &data, max, ctx))
+    });
+    pool.submit_task(task, job)
 }

@@ -1,62 +1,15 @@
-//! Numeric kernels.
+//! `sqrtSum`, `countPrimes`, `sortFloat64`, `statsFloat64`; see
+//! `corepool_core::kernels::numeric`.
 
-use napi::bindgen_prelude::{Float64Array, Float64ArraySlice, ToNapiValue};
+use napi::bindgen_prelude::{Float64Array, Float64ArraySlice};
 use napi_derive::napi;
 
-use crate::error::ErrorCode;
-use crate::pool::binding::{NativePool, Output, RawValue};
-use crate::pool::scheduler::{TaskCtx, TaskError};
+use corepool_core::kernels::numeric::{count_primes, parse_count, sort_f64, sqrt_sum, stats_f64};
 
-/// Iterations between two cancel checks: ~0.1 ms of work, so a cancel is seen promptly.
-const CHUNK: u64 = 1 << 16;
-
-/// Largest integer that JS represents exactly (2^53 - 1).
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
-
-/// Sum of `sqrt(i)` for `0 <= i < n`, checking for cancellation every chunk.
-///
-/// Four independent accumulators break the add dependency chain so the loop runs at the
-/// throughput of `sqrtpd` instead of the latency of `addsd`; the result differs from a
-/// sequential JS loop only in the last bits (relative error far below 1e-9).
-pub fn sqrt_sum(n: u64, ctx: &TaskCtx) -> Result<f64, TaskError> {
-    let mut acc = [0.0f64; 4];
-    let mut start = 0u64;
-    while start < n {
-        ctx.check()?;
-        let end = n.min(start + CHUNK);
-        // Exact: every integer below 2^53 is a double.
-        let mut x = start as f64;
-        let mut i = start;
-        while i + 4 <= end {
-            acc[0] += x.sqrt();
-            acc[1] += (x + 1.0).sqrt();
-            acc[2] += (x + 2.0).sqrt();
-            acc[3] += (x + 3.0).sqrt();
-            x += 4.0;
-            i += 4;
-        }
-        while i < end {
-            acc[0] += (i as f64).sqrt();
-            i += 1;
-        }
-        start = end;
-    }
-    Ok((acc[0] + acc[1]) + (acc[2] + acc[3]))
-}
-
-/// Validates `n` as a non-negative safe integer.
-pub fn parse_count(name: &str, n: f64) -> Result<u64, String> {
-    if (0.0..=MAX_SAFE_INTEGER).contains(&n) && n.fract() == 0.0 {
-        Ok(n as u64)
-    } else {
-        Err(format!(
-            "{name} must be a non-negative safe integer (0 to 2^53 - 1), got {n}"
-        ))
-    }
-}
+use crate::pool::binding::{NativePool, Output, RawValue, TaskArgs};
+use crate::pool::scheduler::TaskCtx;
 
 /// Native `sqrtSum`; see `lib/kernels.js` for the public wrapper.
-#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "sqrtSum")]
 pub fn sqrt_sum_task(
     pool: &NativePool,
@@ -65,196 +18,16 @@ pub fn sqrt_sum_task(
     timeout_ms: f64,
     cancel_key: f64,
 ) -> napi::Result<RawValue> {
-    match parse_count("n", n) {
-        Ok(n) => pool.submit(
-            Box::new(move |ctx| sqrt_sum(n, ctx).map(Output::Number)),
-            priority,
-            timeout_ms,
-            cancel_key,
-        ),
-        Err(message) => pool.reject(ErrorCode::InvalidArg, &message),
-    }
-}
-
-/// Odd numbers per sieve segment (covers 2 × this range of integers; 256 KiB of flags).
-const SIEVE_SEGMENT: usize = 1 << 18;
-
-/// The number of primes `p <= limit` (π(limit)), by an odd-only segmented sieve of
-/// Eratosthenes; checks for cancellation between segments.
-pub fn count_primes(limit: u64, ctx: &TaskCtx) -> Result<u64, TaskError> {
-    if limit < 2 {
-        return Ok(0);
-    }
-    // Base primes up to sqrt(limit) by a simple sieve (at most ~9.5e7 for limit = 2^53).
-    let root = (limit as f64).sqrt() as u64 + 1;
-    let root = (root.saturating_sub(2)..=root + 1)
-        .rev()
-        .find(|r| r.saturating_mul(*r) <= limit)
-        .unwrap_or(1);
-    let mut small = vec![true; root as usize + 1];
-    let mut base: Vec<u64> = Vec::new();
-    for i in 2..=root as usize {
-        if small[i] {
-            if i > 2 {
-                base.push(i as u64);
-            }
-            let mut j = i * i;
-            while j <= root as usize {
-                small[j] = false;
-                j += i;
-            }
-        }
-    }
-    drop(small);
-    // Count 2, then the odd primes of [3, limit] segment by segment; index k stands for 2k + 1.
-    let mut count = 1u64;
-    let last = (limit - 1) / 2; // index of the largest odd number <= limit
-    let mut flags = vec![true; SIEVE_SEGMENT];
-    let mut lo = 1u64; // first index of the segment (the number 3)
-    while lo <= last {
-        ctx.check()?;
-        let hi = (lo + SIEVE_SEGMENT as u64 - 1).min(last);
-        let len = (hi - lo + 1) as usize;
-        flags[..len].fill(true);
-        let first_number = 2 * lo + 1;
-        let last_number = 2 * hi + 1;
-        for &p in &base {
-            if p * p > last_number {
-                break;
-            }
-            // First odd multiple of p that is >= max(p², first_number).
-            let mut m = (first_number.div_ceil(p) * p).max(p * p);
-            if m % 2 == 0 {
-                m += p;
-            }
-            let mut k = ((m - 1) / 2 - lo) as usize;
-            while k < len {
-                flags[k] = false;
-                k += p as usize;
-            }
-        }
-        count += flags[..len].iter().filter(|&&f| f).count() as u64;
-        lo = hi + 1;
-    }
-    Ok(count)
-}
-
-/// Elements sorted or scanned between two cancel checks.
-const F64_CHUNK: usize = 1 << 20;
-
-/// The order of `TypedArray.prototype.sort`: ascending, -0 before +0, NaN last.
-fn js_order(a: &f64, b: &f64) -> std::cmp::Ordering {
-    a.total_cmp(b)
-}
-
-/// Sorts `values` in place in JS typed-array order: chunks are sorted one by one, then merged
-/// bottom-up, checking for cancellation between chunks.
-pub fn sort_f64(values: &mut Vec<f64>, ctx: &TaskCtx) -> Result<(), TaskError> {
-    // Every NaN becomes the positive quiet NaN so that `total_cmp` puts them all last (JS does
-    // not distinguish NaN payloads).
-    for chunk in values.chunks_mut(F64_CHUNK) {
-        ctx.check()?;
-        for v in chunk.iter_mut() {
-            if v.is_nan() {
-                *v = f64::NAN;
-            }
-        }
-        chunk.sort_unstable_by(js_order);
-    }
-    let n = values.len();
-    let mut width = F64_CHUNK;
-    let mut src = std::mem::take(values);
-    let mut dst = vec![0.0f64; if n > F64_CHUNK { n } else { 0 }];
-    while width < n {
-        let mut start = 0;
-        while start < n {
-            let mid = (start + width).min(n);
-            let end = (start + 2 * width).min(n);
-            merge(&src[start..mid], &src[mid..end], &mut dst[start..end], ctx)?;
-            start = end;
-        }
-        std::mem::swap(&mut src, &mut dst);
-        width *= 2;
-    }
-    *values = src;
-    Ok(())
-}
-
-fn merge(a: &[f64], b: &[f64], out: &mut [f64], ctx: &TaskCtx) -> Result<(), TaskError> {
-    let (mut i, mut j) = (0, 0);
-    for (k, slot) in out.iter_mut().enumerate() {
-        if k % F64_CHUNK == F64_CHUNK - 1 {
-            ctx.check()?;
-        }
-        // Stable: ties take from the left run first.
-        if j >= b.len() || (i < a.len() && js_order(&a[i], &b[j]) != std::cmp::Ordering::Greater) {
-            *slot = a[i];
-            i += 1;
-        } else {
-            *slot = b[j];
-            j += 1;
-        }
-    }
-    Ok(())
-}
-
-/// Summary of a `Float64Array`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct F64Stats {
-    pub count: f64,
-    /// Compensated (Neumaier) sum: exact to within one rounding for most inputs.
-    pub sum: f64,
-    pub mean: f64,
-    /// `Math.min` semantics: NaN if any element is NaN, -0 below +0, +Infinity when empty.
-    pub min: f64,
-    /// `Math.max` semantics: NaN if any element is NaN, +0 above -0, -Infinity when empty.
-    pub max: f64,
-}
-
-pub fn stats_f64(values: &[f64], ctx: &TaskCtx) -> Result<F64Stats, TaskError> {
-    let (mut sum, mut comp) = (0.0f64, 0.0f64);
-    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-    let mut nan = false;
-    for chunk in values.chunks(F64_CHUNK) {
-        ctx.check()?;
-        for &x in chunk {
-            let t = sum + x;
-            if sum.abs() >= x.abs() {
-                comp += (sum - t) + x;
-            } else {
-                comp += (x - t) + sum;
-            }
-            sum = t;
-            if x.is_nan() {
-                nan = true;
-            } else {
-                if x < min || (x == 0.0 && min == 0.0 && x.is_sign_negative()) {
-                    min = x;
-                }
-                if x > max || (x == 0.0 && max == 0.0 && x.is_sign_positive()) {
-                    max = x;
-                }
-            }
-        }
-    }
-    // With infinities the compensation is NaN; the plain sum is then the right answer.
-    let total = if comp.is_finite() { sum + comp } else { sum };
-    let count = values.len() as f64;
-    Ok(F64Stats {
-        count,
-        sum: total,
-        mean: if values.is_empty() {
-            f64::NAN
-        } else {
-            total / count
-        },
-        min: if nan { f64::NAN } else { min },
-        max: if nan { f64::NAN } else { max },
-    })
+    let task = TaskArgs {
+        priority,
+        timeout_ms,
+        cancel_key,
+    };
+    let job = parse_count("n", n).map(|n| move |ctx: &TaskCtx| sqrt_sum(n, ctx));
+    pool.submit_task(task, job)
 }
 
 /// Native `countPrimes`.
-#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "countPrimes")]
 pub fn count_primes_task(
     pool: &NativePool,
@@ -263,19 +36,17 @@ pub fn count_primes_task(
     timeout_ms: f64,
     cancel_key: f64,
 ) -> napi::Result<RawValue> {
-    match parse_count("limit", limit) {
-        Ok(limit) => pool.submit(
-            Box::new(move |ctx| count_primes(limit, ctx).map(|n| Output::Number(n as f64))),
-            priority,
-            timeout_ms,
-            cancel_key,
-        ),
-        Err(message) => pool.reject(ErrorCode::InvalidArg, &message),
-    }
+    let task = TaskArgs {
+        priority,
+        timeout_ms,
+        cancel_key,
+    };
+    let job = parse_count("limit", limit)
+        .map(|limit| move |ctx: &TaskCtx| count_primes(limit, ctx).map(|n| n as f64));
+    pool.submit_task(task, job)
 }
 
 /// Native `sortFloat64`: sorts a copy and resolves to a new `Float64Array`.
-#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "sortFloat64")]
 pub fn sort_f64_task(
     pool: &NativePool,
@@ -284,23 +55,20 @@ pub fn sort_f64_task(
     timeout_ms: f64,
     cancel_key: f64,
 ) -> napi::Result<RawValue> {
-    let mut values = values.as_ref().to_vec();
-    pool.submit(
-        Box::new(move |ctx| {
-            sort_f64(&mut values, ctx)?;
-            Ok(Output::Custom(Box::new(move |env| {
-                // SAFETY: called on the JS thread with its live env.
-                unsafe { ToNapiValue::to_napi_value(env, Float64Array::new(values)) }
-            })))
-        }),
+    let task = TaskArgs {
         priority,
         timeout_ms,
         cancel_key,
-    )
+    };
+    let mut values = values.as_ref().to_vec();
+    let job = move |ctx: &TaskCtx| {
+        sort_f64(&mut values, ctx)?;
+        Ok(Output::value(Float64Array::new(values)))
+    };
+    pool.submit_task(task, Ok(job))
 }
 
 /// Native `statsFloat64`: resolves to `[count, sum, mean, min, max]`.
-#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "statsFloat64")]
 pub fn stats_f64_task(
     pool: &NativePool,
@@ -309,151 +77,15 @@ pub fn stats_f64_task(
     timeout_ms: f64,
     cancel_key: f64,
 ) -> napi::Result<RawValue> {
-    let values = values.as_ref().to_vec();
-    pool.submit(
-        Box::new(move |ctx| {
-            let s = stats_f64(&values, ctx)?;
-            Ok(Output::Custom(Box::new(move |env| {
-                let all = vec![s.count, s.sum, s.mean, s.min, s.max];
-                // SAFETY: called on the JS thread with its live env.
-                unsafe { ToNapiValue::to_napi_value(env, all) }
-            })))
-        }),
+    let task = TaskArgs {
         priority,
         timeout_ms,
         cancel_key,
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sequential(n: u64) -> f64 {
-        (0..n).map(|i| (i as f64).sqrt()).sum()
-    }
-
-    #[test]
-    fn matches_the_sequential_loop() {
-        let ctx = crate::pool::scheduler::tests_support::ctx();
-        for n in [0, 1, 2, 3, 4, 5, 7, 100, 65_537, 1_000_003] {
-            let got = sqrt_sum(n, &ctx).unwrap();
-            let want = sequential(n);
-            assert!(
-                (got - want).abs() <= want.abs() * 1e-12,
-                "n={n}: {got} vs {want}"
-            );
-        }
-    }
-
-    #[test]
-    fn rejects_bad_counts() {
-        for bad in [-1.0, 0.5, f64::NAN, f64::INFINITY, 2f64.powi(53)] {
-            assert!(parse_count("n", bad).is_err(), "{bad}");
-        }
-        assert_eq!(
-            parse_count("n", MAX_SAFE_INTEGER),
-            Ok(MAX_SAFE_INTEGER as u64)
-        );
-    }
-
-    #[test]
-    fn counts_primes() {
-        let ctx = crate::pool::scheduler::tests_support::ctx();
-        let known = [
-            (0, 0),
-            (1, 0),
-            (2, 1),
-            (3, 2),
-            (4, 2),
-            (10, 4),
-            (100, 25),
-            (1_000, 168),
-            (7_919, 1_000),
-            (1_000_000, 78_498),
-            (10_000_000, 664_579),
-        ];
-        for (limit, want) in known {
-            assert_eq!(count_primes(limit, &ctx).unwrap(), want, "pi({limit})");
-        }
-        // Segment boundaries: compare with a plain sieve around them.
-        let top = 1_048_577usize;
-        let mut prime = vec![true; top + 1];
-        prime[0] = false;
-        prime[1] = false;
-        for i in 2..=top {
-            if prime[i] && i * i <= top {
-                (i * i..=top).step_by(i).for_each(|j| prime[j] = false);
-            }
-        }
-        for limit in [524_287usize, 524_288, 524_289, 1_048_575, 1_048_577] {
-            let want = prime[..=limit].iter().filter(|&&p| p).count() as u64;
-            assert_eq!(
-                count_primes(limit as u64, &ctx).unwrap(),
-                want,
-                "pi({limit})"
-            );
-        }
-    }
-
-    #[test]
-    fn sorts_like_typed_arrays() {
-        let ctx = crate::pool::scheduler::tests_support::ctx();
-        let mut v = vec![
-            3.0,
-            f64::NAN,
-            -0.0,
-            0.0,
-            -1.5,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            -f64::NAN,
-            2.0,
-        ];
-        sort_f64(&mut v, &ctx).unwrap();
-        assert_eq!(
-            &v[..7].iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-            &[f64::NEG_INFINITY, -1.5, -0.0, 0.0, 2.0, 3.0, f64::INFINITY].map(f64::to_bits)
-        );
-        assert!(v[7].is_nan() && v[8].is_nan());
-        // Several chunks, so the merge passes run.
-        let n = 3 * F64_CHUNK + 12_345;
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut big: Vec<f64> = (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 1_000_000) as f64 - 500_000.0
-            })
-            .collect();
-        let mut want = big.clone();
-        want.sort_by(f64::total_cmp);
-        sort_f64(&mut big, &ctx).unwrap();
-        assert!(big == want);
-    }
-
-    #[test]
-    fn stats() {
-        let ctx = crate::pool::scheduler::tests_support::ctx();
-        let s = stats_f64(&[1.0, 2.0, 3.0, 4.0], &ctx).unwrap();
-        assert_eq!(
-            (s.count, s.sum, s.mean, s.min, s.max),
-            (4.0, 10.0, 2.5, 1.0, 4.0)
-        );
-        // Compensated: 1e100 + 1 - 1e100 is 1, not 0.
-        assert_eq!(stats_f64(&[1e100, 1.0, -1e100], &ctx).unwrap().sum, 1.0);
-        let e = stats_f64(&[], &ctx).unwrap();
-        assert!(
-            e.sum == 0.0 && e.mean.is_nan() && e.min == f64::INFINITY && e.max == f64::NEG_INFINITY
-        );
-        let n = stats_f64(&[1.0, f64::NAN], &ctx).unwrap();
-        assert!(n.sum.is_nan() && n.min.is_nan() && n.max.is_nan());
-        let z = stats_f64(&[0.0, -0.0], &ctx).unwrap();
-        assert!(z.min.is_sign_negative() && z.max.is_sign_positive());
-        assert_eq!(
-            stats_f64(&[f64::INFINITY, 1.0], &ctx).unwrap().sum,
-            f64::INFINITY
-        );
-    }
+    };
+    let values = values.as_ref().to_vec();
+    let job = move |ctx: &TaskCtx| {
+        let s = stats_f64(&values, ctx)?;
+        Ok(Output::value(vec![s.count, s.sum, s.mean, s.min, s.max]))
+    };
+    pool.submit_task(task, Ok(job))
 }

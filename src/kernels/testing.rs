@@ -4,12 +4,11 @@ use std::time::Duration;
 
 use napi_derive::napi;
 
-use crate::error::ErrorCode;
-use crate::pool::binding::{NativePool, Output, RawValue};
+use crate::pool::binding::{NativePool, RawValue, TaskArgs};
+use crate::pool::scheduler::{TaskCtx, TaskError};
 use crate::pool::timer::millis;
 
 /// A task that panics with `message`.
-#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "testPanic")]
 pub fn test_panic(
     pool: &NativePool,
@@ -18,16 +17,16 @@ pub fn test_panic(
     timeout_ms: f64,
     cancel_key: f64,
 ) -> napi::Result<RawValue> {
-    pool.submit(
-        Box::new(move |_| panic!("{message}")),
+    let task = TaskArgs {
         priority,
         timeout_ms,
         cancel_key,
-    )
+    };
+    let job = move |_: &TaskCtx| -> Result<(), TaskError> { panic!("{message}") };
+    pool.submit_task(task, Ok(job))
 }
 
 /// A task that holds its thread for `ms` milliseconds, waking early when cancelled.
-#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "testSleep")]
 pub fn test_sleep(
     pool: &NativePool,
@@ -36,19 +35,15 @@ pub fn test_sleep(
     timeout_ms: f64,
     cancel_key: f64,
 ) -> napi::Result<RawValue> {
-    if !(ms.is_finite() && ms >= 0.0) {
-        return pool.reject(
-            ErrorCode::InvalidArg,
-            &format!("ms must be a finite non-negative number, got {ms}"),
-        );
-    }
-    pool.submit(
-        Box::new(move |ctx| {
-            ctx.sleep(millis(ms).unwrap_or(Duration::MAX))?;
-            Ok(Output::Undefined)
-        }),
+    let task = TaskArgs {
         priority,
         timeout_ms,
         cancel_key,
-    )
+    };
+    let job = if ms.is_finite() && ms >= 0.0 {
+        Ok(move |ctx: &TaskCtx| ctx.sleep(millis(ms).unwrap_or(Duration::MAX)))
+    } else {
+        Err(format!("ms must be a finite non-negative number, got {ms}"))
+    };
+    pool.submit_task(task, job)
 }

@@ -22,7 +22,7 @@ use napi_derive::napi;
 use super::jstask::{JsJob, JsSlots, Transfer, WorkerControl, WorkerInbox, WorkerMsg};
 use super::moved::Moved;
 use super::scheduler::{
-    CancelReason, Job, Lender, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskError,
+    CancelReason, Lender, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskCtx, TaskError,
     TaskHandle, Work,
 };
 use super::stats::{Mirror, Summary};
@@ -38,19 +38,20 @@ pub enum Output {
     Number(f64),
     /// A `Buffer` with these bytes.
     Buffer(Vec<u8>),
-    /// Anything else a kernel needs, converted on the JS thread.
-    #[allow(dead_code)]
-    Custom(Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value> + Send>),
-}
-
-/// A JS task's result bytes, resolved as a `Buffer` for `lib/jscodec.js` to decode.
-impl From<Vec<u8>> for Output {
-    fn from(bytes: Vec<u8>) -> Self {
-        Output::Buffer(bytes)
-    }
+    /// Any other result, converted by its napi-rs type (see [`Output::value`]).
+    Value(Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value> + Send>),
 }
 
 impl Output {
+    /// A result converted to JS by its napi-rs [`ToNapiValue`] (strings, booleans, arrays,
+    /// typed arrays, `#[napi(object)]` structs).
+    pub fn value<T: ToNapiValue + Send + 'static>(value: T) -> Self {
+        Output::Value(Box::new(move |env| {
+            // SAFETY: `into_js` is only called on the pool's JS thread, with its live env.
+            unsafe { T::to_napi_value(env, value) }
+        }))
+    }
+
     fn into_js(self, env: sys::napi_env) -> napi::Result<sys::napi_value> {
         let mut value = ptr::null_mut();
         match self {
@@ -59,10 +60,40 @@ impl Output {
             // SAFETY: as above.
             Output::Number(n) => check(unsafe { sys::napi_create_double(env, n, &mut value) })?,
             Output::Buffer(bytes) => value = buffer_value(env, bytes)?,
-            Output::Custom(convert) => value = convert(env)?,
+            Output::Value(convert) => value = convert(env)?,
         }
         Ok(value)
     }
+}
+
+impl From<()> for Output {
+    fn from((): ()) -> Self {
+        Output::Undefined
+    }
+}
+
+impl From<f64> for Output {
+    fn from(n: f64) -> Self {
+        Output::Number(n)
+    }
+}
+
+/// A `Buffer` (kernels' digests and codecs' output; a JS task's result bytes, which
+/// `lib/jscodec.js` decodes).
+impl From<Vec<u8>> for Output {
+    fn from(bytes: Vec<u8>) -> Self {
+        Output::Buffer(bytes)
+    }
+}
+
+/// The arguments every native task binding ends with: `priority` (NaN: 0), `timeout_ms`
+/// (`<= 0`: none) and `cancel_key` (0: not cancellable from JS); see `submitNativeArgs` in
+/// `lib/pool.js`.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskArgs {
+    pub priority: f64,
+    pub timeout_ms: f64,
+    pub cancel_key: f64,
 }
 
 /// Small results are copied into a fresh `Buffer`; large ones become an external `Buffer` over
@@ -530,26 +561,33 @@ impl NativePool {
         Ok(RawValue(promise))
     }
 
-    /// Submits a native job and returns its promise. Every kernel binding goes through here.
-    ///
-    /// `timeout_ms <= 0` means no timeout; `cancel_key == 0` means not cancellable from JS.
-    pub fn submit(
+    /// Submits the job `prepared` holds and returns its promise; every native task binding
+    /// goes through here. `Err(message)` (bad input found while preparing the job) returns a
+    /// promise rejected with `ERR_INVALID_ARG` instead.
+    pub fn submit_task<F, T>(
         &self,
-        job: Job<Output>,
-        priority: f64,
-        timeout_ms: f64,
-        cancel_key: f64,
-    ) -> napi::Result<RawValue> {
-        self.submit_work(Work::Run(job), priority, timeout_ms, cancel_key)
+        task: TaskArgs,
+        prepared: std::result::Result<F, String>,
+    ) -> napi::Result<RawValue>
+    where
+        F: FnOnce(&TaskCtx) -> std::result::Result<T, TaskError> + Send + 'static,
+        T: Into<Output>,
+    {
+        match prepared {
+            Ok(job) => self.submit_work(
+                Work::Run(Box::new(move |ctx| job(ctx).map(Into::into))),
+                task,
+            ),
+            Err(message) => self.reject(ErrorCode::InvalidArg, &message),
+        }
     }
 
-    fn submit_work(
-        &self,
-        work: Work<Output, JsJob>,
-        priority: f64,
-        timeout_ms: f64,
-        cancel_key: f64,
-    ) -> napi::Result<RawValue> {
+    fn submit_work(&self, work: Work<Output, JsJob>, task: TaskArgs) -> napi::Result<RawValue> {
+        let TaskArgs {
+            priority,
+            timeout_ms,
+            cancel_key,
+        } = task;
         let (deferred, promise) = new_promise(self.main.env)?;
         self.main.hold();
         let ticket = Ticket {
@@ -625,7 +663,12 @@ pub fn run_js(
         name,
         buffers,
     };
-    pool.submit_work(Work::Lend(job), priority, timeout_ms, cancel_key)
+    let task = TaskArgs {
+        priority,
+        timeout_ms,
+        cancel_key,
+    };
+    pool.submit_work(Work::Lend(job), task)
 }
 
 /// `(kind, value)`: kind 0 runs the task `value` (see [`task_value`]), 1 aborts task `value`

@@ -1,10 +1,13 @@
 //! corepool's core: the scheduler, JS-task slots, timer and stats of the worker pool, the
-//! shared-memory counter region, and the child spawner, reaper and watchdog. Nothing here knows
+//! shared-memory counter region, the child spawner, reaper and watchdog, and the kernels'
+//! compute (hashes, codecs, argon2, numeric, image). Nothing here knows
 //! Node: the addon crate (the repository root) is a thin napi layer over these modules, and
 //! `cargo test -p corepool-core` runs without Node.
 
+pub mod buffers;
 pub mod counters;
 pub mod error;
+pub mod kernels;
 pub mod pool;
 #[cfg(target_os = "linux")]
 pub mod supervisor;
