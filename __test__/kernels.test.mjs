@@ -216,6 +216,47 @@ describe('hashMany', () => {
     assert.deepEqual(await hashMany('sha256', []), [])
   })
 
+  // CPU time (clock ticks) of each thread of this process, by thread id.
+  function threadTimes() {
+    const times = new Map()
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      try {
+        const comm = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+        const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+        // Fields after "(comm) ": state is the first, utime and stime the 12th and 13th.
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+        times.set(tid, { comm, ticks: Number(fields[11]) + Number(fields[12]) })
+      } catch {
+        // The thread exited meanwhile.
+      }
+    }
+    return times
+  }
+
+  test('a batch never runs on more threads than the pool has', { skip: os.platform() !== 'linux' }, async () => {
+    const pool = new Pool({ threads: 1 })
+    try {
+      const item = crypto.randomBytes(64 * 1024)
+      const items = new Array(4000).fill(item) // 256 MiB to hash: hundreds of ms of CPU
+      const before = threadTimes()
+      const digests = await hashMany('sha512', items, { pool })
+      const after = threadTimes()
+      assert.equal(digests.length, items.length)
+      assert.equal(digests[3999], crypto.createHash('sha512').update(item).digest('hex'))
+      // Threads other than the JS thread that used CPU meanwhile: new ones (created for the
+      // call) and corepool's own (a helper thread pool would be named after the thread that
+      // started it).
+      const busy = [...after]
+        .filter(([tid, t]) => Number(tid) !== process.pid && t.comm !== 'corepool-timer')
+        .filter(([tid, t]) => !before.has(tid) || t.comm.startsWith('corepool-'))
+        .filter(([tid, t]) => t.ticks - (before.get(tid)?.ticks ?? 0) >= 3)
+        .map(([tid, t]) => `${t.comm} (${tid})`)
+      assert.ok(busy.length <= 1, `threads busy hashing: ${busy.join(', ')}`)
+    } finally {
+      await pool.close()
+    }
+  })
+
   test('bad input', async () => {
     await rejectsWith(hashMany('sha256', 'abc'), 'ERR_INVALID_ARG')
     await rejectsWith(hashMany('sha256', ['ok', 5]), 'ERR_INVALID_ARG')

@@ -35,7 +35,10 @@ export interface BufferHashOptions extends TaskOptions {
 export function hash(algorithm: HashAlgorithm, data: BytesLike, options: BufferHashOptions): Promise<Buffer>
 export function hash(algorithm: HashAlgorithm, data: BytesLike, options?: HashOptions): Promise<string>
 
-/** Digests of many items in one pool task (hashed in parallel); results in input order. */
+/**
+ * Digests of many items in one pool task, hashed on one pool thread while the items are still
+ * being copied in; results in input order. Split a batch over several calls to use more threads.
+ */
 export function hashMany(algorithm: HashAlgorithm, items: BytesLike[], options: BufferHashOptions): Promise<Buffer[]>
 export function hashMany(algorithm: HashAlgorithm, items: BytesLike[], options?: HashOptions): Promise<string[]>
 

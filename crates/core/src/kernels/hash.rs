@@ -8,7 +8,6 @@ use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rayon::prelude::*;
 use sha2::Digest;
 
 use crate::buffers::{buffer_for, recycle, Input};
@@ -18,8 +17,9 @@ use crate::sync::lock;
 
 /// Bytes hashed between two cancel checks.
 pub const CHUNK: usize = 1 << 20;
-/// Items of a `hashMany` batch handed to one rayon job (amortises the scheduling cost).
-const BATCH_MIN_ITEMS: usize = 64;
+/// Items of a `hashMany` batch: hashed once the copy has passed the batch's end, with a cancel
+/// check after each batch.
+const BATCH_ITEMS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -175,9 +175,10 @@ impl Packed {
     }
 }
 
-/// The digests of every item, concatenated (`digest_len` bytes each), computed in parallel
-/// while the items are still being copied in: every rayon thread claims the next batch of
-/// items in order and waits, if it must, until the copy has passed the batch's end.
+/// The digests of every item, concatenated (`digest_len` bytes each), computed on the calling
+/// pool thread while the items are still being copied in: each batch of items is hashed as
+/// soon as the copy has passed its end. No other thread helps, so a pool never runs more than
+/// its `threads` (more items in parallel take more `hashMany` calls, one per thread).
 pub fn hash_packed(
     algorithm: Algorithm,
     items: &Packed,
@@ -185,42 +186,21 @@ pub fn hash_packed(
 ) -> Result<Vec<u8>, TaskError> {
     let len = algorithm.digest_len();
     let n = items.count();
-    let batches = n.div_ceil(BATCH_MIN_ITEMS);
-    let next = AtomicUsize::new(0);
-    let workers = rayon::current_num_threads().min(batches).max(1);
-    // Each worker returns the digests of the batches it claimed: (batch, digests).
-    let parts = (0..workers)
-        .into_par_iter()
-        .map(|_| {
-            let mut mine = Vec::new();
-            let mut digest = Vec::with_capacity(len);
-            loop {
-                let batch = next.fetch_add(1, Ordering::Relaxed);
-                if batch >= batches {
-                    return Ok(mine);
-                }
-                let first = batch * BATCH_MIN_ITEMS;
-                let last = (first + BATCH_MIN_ITEMS).min(n);
-                let ready = items.data.wait_for(items.offsets[last], ctx)?;
-                let mut digests = Vec::with_capacity((last - first) * len);
-                for i in first..last {
-                    let data = &ready[items.offsets[i]..items.offsets[i + 1]];
-                    if data.len() > CHUNK {
-                        digests.extend_from_slice(&hash_bytes(algorithm, data, ctx)?);
-                    } else {
-                        digest.clear();
-                        algorithm.digest_into(data, &mut digest);
-                        digests.extend_from_slice(&digest);
-                    }
-                }
-                mine.push((batch, digests));
+    let mut out = Vec::with_capacity(n * len);
+    let mut first = 0;
+    while first < n {
+        let last = (first + BATCH_ITEMS).min(n);
+        let ready = items.data.wait_for(items.offsets[last], ctx)?;
+        for i in first..last {
+            let data = &ready[items.offsets[i]..items.offsets[i + 1]];
+            if data.len() > CHUNK {
+                out.extend_from_slice(&hash_bytes(algorithm, data, ctx)?);
+            } else {
+                algorithm.digest_into(data, &mut out);
             }
-        })
-        .collect::<Result<Vec<Vec<_>>, TaskError>>()?;
-    let mut out = vec![0u8; n * len];
-    for (batch, digests) in parts.into_iter().flatten() {
-        let at = batch * BATCH_MIN_ITEMS * len;
-        out[at..at + digests.len()].copy_from_slice(&digests);
+        }
+        ctx.check()?;
+        first = last;
     }
     Ok(out)
 }
