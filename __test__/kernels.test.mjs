@@ -387,6 +387,17 @@ describe('compress / decompress', () => {
     assert.equal(corepool.DEFAULT_MAX_OUTPUT_LENGTH, 256 * 1024 * 1024)
   })
 
+  test('a zstd frame declaring a window larger than maxOutputLength allows is refused before it is allocated', async () => {
+    // Magic, no content size, a 128 MiB window (exponent 17), one last raw block holding "a".
+    const frame = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 17 << 3, 0x09, 0x00, 0x00, 0x61])
+    await assert.rejects(decompress('zstd', frame, { maxOutputLength: 1 << 20 }), {
+      code: 'ERR_OUTPUT_TOO_LARGE',
+      message: /window/,
+    })
+    // With room for a 128 MiB output, the same frame decodes.
+    assert.equal((await decompress('zstd', frame, { maxOutputLength: 128 << 20 })).toString(), 'a')
+  })
+
   test('bad arguments reject with ERR_INVALID_ARG', async () => {
     await rejectsWith(compress('lz4', 'x'), 'ERR_INVALID_ARG')
     await rejectsWith(compress('gzip', 123), 'ERR_INVALID_ARG')

@@ -12,6 +12,23 @@ const COMPRESS_CHUNK: usize = 256 * 1024;
 /// Output bytes produced by a decoder between two cancel checks.
 const DECOMPRESS_CHUNK: usize = 64 * 1024;
 
+/// zstd's own default bound on a frame's window (128 MiB): larger windows are never accepted.
+const ZSTD_WINDOW_LOG_LIMIT: u32 = 27;
+/// The window bound never goes below 8 MiB, the largest window zstd's levels 1–19 use for a
+/// stream of unknown size, so such streams always decode whatever `maxOutputLength` is.
+const ZSTD_WINDOW_LOG_FLOOR: u32 = 23;
+/// zstd's `ZSTD_getErrorName` text for `frameParameter_windowTooLarge`.
+const ZSTD_WINDOW_TOO_LARGE: &str = "Frame requires too much memory for decoding";
+
+/// The largest window (log2 of bytes) a zstd frame may declare when at most `max` bytes of
+/// output are wanted: a frame whose content fits in `max` bytes never needs a window larger
+/// than `max` rounded up to a power of two (zstd sizes windows to the content when it knows
+/// it), and the decoder allocates its window before producing any output.
+pub fn zstd_window_log_max(max: usize) -> u32 {
+    let log = usize::BITS - max.saturating_sub(1).leading_zeros();
+    log.clamp(ZSTD_WINDOW_LOG_FLOOR, ZSTD_WINDOW_LOG_LIMIT)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Gzip,
@@ -153,6 +170,16 @@ fn read_limited(
             Ok(0) => return Ok(out),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if format == Format::Zstd && e.to_string() == ZSTD_WINDOW_TOO_LARGE => {
+                return Err(TaskError::failed(
+                    ErrorCode::OutputTooLarge,
+                    format!(
+                        "the zstd frame's window is larger than maxOutputLength ({max} bytes) \
+                         allows (at most {} bytes)",
+                        1u64 << zstd_window_log_max(max)
+                    ),
+                ));
+            }
             Err(e) => return Err(corrupt(format, e)),
         };
         if n > max - out.len() {
@@ -230,10 +257,14 @@ pub fn decompress(
             out
         }
         // Concatenated frames decode as one stream (as zstd does); anything else that follows
-        // fails as a frame of its own.
+        // fails as a frame of its own. The window is bounded by the output limit, so a frame
+        // declaring a huge window costs no memory (see `zstd_window_log_max`).
         Format::Zstd => {
             let mut decoder =
                 zstd::stream::read::Decoder::with_buffer(data).map_err(|e| corrupt(format, e))?;
+            decoder
+                .window_log_max(zstd_window_log_max(max))
+                .map_err(|e| corrupt(format, e))?;
             let out = read_limited(&mut decoder, format, max, hint, ctx)?;
             no_trailing_bytes(format, decoder.get_ref())?;
             out
@@ -338,6 +369,50 @@ mod tests {
             let out = decompress(format, &twice, usize::MAX, &ctx).unwrap();
             assert_eq!(out, [&data[..], &data[..]].concat(), "{format:?}");
         }
+    }
+
+    /// A zstd frame declaring a `2^log`-byte window (no content size) whose one raw block is
+    /// `content`.
+    fn zstd_frame_with_window(log: u8, content: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0x28, 0xB5, 0x2F, 0xFD]; // magic
+        frame.push(0x00); // descriptor: no content size, not single-segment, no checksum
+        frame.push((log - 10) << 3); // window descriptor: exponent, mantissa 0
+        let header = (content.len() as u32) << 3 | 1; // last block, raw
+        frame.extend_from_slice(&header.to_le_bytes()[..3]);
+        frame.extend_from_slice(content);
+        frame
+    }
+
+    #[test]
+    fn zstd_window_is_bounded_by_the_output_limit() {
+        let ctx = crate::pool::scheduler::tests_support::ctx();
+        assert_eq!(zstd_window_log_max(1), 23);
+        assert_eq!(zstd_window_log_max(8 << 20), 23);
+        assert_eq!(zstd_window_log_max((8 << 20) + 1), 24);
+        assert_eq!(zstd_window_log_max(64 << 20), 26);
+        assert_eq!(zstd_window_log_max(usize::MAX), 27);
+        // A 128 MiB window for one byte of content: refused before the window is allocated
+        // unless the limit allows that much output.
+        let frame = zstd_frame_with_window(27, b"a");
+        let err = decompress(Format::Zstd, &frame, 1 << 20, &ctx).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::OutputTooLarge, "{}", err.message());
+        assert!(err.message().contains("window"), "{}", err.message());
+        assert_eq!(
+            decompress(Format::Zstd, &frame, 128 << 20, &ctx).unwrap(),
+            b"a"
+        );
+        // Windows up to the floor decode at any limit.
+        let small = zstd_frame_with_window(23, b"abc");
+        assert_eq!(decompress(Format::Zstd, &small, 3, &ctx).unwrap(), b"abc");
+        // zstd's own frames of content up to the limit always fit the window.
+        let data = vec![7u8; (9 << 20) + 5];
+        let packed = compress(Format::Zstd, 3, &data, &ctx).unwrap();
+        assert_eq!(
+            decompress(Format::Zstd, &packed, data.len(), &ctx)
+                .unwrap()
+                .len(),
+            data.len()
+        );
     }
 
     #[test]
