@@ -1,6 +1,8 @@
-// Soak test for "no orphans": N times, start a Node parent that spawns (through corepool) a child
-// which starts a grandchild, SIGKILL the parent, and check that child and grandchild are gone
-// within 1 s. Usage: node bench/orphans.mjs [runs=100]
+// Soak test for "no orphans": N times per scenario, start a Node parent that spawns (through
+// corepool) a child with a grandchild that stays in its tree (`tree`), leaves its group and
+// session while its parent lives (`setsid`), or is a double-forked daemon in a session of its
+// own (`daemon`); SIGKILL the parent and check that child and grandchild are gone within 1 s.
+// Usage: node bench/orphans.mjs [runs=100] [scenarios=tree,setsid,daemon]
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -8,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { gone } from '../__test__/fixtures/proc.mjs'
 
 const runs = Number(process.argv[2] ?? 100)
+const scenarios = (process.argv[3] ?? 'tree,setsid,daemon').split(',')
 const parentScript = path.join(
   path.dirname(fileURLToPath(import.meta.url)),
   '..',
@@ -17,8 +20,8 @@ const parentScript = path.join(
 )
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-function startParent() {
-  const parent = spawn(process.execPath, [parentScript], { stdio: ['ignore', 'pipe', 'inherit'] })
+function startParent(mode) {
+  const parent = spawn(process.execPath, [parentScript, mode], { stdio: ['ignore', 'pipe', 'inherit'] })
   return new Promise((resolve, reject) => {
     let out = ''
     parent.stdout.on('data', (d) => {
@@ -29,33 +32,37 @@ function startParent() {
   })
 }
 
-let orphans = 0
-let worst = 0
-for (let i = 0; i < runs; i++) {
-  const { parent, pids } = await startParent()
-  const killedAt = performance.now()
-  parent.kill('SIGKILL')
-  const targets = [pids.child, pids.grandchild]
-  while (!targets.every(gone) && performance.now() - killedAt < 1000) await sleep(5)
-  const took = performance.now() - killedAt
-  worst = Math.max(worst, took)
-  const left = targets.filter((pid) => !gone(pid))
-  if (left.length > 0) {
-    orphans += left.length
-    const which = left.map((pid) => (pid === pids.child ? `child ${pid}` : `grandchild ${pid}`)).join(', ')
-    while (!left.every(gone) && performance.now() - killedAt < 10000) await sleep(5)
-    const late = left.every(gone)
-      ? `gone after ${(performance.now() - killedAt).toFixed(0)} ms`
-      : 'still alive after 10 s'
-    console.error(
-      `run ${i}: ${which} alive after 1 s (${late}); load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}`,
-    )
-    for (const pid of left) {
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {}
+let total = 0
+for (const mode of scenarios) {
+  let orphans = 0
+  let worst = 0
+  for (let i = 0; i < runs; i++) {
+    const { parent, pids } = await startParent(mode)
+    const killedAt = performance.now()
+    parent.kill('SIGKILL')
+    const targets = [pids.child, pids.grandchild]
+    while (!targets.every(gone) && performance.now() - killedAt < 1000) await sleep(5)
+    const took = performance.now() - killedAt
+    worst = Math.max(worst, took)
+    const left = targets.filter((pid) => !gone(pid))
+    if (left.length > 0) {
+      orphans += left.length
+      const which = left.map((pid) => (pid === pids.child ? `child ${pid}` : `grandchild ${pid}`)).join(', ')
+      while (!left.every(gone) && performance.now() - killedAt < 10000) await sleep(5)
+      const late = left.every(gone)
+        ? `gone after ${(performance.now() - killedAt).toFixed(0)} ms`
+        : 'still alive after 10 s'
+      console.error(
+        `${mode} run ${i}: ${which} alive after 1 s (${late}); load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}`,
+      )
+      for (const pid of left) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {}
+      }
     }
   }
+  total += orphans
+  console.log(`${mode}: ${runs} runs, ${orphans} survivors after 1 s; slowest cleanup ${worst.toFixed(1)} ms`)
 }
-console.log(`${runs} runs: ${orphans} orphans; slowest cleanup ${worst.toFixed(1)} ms`)
-process.exitCode = orphans === 0 ? 0 : 1
+process.exitCode = total === 0 ? 0 : 1

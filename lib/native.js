@@ -1,5 +1,6 @@
 'use strict'
 // Loads the compiled addon for this platform (built by scripts/install.js on `npm install`).
+const fs = require('node:fs')
 const path = require('node:path')
 const { nativeFileName } = require('./platform')
 
@@ -16,5 +17,11 @@ try {
   e.code = 'ERR_NATIVE_ADDON'
   e.cause = err
   throw e
+}
+// The subreaper helper that every child is started from (built next to the addon): without it,
+// children are started in-process and descendants that leave their process group can escape.
+const helper = process.env.COREPOOL_SUBREAPER_PATH ?? path.join(path.dirname(file), 'corepool-watchdog')
+if (helper !== '' && typeof binding.configureSubreaper === 'function' && fs.existsSync(helper)) {
+  binding.configureSubreaper(helper)
 }
 module.exports = binding

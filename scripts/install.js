@@ -50,6 +50,20 @@ if (!fs.existsSync(built)) fail(`the build did not produce ${built}.`)
 fs.copyFileSync(built, `${target}.tmp`)
 fs.renameSync(`${target}.tmp`, target)
 
+// The subreaper helper every child is started from (Linux): a small binary next to the addon.
+if (process.platform === 'linux') {
+  const binArgs = ['build', '-p', 'corepool-core', '--bin', 'corepool-watchdog', '--locked']
+  if (profile === 'release') binArgs.push('--release')
+  const bin = spawnSync(cargo, binArgs, { cwd: root, stdio: 'inherit' })
+  if (bin.error || bin.status !== 0) {
+    fail(`\`cargo ${binArgs.join(' ')}\` failed (exit ${bin.status ?? bin.error?.message}).`)
+  }
+  const helper = path.join(root, 'corepool-watchdog')
+  fs.copyFileSync(path.join(targetDir, profile, 'corepool-watchdog'), `${helper}.tmp`)
+  fs.chmodSync(`${helper}.tmp`, 0o755)
+  fs.renameSync(`${helper}.tmp`, helper)
+}
+
 // Installed as a dependency: the build directory is only a cache (hundreds of MB); drop it.
 const inNodeModules = root.split(path.sep).includes('node_modules')
 if (inNodeModules && !process.env.CARGO_TARGET_DIR && process.env.COREPOOL_KEEP_TARGET !== '1') {

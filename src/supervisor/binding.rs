@@ -102,6 +102,13 @@ impl NativeChild {
     }
 }
 
+/// Starts children through the subreaper helper binary at `path` (called once at load time when
+/// the binary is there): every descendant stays below it and dies with this process.
+#[napi]
+pub fn configure_subreaper(path: String) {
+    super::helper::configure(&path);
+}
+
 fn parse_stdio(index: usize, spec: &str, parent_fds: &mut [i32; 4]) -> std::io::Result<Stdio> {
     Ok(match spec {
         "pipe" => {

@@ -17,6 +17,7 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use super::helper;
 use super::reaper;
 use super::sys::{self, Stage, WaitStatus};
 use super::watchdog;
@@ -88,6 +89,8 @@ enum State {
     Running {
         pid: i32,
         pidfd: Option<OwnedFd>,
+        /// Started by the subreaper helper (which reaps it and kills its tree).
+        helper: bool,
     },
     Exited {
         pid: i32,
@@ -124,12 +127,36 @@ impl ChildHandle {
                 *kill = Some((sig, tree));
                 Ok(true)
             }
-            State::Running { pid, pidfd } => {
+            State::Running {
+                pid,
+                helper: true,
+                pidfd,
+            } => {
+                if tree {
+                    return helper::kill(*pid, sig, true);
+                }
+                match pidfd {
+                    Some(fd) => match sys::pidfd_send_signal(fd, sig) {
+                        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+                        r => r.map(|()| true),
+                    },
+                    None => helper::kill(*pid, sig, false),
+                }
+            }
+            State::Running { pid, pidfd, .. } => {
                 signal_running(*pid, pidfd.as_ref(), sig, tree)?;
                 Ok(true)
             }
             // Once reaped, the pid and the group id may belong to someone else: send nothing.
             State::Exited { .. } | State::Failed => Ok(false),
+        }
+    }
+
+    /// Marks a child the helper reaped as exited.
+    pub(super) fn mark_exited(&self) {
+        let mut state = lock(&self.state);
+        if let State::Running { pid, .. } = *state {
+            *state = State::Exited { pid };
         }
     }
 
@@ -233,7 +260,21 @@ fn run_job(job: Job) {
     let started = Instant::now();
     let mut pending_kill = None;
     match start(&spec, Some((&handle.state, &mut pending_kill))) {
-        Ok(pid) => {
+        Ok(Started {
+            pid,
+            registry: Some(registry),
+        }) => {
+            // The helper reaps it and reports the exit (after 'spawn': see helper::watch).
+            sink.spawned(pid);
+            helper::watch(&registry, pid, Arc::clone(&handle), sink, started);
+            if let Some((sig, tree)) = pending_kill {
+                let _ = handle.kill(sig, tree);
+            }
+        }
+        Ok(Started {
+            pid,
+            registry: None,
+        }) => {
             let pidfd = sys::pidfd_open(pid).ok();
             // The reaper owns the pidfd's readiness; the handle keeps one for signalling.
             let for_reaper = pidfd.as_ref().and_then(|fd| fd.try_clone().ok());
@@ -257,12 +298,18 @@ fn run_job(job: Job) {
 /// The state to switch to Running, and where to put a kill requested while pending.
 type StateSlot<'a> = (&'a Mutex<State>, &'a mut Option<(i32, bool)>);
 
+/// A started child: by the helper (its registry) or by this process.
+struct Started {
+    pid: i32,
+    registry: Option<Arc<helper::Registry>>,
+}
+
 /// Opens stdio files and starts the process; the spec's descriptors stay owned by the caller.
 ///
 /// With `state`, its lock is held across the clone and the state is Running before it is
 /// released: the child cannot write anything before it has exec'd, which happens before clone
 /// returns, so whoever sees the child's first output and asks for its pid gets it.
-fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<i32, SpawnError> {
+fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<Started, SpawnError> {
     let exec_error = |e: io::Error, syscall: String, path: &str| SpawnError {
         errno: e.raw_os_error().unwrap_or(libc::EINVAL),
         message: format!("{syscall} {}", errno_name(e.raw_os_error().unwrap_or(0))),
@@ -350,6 +397,7 @@ fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<i32, SpawnErr
         cwd,
         fds,
         inherit,
+        umask: None,
         uid: spec.uid,
         gid: spec.gid,
         death_signal: if spec.detached { 0 } else { libc::SIGKILL },
@@ -361,7 +409,35 @@ fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<i32, SpawnErr
         Some((m, out)) => (Some(lock(m)), Some(out)),
         None => (None, None),
     };
-    let spawned = if spec.detached {
+    let via_helper = !spec.detached && helper::enabled();
+    if via_helper {
+        // The helper's working directory and umask are its own: the child gets ours.
+        if plan.cwd.is_none() {
+            plan.cwd = std::env::current_dir()
+                .ok()
+                .and_then(|d| CString::new(d.into_os_string().into_encoded_bytes()).ok());
+        }
+        plan.umask = sys::umask();
+    }
+    let mut helper_pidfd = None;
+    let mut registry = None;
+    let spawned = if via_helper {
+        // The helper gets every descriptor the child is to have, ours for inherited ones (that
+        // are open: a closed one stays closed in the child).
+        let mut all = plan.fds.clone();
+        all.extend(
+            plan.inherit
+                .iter()
+                // SAFETY: F_GETFD on a descriptor number only queries it.
+                .filter(|&&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
+                .map(|&fd| (fd, fd)),
+        );
+        helper::spawn(&plan, &all).map(|s| {
+            helper_pidfd = s.pidfd;
+            registry = Some(s.registry);
+            s.pid
+        })
+    } else if spec.detached {
         sys::spawn(&plan)
     } else {
         watchdog::with_fd(|fd| {
@@ -391,12 +467,13 @@ fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<i32, SpawnErr
         }
         *state = State::Running {
             pid: *pid,
-            pidfd: None,
+            pidfd: helper_pidfd,
+            helper: via_helper,
         };
     }
     drop(guard);
     drop(opened);
-    result
+    result.map(|pid| Started { pid, registry })
 }
 
 /// This process's environment as `KEY=value` C strings (entries with NUL bytes cannot exist).

@@ -3,6 +3,8 @@
 //! of `Supervisor` lives in `lib/supervisor.js`, the napi layer in the addon crate.
 
 pub mod child;
+pub mod helper;
 mod reaper;
+pub mod subreaper;
 pub mod sys;
 mod watchdog;

@@ -86,6 +86,13 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {
     }
 }
 
+/// This process's umask, read from /proc (setting it to read it would race with other threads).
+pub fn umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
+}
+
 /// Whether the read end of the pipe whose write end is `fd` is closed everywhere (`poll` reports
 /// POLLERR on the write end then).
 pub fn write_end_orphaned(fd: RawFd) -> bool {
@@ -97,6 +104,111 @@ pub fn write_end_orphaned(fd: RawFd) -> bool {
     // SAFETY: one valid pollfd, zero timeout.
     let n = unsafe { libc::poll(&mut p, 1, 0) };
     n == 1 && p.revents & (libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// Sends `data` on a Unix socket with `fds` attached (SCM_RIGHTS); all of `data` is sent.
+pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let mut sent = 0;
+    let mut attach = fds;
+    while sent < data.len() {
+        let mut iov = libc::iovec {
+            iov_base: data[sent..].as_ptr() as *mut c_void,
+            iov_len: data.len() - sent,
+        };
+        // SAFETY: CMSG_SPACE is a pure computation.
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(attach) as u32) } as usize;
+        let mut control = vec![0u8; if attach.is_empty() { 0 } else { space }];
+        // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !attach.is_empty() {
+            msg.msg_control = control.as_mut_ptr() as *mut c_void;
+            msg.msg_controllen = space as _;
+            // SAFETY: `control` has room for one header and `attach.len()` descriptors.
+            unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                (*cmsg).cmsg_level = libc::SOL_SOCKET;
+                (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(attach) as u32) as _;
+                std::ptr::copy_nonoverlapping(
+                    attach.as_ptr(),
+                    libc::CMSG_DATA(cmsg) as *mut RawFd,
+                    attach.len(),
+                );
+            }
+        }
+        // SAFETY: `msg` points to live buffers.
+        let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        sent += n as usize;
+        attach = &[];
+    }
+    Ok(())
+}
+
+/// Receives exactly `buf.len()` bytes from a Unix socket, with the descriptors attached to them
+/// (close-on-exec). `Ok(false)`: end of stream before the first byte.
+pub fn recv_with_fds(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        let mut iov = libc::iovec {
+            iov_base: buf[got..].as_mut_ptr() as *mut c_void,
+            iov_len: buf.len() - got,
+        };
+        let mut control = [0u8; 512];
+        // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut c_void;
+        msg.msg_controllen = control.len() as _;
+        // SAFETY: `msg` points to live buffers.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: walking the control messages the kernel wrote into `control`.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                    let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    let data = libc::CMSG_DATA(cmsg) as *const RawFd;
+                    for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                        fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        if n == 0 {
+            if got == 0 {
+                return Ok(false);
+            }
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        got += n as usize;
+    }
+    Ok(true)
+}
+
+/// The start time of a process (clock ticks since boot), to tell a pid from a recycled one.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Fields after the comm: state is field 3, starttime field 22.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
 /// `kill(2)`; a negative `pid` addresses a process group.
@@ -174,6 +286,8 @@ pub struct Plan {
     /// Descriptors the child inherits as they are (same number): their close-on-exec flag is
     /// cleared in the child, as libuv does (Node marks its own 0–2 close-on-exec at start-up).
     pub inherit: Vec<RawFd>,
+    /// The child's umask (`None`: the one it inherits).
+    pub umask: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     /// `PR_SET_PDEATHSIG` signal (0: none).
@@ -199,7 +313,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    fn from_i32(v: i32) -> Stage {
+    pub fn from_i32(v: i32) -> Stage {
         match v {
             2 => Stage::Chdir,
             3 => Stage::Setgid,
@@ -221,6 +335,7 @@ struct RawPlan {
     cwd: *const libc::c_char,
     fds: Vec<(RawFd, RawFd)>,
     inherit: Vec<RawFd>,
+    umask: Option<u32>,
     uid: Option<u32>,
     gid: Option<u32>,
     death_signal: i32,
@@ -254,6 +369,7 @@ pub fn spawn(plan: &Plan) -> Result<i32, (io::Error, Stage)> {
         cwd: plan.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
         fds: plan.fds.clone(),
         inherit: plan.inherit.clone(),
+        umask: plan.umask,
         uid: plan.uid,
         gid: plan.gid,
         death_signal: plan.death_signal,
@@ -380,6 +496,9 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 return fail(Stage::Dup);
             }
         }
+        if let Some(mask) = plan.umask {
+            libc::umask(mask as libc::mode_t);
+        }
         if !plan.cwd.is_null() && libc::chdir(plan.cwd) == -1 {
             return fail(Stage::Chdir);
         }
@@ -452,7 +571,7 @@ pub fn descendants(root: i32) -> Vec<i32> {
 }
 
 /// Direct children of every thread of `pid`; `None` when the kernel has no child lists.
-fn children_of(pid: i32) -> Option<Vec<i32>> {
+pub fn children_of(pid: i32) -> Option<Vec<i32>> {
     let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
         Ok(t) => t,
         // The process is gone: no children to find.

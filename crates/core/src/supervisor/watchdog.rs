@@ -53,6 +53,7 @@ fn start() -> Option<(std::fs::File, i32)> {
             (null.as_raw_fd(), 2),
         ],
         inherit: Vec::new(),
+        umask: None,
         uid: None,
         gid: None,
         // It must outlive us to do its job.
