@@ -252,7 +252,7 @@ test('stop(): SIGKILL after shutdownMs for a child that ignores SIGTERM; restart
   await sup.stop()
   assert.ok(performance.now() - t >= 150)
   assert.ok(gone(second))
-  await assert.rejects(sup.restart('stubborn'), { code: 'ERR_INVALID_ARG' })
+  await assert.rejects(sup.restart('stubborn'), { code: 'ERR_INVALID_STATE' })
 })
 
 test('bad arguments', async () => {
@@ -265,6 +265,6 @@ test('bad arguments', async () => {
   assert.throws(() => sup.add({ id: 'x', command: 'true' }), { code: 'ERR_INVALID_ARG' })
   await assert.rejects(sup.restart('nope'), { code: 'ERR_INVALID_ARG' })
   await sup.start()
-  await assert.rejects(sup.start(), { code: 'ERR_INVALID_ARG' })
+  await assert.rejects(sup.start(), { code: 'ERR_INVALID_STATE' })
   await sup.stop()
 })

@@ -10,7 +10,7 @@ const { StringDecoder } = require('node:string_decoder')
 const { fileURLToPath } = require('node:url')
 const { isMainThread } = require('node:worker_threads')
 const native = require('./native')
-const { CorepoolError, invalidArg, abortError, describe } = require('./errors')
+const { CorepoolError, invalidArg, abortError, describe, systemError } = require('./errors')
 const { signalOption } = require('./options')
 const { longTimeout } = require('./timers')
 
@@ -474,6 +474,7 @@ class Child extends EventEmitter {
     // Once the child is reaped its pid (and process group id) may belong to someone else.
     if (!this.running) return false
     const sent = this.#native.kill(sig, tree)
+    if (typeof sent !== 'boolean') throw systemError(`kill(${this.pid}, ${sig}) failed`, sent.errno, sent.syscall)
     if (sent && sig !== 0) {
       this.killed = true
       if (sig !== SIGNALS.SIGKILL && this.#o.forceKillAfter > 0) {

@@ -37,4 +37,8 @@ module.exports = Object.freeze([
     code: 'ERR_SYSTEM',
     when: 'a system call failed for a reason other than the arguments (`errno`, `syscall` as in Node): a port in use, no more threads, ...',
   }),
+  Object.freeze({
+    code: 'ERR_INVALID_STATE',
+    when: 'the object cannot do that in its current state: a Supervisor that is stopping, stopped or gave up, `start()` called twice, a Hasher used after `digest()`',
+  }),
 ])

@@ -21,6 +21,11 @@ function invalidArg(message) {
   return new CorepoolError('ERR_INVALID_ARG', message)
 }
 
+/** ERR_INVALID_STATE: the call is fine, the object cannot do it now. */
+function invalidState(message) {
+  return new CorepoolError('ERR_INVALID_STATE', message)
+}
+
 function abortError(reason) {
   return new CorepoolError('ERR_ABORTED', 'The task was aborted', reason === undefined ? undefined : { cause: reason })
 }
@@ -134,6 +139,7 @@ module.exports = {
   CorepoolError,
   CODES,
   invalidArg,
+  invalidState,
   abortError,
   systemError,
   fromNative,

@@ -8,7 +8,7 @@
 const native = require('./native')
 const { submitNative, submitNativeArgs } = require('./pool')
 const { isDetached } = require('./options')
-const { invalidArg, describe, asArgError } = require('./errors')
+const { invalidArg, invalidState, describe, asArgError } = require('./errors')
 
 /**
  * Sum of Math.sqrt(i) for 0 <= i < n, computed on the pool.
@@ -176,7 +176,7 @@ class Hasher {
 
   update(data) {
     return rejecting(() => {
-      if (this.#finished) throw invalidArg('update() after digest()')
+      if (this.#finished) throw invalidState('update() after digest()')
       if (this.#error !== null) return Promise.reject(this.#error)
       const input = bytes(data, 'data')
       const task = submitNativeArgs(native.hasherUpdate, [this.#native, input], this.#options)
@@ -195,7 +195,7 @@ class Hasher {
   digest(encoding) {
     return rejecting(() => {
       const enc = encoding === undefined ? 'hex' : oneOf(encoding, ENCODINGS, 'encoding')
-      if (this.#finished) throw invalidArg('digest() was already called')
+      if (this.#finished) throw invalidState('digest() was already called')
       this.#finished = true
       return Promise.all(this.#inflight).then(() => {
         if (this.#error !== null) throw this.#error

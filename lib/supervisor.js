@@ -4,7 +4,7 @@
 const { EventEmitter } = require('node:events')
 const { isDeepStrictEqual } = require('node:util')
 const { spawn, fork } = require('./children')
-const { CorepoolError, invalidArg, describe } = require('./errors')
+const { CorepoolError, invalidArg, invalidState, describe } = require('./errors')
 const { SharedCounters } = require('./counters')
 const { longTimeout } = require('./timers')
 
@@ -193,7 +193,7 @@ class Supervisor extends EventEmitter {
   /** Starts every child in order; resolves when all have started (and are ready). */
   start() {
     if (this.#state !== 'idle') {
-      return Promise.reject(invalidArg(`start() can be called once, the supervisor is ${this.#state}`))
+      return Promise.reject(invalidState(`start() can be called once, the supervisor is ${this.#state}`))
     }
     this.#state = 'starting'
     // Not in the serial queue: restarts of a child that fails while starting must run meanwhile.
@@ -227,7 +227,8 @@ class Supervisor extends EventEmitter {
   restart(id) {
     const entry = this.#entries.find((e) => e.id === id)
     if (entry === undefined) return Promise.reject(invalidArg(`no child with id ${describe(id)}`))
-    if (this.#state !== 'running') return Promise.reject(invalidArg(`the supervisor is ${this.#state}`))
+    if (this.#state !== 'running')
+      return Promise.reject(invalidState(`restart() needs a running supervisor; it is ${this.#state}`))
     return this.#serial(async () => {
       await this.#stopEntries([entry])
       this.#count(entry, 'restarts')

@@ -4,6 +4,7 @@ use std::ffi::c_char;
 use std::ptr;
 
 use napi::sys;
+use napi_derive::napi;
 
 pub use corepool_core::error::ErrorCode;
 
@@ -38,6 +39,15 @@ impl From<napi::Status> for Code {
             _ => ErrorCode::System,
         })
     }
+}
+
+/// A system call that failed: the JS layer turns it into an `ERR_SYSTEM` error as Node reports
+/// system errors (`errno`, `syscall`).
+#[napi(object)]
+pub struct SystemFailure {
+    /// The positive OS error number.
+    pub errno: i32,
+    pub syscall: String,
 }
 
 /// A napi error whose JS `code` is one of ours.

@@ -8,7 +8,7 @@ use napi::bindgen_prelude::Either;
 use napi_derive::napi;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::error::{js_error, CodedError, ErrorCode};
+use crate::error::{js_error, CodedError, ErrorCode, SystemFailure};
 
 /// Opens a listening socket on `host:port` with SO_REUSEADDR and SO_REUSEPORT and returns its
 /// file descriptor (close-on-exec, for `server.listen({ fd })`).
@@ -30,15 +30,6 @@ pub fn reuse_port_listener(
     socket.bind(&addr.into()).map_err(|e| (e, "bind"))?;
     socket.listen(backlog).map_err(|e| (e, "listen"))?;
     Ok(socket.into())
-}
-
-/// A system call that failed: the JS layer turns it into an `ERR_SYSTEM` error as Node reports
-/// system errors (`errno`, `syscall`).
-#[napi(object)]
-pub struct SystemFailure {
-    /// The positive OS error number.
-    pub errno: i32,
-    pub syscall: String,
 }
 
 /// Listens on `host:port` with SO_REUSEPORT; returns the fd for `server.listen({ fd })`.

@@ -116,7 +116,8 @@ export declare class Child extends EventEmitter {
   /**
    * Sends a signal (default: `killSignal`) to the whole tree, or to the child only with
    * `{ tree: false }`; SIGKILL follows after `forceKillAfter`. Returns false, and sends nothing,
-   * when the child had already exited (its pid and group id may have been reused).
+   * when the child had already exited (its pid and group id may have been reused). Throws
+   * `ERR_SYSTEM` (`errno`, `syscall: 'kill'`) if the system refuses the signal.
    */
   kill(signal?: Signal, options?: KillOptions): boolean
   /**
@@ -298,12 +299,16 @@ export declare class Supervisor extends EventEmitter {
   add(spec: ChildSpec): this
   /**
    * Starts the children in order, each after the previous one is started (and ready); rejects
-   * with ERR_SUPERVISOR_GAVE_UP if the intensity is exceeded first.
+   * with ERR_SUPERVISOR_GAVE_UP if the intensity is exceeded first, ERR_INVALID_STATE when called
+   * a second time.
    */
   start(): Promise<void>
   /** Stops the children in reverse order: SIGTERM to each tree, SIGKILL after its `shutdownMs`. */
   stop(): Promise<void>
-  /** Stops and restarts one child by hand (not counted against the intensity). */
+  /**
+   * Stops and restarts one child by hand (not counted against the intensity). Rejects
+   * ERR_INVALID_ARG for an unknown id, ERR_INVALID_STATE unless the supervisor is running.
+   */
   restart(id: string): Promise<void>
   /** The supervisor's state and per-child counts. */
   status(): SupervisorStatus

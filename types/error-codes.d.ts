@@ -18,6 +18,7 @@
  * - `ERR_OUTPUT_TOO_LARGE`: a result would exceed its limit
  * - `ERR_IPC_CHANNEL_CLOSED`: `send()` on a child's IPC channel that is closed (the child exited or disconnected)
  * - `ERR_SYSTEM`: a system call failed for a reason other than the arguments (`errno`, `syscall` as in Node): a port in use, no more threads, ...
+ * - `ERR_INVALID_STATE`: the object cannot do that in its current state: a Supervisor that is stopping, stopped or gave up, `start()` called twice, a Hasher used after `digest()`
  */
 export type ErrorCode =
   | 'ERR_INVALID_ARG'
@@ -36,3 +37,4 @@ export type ErrorCode =
   | 'ERR_OUTPUT_TOO_LARGE'
   | 'ERR_IPC_CHANNEL_CLOSED'
   | 'ERR_SYSTEM'
+  | 'ERR_INVALID_STATE'

@@ -58,7 +58,7 @@ export class Hasher {
    * later call rejects with that error.
    */
   update(data: BytesLike): Promise<void>
-  /** Resolves with the digest once every update has settled (hex by default); once only. */
+  /** Resolves with the digest once every update has settled (hex by default); once only (then ERR_INVALID_STATE, as is `update()` after it). */
   digest(encoding: 'buffer'): Promise<Buffer>
   digest(encoding?: 'hex' | 'base64' | 'base64url'): Promise<string>
 }

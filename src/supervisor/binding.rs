@@ -14,7 +14,7 @@ use napi_derive::napi;
 
 use super::child::{self, ChildHandle, ChildSink, Exit, SpawnError, SpawnSpec, Stdio};
 use super::sys;
-use crate::error::{js_error, CodedError, ErrorCode};
+use crate::error::{js_error, CodedError, ErrorCode, SystemFailure};
 
 /// Options of `spawnChild`, already validated and normalised by `lib/children.js`.
 #[napi(object)]
@@ -89,16 +89,16 @@ impl NativeChild {
     /// Sends a signal to the child (or to its whole process tree). Returns whether the child was
     /// still running.
     #[napi]
-    pub fn kill(&self, signal: i32, tree: bool) -> std::result::Result<bool, CodedError> {
-        self.handle.kill(signal, tree).map_err(|e| {
-            js_error(
-                ErrorCode::InvalidArg,
-                format!(
-                    "kill failed: {e} ({})",
-                    child::errno_name(e.raw_os_error().unwrap_or(0))
-                ),
-            )
-        })
+    /// A failure of the system call comes back as a [`SystemFailure`] (the JS layer throws it as
+    /// `ERR_SYSTEM`).
+    pub fn kill(&self, signal: i32, tree: bool) -> Either<bool, SystemFailure> {
+        match self.handle.kill(signal, tree) {
+            Ok(sent) => Either::A(sent),
+            Err(e) => Either::B(SystemFailure {
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+                syscall: "kill".to_string(),
+            }),
+        }
     }
 }
 

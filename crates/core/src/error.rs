@@ -43,6 +43,9 @@ pub enum ErrorCode {
     /// a system call failed for a reason other than the arguments (`errno`, `syscall` as in
     /// Node): a port in use, no more threads, ...
     System,
+    /// the object cannot do that in its current state: a Supervisor that is stopping, stopped or
+    /// gave up, `start()` called twice, a Hasher used after `digest()`
+    InvalidState,
 }
 
 impl ErrorCode {
@@ -64,6 +67,7 @@ impl ErrorCode {
             ErrorCode::OutputTooLarge => "ERR_OUTPUT_TOO_LARGE",
             ErrorCode::IpcChannelClosed => "ERR_IPC_CHANNEL_CLOSED",
             ErrorCode::System => "ERR_SYSTEM",
+            ErrorCode::InvalidState => "ERR_INVALID_STATE",
         }
     }
 }
