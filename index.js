@@ -5,6 +5,10 @@ const kernels = require('./lib/kernels')
 const { listenReusePort } = require('./lib/net')
 const children = require('./lib/children')
 const { Supervisor } = require('./lib/supervisor')
+const { kWorkerState } = require('./lib/state')
+
+// Inside a pool's task module: true, and the pool's `workerData` (as piscina exports them).
+const workerState = globalThis[kWorkerState]
 
 module.exports = {
   Pool,
@@ -14,6 +18,8 @@ module.exports = {
   ...require('./lib/counters'),
   ...children,
   Supervisor,
+  isWorkerThread: workerState !== undefined,
+  workerData: workerState?.workerData,
 }
 
 // The default pool (threads = os.availableParallelism()) is created on first use.

@@ -26,6 +26,8 @@ export const {
   defaultPool,
   listenReusePort,
   SharedCounters,
+  isWorkerThread,
+  workerData,
 } = corepool
 export const { spawn, exec, fork, Child, Supervisor } = corepool
 export default corepool

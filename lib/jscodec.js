@@ -15,20 +15,25 @@ function cloneable(value) {
   }
 }
 
-function encodeResult(value) {
+// A result is `[ok, value]`, plus the number of progress values the task posted when it posted
+// any (the submitting thread delivers them all before the result).
+const envelope = (ok, value, sent) => (sent > 0 ? [ok, value, sent] : [ok, value])
+
+function encodeResult(value, sent = 0) {
   try {
-    return v8.serialize([true, value])
+    return v8.serialize(envelope(true, value, sent))
   } catch (err) {
     return encodeThrown(
       Object.assign(new TypeError(`the task's result cannot be cloned: ${err.message}`), {
         code: 'ERR_INVALID_ARG',
       }),
+      sent,
     )
   }
 }
 
-function encodeThrown(err) {
-  if (!(err instanceof Error)) return v8.serialize([false, { error: false, value: cloneable(err) }])
+function encodeThrown(err, sent = 0) {
+  if (!(err instanceof Error)) return v8.serialize(envelope(false, { error: false, value: cloneable(err) }, sent))
   const props = {}
   for (const key of Object.keys(err)) props[key] = cloneable(err[key])
   const info = {
@@ -40,7 +45,7 @@ function encodeThrown(err) {
     cause: err.cause === undefined ? undefined : cloneable(err.cause),
     props,
   }
-  return v8.serialize([false, info])
+  return v8.serialize(envelope(false, info, sent))
 }
 
 function reviveError(info) {
@@ -58,7 +63,11 @@ function reviveError(info) {
 
 /** Decodes a worker's result buffer: returns the value or throws the task's error. */
 function decodeResult(buffer) {
-  const [ok, value] = v8.deserialize(buffer)
+  return settleDecoded(v8.deserialize(buffer))
+}
+
+/** The value of a decoded result (`[ok, value, sent?]`), or throws the task's error. */
+function settleDecoded([ok, value]) {
   if (ok) return value
   throw reviveError(value)
 }
@@ -81,15 +90,25 @@ const VIEW_TYPES = [
 ]
 const BUFFER_TYPE = VIEW_TYPES.length
 
-class TransferSerializer extends v8.DefaultSerializer {
+/** Thrown by the serializer at shared memory: such data is handed over by `postMessage`. */
+const NEEDS_POST_MESSAGE = Symbol('corepool.needsPostMessage')
+
+// Task data is serialized with V8's serializer (copied bytes, no postMessage); shared memory
+// cannot travel that way and makes the caller hand the data over by postMessage instead.
+class TaskSerializer extends v8.DefaultSerializer {
   #ids
   constructor(ids) {
     super()
     this.#ids = ids
   }
 
+  _getSharedArrayBufferId() {
+    throw NEEDS_POST_MESSAGE
+  }
+
   _writeHostObject(view) {
-    const id = this.#ids.get(view.buffer)
+    if (view.buffer instanceof SharedArrayBuffer) throw NEEDS_POST_MESSAGE
+    const id = this.#ids?.get(view.buffer)
     const type = Buffer.isBuffer(view) ? BUFFER_TYPE : VIEW_TYPES.indexOf(view.constructor)
     if (id === undefined || type < 0) {
       this.writeUint32(0)
@@ -121,10 +140,13 @@ class TransferDeserializer extends v8.DefaultDeserializer {
   }
 }
 
-/** Serializes task data whose `buffers` (distinct ArrayBuffers) travel out of band. */
-function serializeTransferring(data, buffers) {
-  const ser = new TransferSerializer(new Map(buffers.map((b, id) => [b, id])))
-  buffers.forEach((buffer, id) => ser.transferArrayBuffer(id, buffer))
+/**
+ * Serializes task data, whose `buffers` (distinct ArrayBuffers, or null) travel out of band.
+ * Throws `NEEDS_POST_MESSAGE` for data holding shared memory.
+ */
+function serializeTask(data, buffers) {
+  const ser = new TaskSerializer(buffers && new Map(buffers.map((b, id) => [b, id])))
+  buffers?.forEach((buffer, id) => ser.transferArrayBuffer(id, buffer))
   ser.writeHeader()
   ser.writeValue(data)
   return ser.releaseBuffer()
@@ -132,10 +154,17 @@ function serializeTransferring(data, buffers) {
 
 /** Decodes task data; `buffers` are the moved contents of its transferred ArrayBuffers, or null. */
 function decodeTask(payload, buffers) {
-  if (buffers === null) return v8.deserialize(payload)
-  const des = new TransferDeserializer(payload, buffers)
+  const des = new TransferDeserializer(payload, buffers ?? [])
   des.readHeader()
   return des.readValue()
 }
 
-module.exports = { encodeResult, encodeThrown, decodeResult, serializeTransferring, decodeTask }
+module.exports = {
+  encodeResult,
+  encodeThrown,
+  decodeResult,
+  settleDecoded,
+  serializeTask,
+  decodeTask,
+  NEEDS_POST_MESSAGE,
+}

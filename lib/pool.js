@@ -3,12 +3,13 @@
 const os = require('node:os')
 const path = require('node:path')
 const v8 = require('node:v8')
-const { Worker } = require('node:worker_threads')
+const { EventEmitter } = require('node:events')
+const { Worker, MessageChannel } = require('node:worker_threads')
 const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe, asArgError, describeError, fromNative } = require('./errors')
 const { taskOptions, isDetached } = require('./options')
 const { types } = require('node:util')
-const { decodeResult, serializeTransferring } = require('./jscodec')
+const { decodeResult, settleDecoded, serializeTask, NEEDS_POST_MESSAGE } = require('./jscodec')
 const { SharedCounters, nativeCounters } = require('./counters')
 
 // Names of the counters a pool adds to in a shared region (option `counters`).
@@ -21,8 +22,13 @@ const STATS_COUNTERS = [
 const WORKER_ENTRY = path.join(__dirname, 'worker.js')
 
 const kNative = Symbol('corepool.native')
+const kSubmitted = Symbol('corepool.submitted')
+const kWorkerPort = Symbol('corepool.workerPort')
+const kWorkerExited = Symbol('corepool.workerExited')
 const noop = () => {}
 let nextCancelKey = 1
+let nextTag = 1
+const NO_BYTES = new Uint8Array(0)
 // Operators can lower every pool's thread priority without code changes.
 const DEFAULT_NICE = parseNice(process.env.COREPOOL_NICE)
 
@@ -34,20 +40,34 @@ function parseNice(value) {
 const defaultThreads = () =>
   typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length
 
-class Pool {
+/**
+ * A pool of threads. Events (an `EventEmitter`): `'drain'` (the queue became empty),
+ * `'needsDrain'` (queued plus running tasks reached `threads + maxQueue`), `'message'` (a
+ * value a worker posted on `parentPort`), `'error'` (a worker failed outside any task; only
+ * emitted when listened to), `'workerCreate'` / `'workerDestroy'` (`{ threadId, slot }`).
+ */
+class Pool extends EventEmitter {
   #threads
   #maxQueue
   #nice
   #counters
-  #js = null // { filename, minThreads, idleTimeout, abortGrace, workerOptions, workers: [] }
+  #closeTimeout
+  #js = null // { filename, minThreads, idleTimeout, abortGrace, workerOptions, workerData, workers: [] }
   #native = null
   #state = 'open' // 'open' | 'closing' | 'closed'
   #stopped = null
+  #inflight = 0 // tasks submitted to this pool and not yet settled
+  #jsInflight = 0 // JS tasks among them
+  #liveWorkers = 0
+  #queuedSeen = false
+  #needsDrain = false
+  #talk = new Map() // tag -> a task that talks to this thread (progress, relayed data)
 
   /**
    * @param {{ threads?: number, maxQueue?: number }} [options]
    */
   constructor(options) {
+    super()
     try {
       this.#construct(options)
     } catch (err) {
@@ -59,7 +79,7 @@ class Pool {
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw invalidArg(`options must be an object, got ${describe(options)}`)
     }
-    const { threads, maxQueue, niceIncrement, filename, counters } = options ?? {}
+    const { threads, maxQueue, niceIncrement, filename, counters, closeTimeout } = options ?? {}
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
       throw invalidArg(`options.threads must be an integer from 1 to 1024, got ${describe(threads)}`)
     }
@@ -76,10 +96,18 @@ class Pool {
     ) {
       throw invalidArg(`options.niceIncrement must be an integer from 0 to 19, got ${describe(niceIncrement)}`)
     }
+    if (closeTimeout !== undefined && !(typeof closeTimeout === 'number' && closeTimeout >= 0)) {
+      throw invalidArg(
+        `options.closeTimeout must be a non-negative number of milliseconds, got ${describe(closeTimeout)}`,
+      )
+    }
     this.#threads = threads ?? defaultThreads()
     this.#nice = niceIncrement ?? DEFAULT_NICE
     this.#maxQueue = maxQueue === undefined || maxQueue === Infinity ? -1 : maxQueue
-    if (filename !== undefined) this.#js = jsOptions(options, this.#threads)
+    this.#closeTimeout = closeTimeout ?? Infinity
+    // Checked whether or not `filename` is given (a pool without it may still get per-task ones).
+    const js = jsOptions(options ?? {}, this.#threads)
+    if (filename !== undefined || js.perTask) this.#js = js
     if (counters !== undefined) {
       if (!(counters instanceof SharedCounters)) {
         throw invalidArg(`options.counters must be a SharedCounters, got ${describe(counters)}`)
@@ -109,47 +137,167 @@ class Pool {
     return this.#native
   }
 
+  /** Counts a submitted task until it settles ('drain' / 'needsDrain' bookkeeping). */
+  [kSubmitted](promise) {
+    const n = ++this.#inflight
+    if (n > this.#threads) this.#queuedSeen = true
+    if (!this.#needsDrain && this.#maxQueue >= 0 && n >= this.#threads + this.#maxQueue) {
+      this.#needsDrain = true
+      this.emit('needsDrain')
+    }
+    promise.then(this.#settled, this.#settled)
+  }
+
+  #settled = () => {
+    const n = --this.#inflight
+    if (this.#needsDrain && n < this.#threads + this.#maxQueue) this.#needsDrain = false
+    if (this.#queuedSeen && n <= this.#threads) {
+      this.#queuedSeen = false
+      this.#needsDrain = false
+      this.emit('drain')
+    }
+  }
+
+  /** True while queued plus running tasks fill `threads + maxQueue` (back-pressure signal). */
+  get needsDrain() {
+    return this.#needsDrain
+  }
+
   /**
    * Runs the task module's default export (or the export `options.name`) with `data` on a
    * worker thread. Resolves with its (awaited) return value.
    */
   run(data, options) {
-    let payload
-    let name
+    let payload = NO_BYTES
+    let name = null
+    let file = null
     let transfers = null
+    let tag = 0
+    let relayed = false
     try {
       if (this.#js === null) throw invalidArg('pool.run() needs a pool created with options.filename')
+      let list = null
+      let progress
       if (options !== undefined && options !== null && typeof options === 'object') {
-        name = options.name
-        if (name !== undefined && name !== null && typeof name !== 'string') {
+        name = options.name ?? null
+        if (name !== null && typeof name !== 'string') {
           throw invalidArg(`options.name must be a string, got ${describe(name)}`)
+        }
+        if (options.filename !== undefined) file = taskFilename(options.filename, 'options.filename')
+        progress = options.progress
+        if (progress !== undefined && typeof progress !== 'function') {
+          throw invalidArg(`options.progress must be a function, got ${describe(progress)}`)
         }
         const { transferList } = options
         if (transferList !== undefined && !Array.isArray(transferList)) {
           throw invalidArg(`options.transferList must be an array, got ${describe(transferList)}`)
         }
-        if (transferList?.length) {
-          const buffers = [...new Set(transferList)]
-          const bad = buffers.find((b) => !types.isArrayBuffer(b))
-          if (bad !== undefined) {
-            throw invalidArg(`options.transferList may only hold ArrayBuffers, got ${describe(bad)}`)
-          }
-          if (buffers.some(isDetached)) throw invalidArg('options.transferList holds a detached ArrayBuffer')
-          payload = serialize(data, buffers)
+        if (transferList?.length) list = [...new Set(transferList)]
+      }
+      if (file === null && this.#js.filename === null) {
+        throw invalidArg('pool.run() needs options.filename: the pool has no task module')
+      }
+      const buffers = list !== null && list.every((b) => types.isArrayBuffer(b)) ? list : null
+      if (buffers?.some(isDetached)) throw invalidArg('options.transferList holds a detached ArrayBuffer')
+      if (list === null || buffers !== null) {
+        payload = serialize(data, buffers)
+        if (payload === null) relayed = true
+        else if (buffers !== null) {
           // Like postMessage: the buffers belong to the task now (detached here, their memory
           // moved into new ArrayBuffers that only the pool holds; the worker reads that memory
           // in place, and the pool lets go of it once the worker has collected its view).
           transfers = structuredClone(buffers, { transfer: buffers })
-        } else {
-          payload = serialize(data)
         }
       } else {
-        payload = serialize(data)
+        relayed = true
+      }
+      if (relayed || progress !== undefined) {
+        tag = nextTag++
+        this.#talk.set(tag, {
+          data: relayed ? postedData(data, list) : null,
+          progress,
+          received: 0,
+          sent: 0,
+          waiting: null,
+          error: undefined,
+        })
+        if (this.#talk.size === 1) this.#refPorts(true)
+        if (relayed) payload = NO_BYTES
       }
     } catch (err) {
       return Promise.reject(asArgError(err))
     }
-    return submitNativeArgs(native.runJs, [payload, name ?? null, transfers], options, this).then(decodeResult)
+    if (this.#liveWorkers < this.#threads && this.#jsInflight >= this.#liveWorkers && this.#state === 'open') {
+      // No worker is there for this task: start one now rather than from this thread's event
+      // loop (which may be blocked right after this call).
+      const start = this[kNative]?.prestart()
+      if (start) this.#spawn(start[0], start[1])
+    }
+    this.#jsInflight++
+    const promise = submitNativeArgs(native.runJs, [payload, name, file, transfers, tag, relayed], options, this)
+    const settled = promise.then(
+      (buffer) => {
+        this.#jsInflight--
+        return tag === 0 ? decodeResult(buffer) : this.#talked(tag, buffer)
+      },
+      (err) => {
+        this.#jsInflight--
+        if (tag !== 0) this.#forget(tag)
+        throw err
+      },
+    )
+    return settled
+  }
+
+  // The result of a task that talked to this thread: delivered after all its progress values.
+  async #talked(tag, buffer) {
+    const decoded = v8.deserialize(buffer)
+    const record = this.#talk.get(tag)
+    if (record !== undefined) {
+      record.sent = decoded[2] ?? 0
+      if (record.received < record.sent) await new Promise((resolve) => (record.waiting = resolve))
+      this.#forget(tag)
+      if (record.error !== undefined) throw record.error
+    }
+    return settleDecoded(decoded)
+  }
+
+  #forget(tag) {
+    const record = this.#talk.get(tag)
+    if (record === undefined) return
+    this.#talk.delete(tag)
+    record.data?.close()
+    if (this.#talk.size === 0) this.#refPorts(false)
+  }
+
+  // Worker ports are referenced only while some task may talk over them (it is in flight then,
+  // so the process stays alive anyway); otherwise idle workers would keep it alive.
+  #refPorts(on) {
+    for (const record of this.#js.workers) {
+      if (record) on ? record.port.ref() : record.port.unref()
+    }
+  }
+
+  // A message on a worker's private port (see lib/worker.js).
+  #onWorkerPort(port, msg) {
+    const record = this.#talk.get(msg.tag)
+    if (msg.t === 'data') {
+      const data = record?.data ?? null
+      if (record) record.data = null
+      port.postMessage({ tag: msg.tag, port: data }, data ? [data] : [])
+      return
+    }
+    if (msg.t !== 'progress' || record === undefined) return
+    record.received++
+    if (record.progress !== undefined && record.error === undefined) {
+      try {
+        record.progress(msg.value)
+      } catch (err) {
+        // The run() promise rejects with it once the task has finished.
+        record.error = err
+      }
+    }
+    if (record.waiting !== null && record.received >= record.sent) record.waiting()
   }
 
   get threads() {
@@ -169,9 +317,27 @@ class Pool {
     return this.#native.stats()
   }
 
-  /** Stop accepting tasks, let queued and running ones finish, then stop the threads. */
-  close() {
-    return this.#stop('close')
+  /**
+   * Stop accepting tasks, let running ones finish, then stop the threads. Queued tasks still run,
+   * unless `force` (they reject with ERR_POOL_CLOSED). After `closeTimeout` ms the pool is
+   * destroyed instead.
+   */
+  close(options) {
+    if (options !== undefined && (typeof options !== 'object' || options === null)) {
+      return Promise.reject(invalidArg(`options must be an object, got ${describe(options)}`))
+    }
+    const force = options?.force
+    if (force !== undefined && typeof force !== 'boolean') {
+      return Promise.reject(invalidArg(`options.force must be a boolean, got ${describe(force)}`))
+    }
+    if (force && this.#native !== null) this.#native.cancelQueued()
+    const closed = this.#stop('close')
+    if (this.#closeTimeout === Infinity || this.#native === null) return closed
+    let timer
+    const timedOut = new Promise((resolve) => {
+      timer = setTimeout(resolve, Math.min(this.#closeTimeout, 2 ** 31 - 1))
+    }).then(() => this.#stop('destroy'))
+    return Promise.race([closed, timedOut]).finally(() => clearTimeout(timer))
   }
 
   /** Stop accepting tasks, reject queued and running ones with ERR_POOL_CLOSED, stop the threads. */
@@ -197,13 +363,18 @@ class Pool {
   }
 
   #workerEvent(terminate, slot, generation) {
-    const js = this.#js
-    const poolId = this.#native.jsPoolId
-    const current = js.workers[slot]
+    const current = this.#js.workers[slot]
     if (terminate) {
       if (current?.generation === generation) current.worker.terminate()
       return
     }
+    this.#spawn(slot, generation)
+  }
+
+  #spawn(slot, generation) {
+    const js = this.#js
+    const poolId = this.#native.jsPoolId
+    const { port1, port2 } = new MessageChannel()
     let worker
     try {
       worker = new Worker(WORKER_ENTRY, {
@@ -215,28 +386,63 @@ class Pool {
           filename: js.filename,
           idleTimeout: js.idleTimeout,
           minThreads: js.minThreads,
+          nice: this.#nice,
+          port: port2,
+          workerData: js.workerData,
         },
+        transferList: [port2],
       })
     } catch (err) {
+      port1.close()
       native.jsWorkerExited(poolId, slot, generation, `cannot start a worker: ${err.message}`)
       return
     }
-    // Idle workers must not keep the process alive; running tasks do (through the pool).
-    worker.unref()
-    const record = { worker, generation, error: null }
+    // The worker's listeners reach the pool through a WeakRef: a running worker must not keep
+    // a forgotten pool from being collected.
+    const ref = new WeakRef(this)
+    port1.on('message', (msg) => ref.deref()?.[kWorkerPort](port1, msg))
+    if (this.#talk.size === 0) port1.unref()
+    const record = { worker, generation, error: null, port: port1 }
+    const info = { threadId: worker.threadId, slot }
     js.workers[slot] = record
+    this.#liveWorkers++
+    worker.on('message', (msg) => ref.deref()?.emit('message', msg))
     worker.on('error', (err) => {
       record.error = err
     })
     worker.on('exit', (code) => {
+      port1.close()
       if (js.workers[slot] === record) js.workers[slot] = null
       const why = record.error
         ? `the worker died: ${record.error.message ?? record.error}`
         : `the worker exited with code ${code}`
-      native.jsWorkerExited(poolId, slot, generation, why)
+      const outcome = native.jsWorkerExited(poolId, slot, generation, why)
+      ref.deref()?.[kWorkerExited](record, outcome, info)
     })
+    // Idle workers must not keep the process alive; running tasks do (through the pool). After
+    // the listeners: a 'message' listener refs the worker again.
+    worker.unref()
+    this.emit('workerCreate', info)
+  }
+
+  [kWorkerPort](port, msg) {
+    this.#onWorkerPort(port, msg)
+  }
+
+  [kWorkerExited](record, outcome, info) {
+    this.#liveWorkers--
+    // Progress values still expected from this worker will not come.
+    for (const talk of this.#talk.values()) talk.waiting?.()
+    // A worker's failure that no task's rejection reports.
+    if (record.error && outcome === OUTSIDE_TASK && this.listenerCount('error') > 0) {
+      this.emit('error', record.error)
+    }
+    this.emit('workerDestroy', info)
   }
 }
+
+/** `native.jsWorkerExited`: the exit was seen while no task had or waited for the worker. */
+const OUTSIDE_TASK = 1
 
 // The native pool holds its handler strongly; a WeakRef keeps that from pinning the Pool, so a
 // forgotten pool can be collected (its threads then stop and its workers exit).
@@ -248,24 +454,44 @@ function workerEventHandler(pool) {
   }
 }
 
+/** The task's bytes, or null when the data holds shared memory (then handed over by postMessage). */
 function serialize(data, buffers) {
   try {
-    return buffers === undefined ? v8.serialize(data) : serializeTransferring(data, buffers)
+    return serializeTask(data, buffers)
   } catch (err) {
+    if (err === NEEDS_POST_MESSAGE) return null
     throw invalidArg(`the task data cannot be cloned: ${err.message}`)
   }
 }
 
-function jsOptions(options, threads) {
-  const { filename, minThreads, idleTimeout, abortGrace, resourceLimits, env, execArgv } = options
+// Data handed over by postMessage (structured clone: shared memory stays shared, MessagePorts
+// and other transferables move). Posted now, so that the caller's transferables are detached at
+// once and bad data is a rejection of run(); the port holding it goes to the worker later.
+function postedData(data, list) {
+  const { port1, port2 } = new MessageChannel()
+  try {
+    port1.postMessage(data, list ?? [])
+  } catch (err) {
+    port2.close()
+    throw invalidArg(`the task data cannot be cloned: ${err.message}`)
+  } finally {
+    port1.close()
+  }
+  return port2
+}
+
+function taskFilename(filename, what) {
   let file = filename
   if (file instanceof URL) file = file.href
-  if (typeof file !== 'string' || file === '') {
-    throw invalidArg(`options.filename must be an absolute path or file: URL, got ${describe(filename)}`)
+  if (typeof file !== 'string' || file === '' || (!file.startsWith('file:') && !path.isAbsolute(file))) {
+    throw invalidArg(`${what} must be an absolute path or file: URL, got ${describe(filename)}`)
   }
-  if (!file.startsWith('file:') && !path.isAbsolute(file)) {
-    throw invalidArg(`options.filename must be an absolute path or file: URL, got ${describe(filename)}`)
-  }
+  return file
+}
+
+function jsOptions(options, threads) {
+  const { filename, minThreads, idleTimeout, abortGrace, resourceLimits, env, execArgv, workerData } = options
+  const file = filename === undefined ? null : taskFilename(filename, 'options.filename')
   if (minThreads !== undefined && !(Number.isInteger(minThreads) && minThreads >= 0 && minThreads <= threads)) {
     throw invalidArg(
       `options.minThreads must be an integer from 0 to threads (${threads}), got ${describe(minThreads)}`,
@@ -286,16 +512,33 @@ function jsOptions(options, threads) {
   if (env !== undefined && (env === null || (typeof env !== 'object' && typeof env !== 'symbol'))) {
     throw invalidArg(`options.env must be an object or worker_threads.SHARE_ENV, got ${describe(env)}`)
   }
+  if (workerData !== undefined) {
+    try {
+      structuredClone(workerData)
+    } catch (err) {
+      throw invalidArg(`options.workerData cannot be cloned: ${err.message}`)
+    }
+  }
   const workerOptions = {}
   if (resourceLimits !== undefined) workerOptions.resourceLimits = resourceLimits
   if (env !== undefined) workerOptions.env = env
   if (execArgv !== undefined) workerOptions.execArgv = execArgv
   return {
     filename: file,
+    // Worker options without a pool-wide module: the pool runs per-task modules only.
+    perTask:
+      minThreads !== undefined ||
+      idleTimeout !== undefined ||
+      abortGrace !== undefined ||
+      resourceLimits !== undefined ||
+      env !== undefined ||
+      execArgv !== undefined ||
+      workerData !== undefined,
     minThreads: minThreads ?? Math.min(1, threads),
     idleTimeout: idleTimeout ?? 10_000,
     abortGrace: abortGrace ?? 1000,
     workerOptions,
+    workerData,
     workers: [],
   }
 }
@@ -345,7 +588,11 @@ function submitNativeArgs(fn, args, options, ownPool) {
   const np = pool[kNative]
   if (np === null) return Promise.reject(closedError())
   const { signal } = o
-  if (signal === undefined) return call(fn, np, args, o, 0)
+  if (signal === undefined) {
+    const promise = call(fn, np, args, o, 0)
+    pool[kSubmitted](promise)
+    return promise
+  }
   const key = nextCancelKey++
   const onAbort = () => np.cancel(key, signal.reason)
   // The listener goes on before the task is submitted: a signal that cannot take it (a
@@ -357,6 +604,7 @@ function submitNativeArgs(fn, args, options, ownPool) {
     return Promise.reject(invalidArg(`options.signal is not a usable AbortSignal: ${describeError(err)}`))
   }
   const promise = call(fn, np, args, o, key)
+  pool[kSubmitted](promise)
   const cleanup = () => {
     try {
       signal.removeEventListener('abort', onAbort)

@@ -3,33 +3,81 @@
 // native inbox (no postMessage) when the worker is idle; reporting a result with `jsTaskDone`
 // returns the next queued task directly, so a busy worker runs tasks back to back without
 // waiting for any message.
-const { workerData } = require('node:worker_threads')
+//
+// A task that talks to the submitting thread (`tag` != 0) uses this worker's private port to
+// it: progress values go out on it, and data that must be structured-cloned by `postMessage`
+// (shared memory, MessagePorts; `relayed`) is fetched over it.
+const { workerData: boot, receiveMessageOnPort } = require('node:worker_threads')
 const { pathToFileURL } = require('node:url')
 const native = require('./native')
 const { encodeResult, encodeThrown, decodeTask } = require('./jscodec')
 const { CorepoolError } = require('./errors')
+const { kWorkerState } = require('./state')
 
-const { poolId, slot, generation, filename, idleTimeout, minThreads } = workerData
+const { poolId, slot, generation, filename, idleTimeout, minThreads, nice, port } = boot
+// Seen by `require('corepool')` in task modules: `isWorkerThread`, `workerData`.
+globalThis[kWorkerState] = { workerData: boot.workerData }
+if (nice > 0) native.jsWorkerNice(nice)
+
 // A worker running only synchronous tasks lets its event loop turn at least this often (ms).
 const YIELD_EVERY = 10
 let current = null // the running task's context
 let idleTimer = null
-let taskModule
-const exportCache = new Map()
+const modules = new Map() // filename -> Promise of the module's namespace, or the namespace
+const exportCache = new Map() // filename -> Map(name -> function)
+const relayWaiters = new Map() // tag -> resolve(port | null)
 
-function resolveTask(name) {
-  const cached = exportCache.get(name)
+port.on('message', (msg) => {
+  const resolve = relayWaiters.get(msg.tag)
+  if (resolve !== undefined) {
+    relayWaiters.delete(msg.tag)
+    resolve(msg.port)
+  }
+})
+port.unref()
+
+const toUrl = (file) => (file.startsWith('file:') ? file : pathToFileURL(file).href)
+
+/** Loads a task module (once); a module whose default export is a promise is awaited. */
+function loadModule(file) {
+  let entry = modules.get(file)
+  if (entry === undefined) {
+    entry = import(toUrl(file)).then(
+      async (mod) => {
+        const settled = isThenable(mod.default) ? { ...mod, default: await mod.default } : mod
+        modules.set(file, settled)
+        return settled
+      },
+      (err) => {
+        modules.delete(file)
+        throw new Error(`cannot load the task module ${file}: ${err?.message ?? err}`, { cause: err })
+      },
+    )
+    modules.set(file, entry)
+  }
+  return entry
+}
+
+function loaded(file) {
+  const entry = modules.get(file)
+  return entry !== undefined && !(entry instanceof Promise)
+}
+
+function resolveTask(file, name) {
+  let byName = exportCache.get(file)
+  if (byName === undefined) exportCache.set(file, (byName = new Map()))
+  const cached = byName.get(name)
   if (cached !== undefined) return cached
-  const mod = taskModule
+  const mod = modules.get(file)
   let fn
   if (name !== null) {
     fn = mod[name] ?? mod.default?.[name]
-    if (typeof fn !== 'function') throw new TypeError(`the task module ${filename} has no function export "${name}"`)
+    if (typeof fn !== 'function') throw new TypeError(`the task module ${file} has no function export "${name}"`)
   } else {
     fn = [mod.default, mod.default?.default].find((candidate) => typeof candidate === 'function')
-    if (fn === undefined) throw new TypeError(`the task module ${filename} has no default export function`)
+    if (fn === undefined) throw new TypeError(`the task module ${file} has no default export function`)
   }
-  exportCache.set(name, fn)
+  byName.set(name, fn)
   return fn
 }
 
@@ -38,6 +86,13 @@ class TaskContext {
   #controller = null
   #reason = undefined
   #aborted = false
+  #tag
+  /** Progress values posted so far (the submitting thread waits for all before the result). */
+  sent = 0
+
+  constructor(tag) {
+    this.#tag = tag
+  }
 
   get signal() {
     if (this.#controller === null) {
@@ -45,6 +100,16 @@ class TaskContext {
       if (this.#aborted) this.#controller.abort(this.#reason)
     }
     return this.#controller.signal
+  }
+
+  /**
+   * Sends `value` (structured-cloned) to the `progress` callback given to `run()`; values arrive
+   * in order, all before the task's result. Without a callback it does nothing.
+   */
+  progress(value) {
+    if (this.#tag === 0) return
+    port.postMessage({ t: 'progress', tag: this.#tag, value })
+    this.sent++
   }
 
   abort(reason) {
@@ -58,32 +123,70 @@ class TaskContext {
 const isThenable = (v) =>
   v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function'
 
-// Runs `task` ([seq, payload, name, buffers]) and the tasks chained after it. Synchronous
-// results are reported at once; an async task continues the chain when it settles.
-function run(task, context = new TaskContext()) {
+// Output the task wrote must reach the submitting thread's stdout/stderr before its result
+// does: a caller that exits right after the result would lose it otherwise.
+const pendingOutput = () => process.stdout.writableLength > 0 || process.stderr.writableLength > 0
+
+function flushOutput() {
+  const waits = []
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.writableLength > 0) waits.push(new Promise((resolve) => stream.write('', resolve)))
+  }
+  return Promise.all(waits)
+}
+
+/** Fetches a relayed task's data from the submitting thread (see the top of this file). */
+function relayedData(tag) {
+  return new Promise((resolve, reject) => {
+    relayWaiters.set(tag, (dataPort) => {
+      const received = dataPort && receiveMessageOnPort(dataPort)
+      dataPort?.close()
+      if (received) resolve(received.message)
+      else reject(new CorepoolError('ERR_ABORTED', 'The task was settled before it started'))
+    })
+    port.postMessage({ t: 'data', tag })
+  })
+}
+
+// Runs `task` ([seq, payload, name, buffers, filename, tag, relayed]) and the tasks chained
+// after it. Synchronous results are reported at once; an async task (or one whose module,
+// data or output needs waiting for) continues the chain when it settles.
+function run(task, carried = null) {
   const started = Date.now()
   for (;;) {
-    const [seq, payload, name, buffers] = task
+    const [seq, payload, name, buffers, file = null, tag = 0, relayed = false] = task
+    const context = carried ?? new TaskContext(tag)
+    carried = null
     current = { seq, context }
+    const moduleFile = file ?? filename
     let result
+    let ok = true
     try {
-      const value = resolveTask(name)(decodeTask(payload, buffers), context)
+      if (relayed || !loaded(moduleFile)) {
+        return void runAsync(seq, context, moduleFile, name, relayed ? relayedData(tag) : decodeTask(payload, buffers))
+      }
+      const value = resolveTask(moduleFile, name)(decodeTask(payload, buffers), context)
       if (isThenable(value)) {
         Promise.resolve(value).then(
-          (v) => report(seq, encodeResult(v)),
-          (err) => report(seq, encodeThrown(err)),
+          (v) => report(seq, encodeResult(v, context.sent), true),
+          (err) => report(seq, encodeThrown(err, context.sent), false),
         )
         return
       }
-      result = encodeResult(value)
+      result = encodeResult(value, context.sent)
     } catch (err) {
-      result = encodeThrown(err)
+      result = encodeThrown(err, context.sent)
+      ok = false
     }
-    task = done(seq, result)
+    if (pendingOutput()) {
+      flushOutput().then(() => report(seq, result, ok))
+      return
+    }
+    task = done(seq, result, ok)
     if (task === null) return
-    context = new TaskContext()
     if (Date.now() - started >= YIELD_EVERY) {
       // Still this worker's task meanwhile: an abort for it must find it.
+      const context = new TaskContext(task[5] ?? 0)
       current = { seq: task[0], context }
       setImmediate(run, task, context)
       return
@@ -91,16 +194,33 @@ function run(task, context = new TaskContext()) {
   }
 }
 
+async function runAsync(seq, context, moduleFile, name, data) {
+  let result
+  let ok = true
+  try {
+    await loadModule(moduleFile)
+    result = encodeResult(await resolveTask(moduleFile, name)(await data, context), context.sent)
+  } catch (err) {
+    result = encodeThrown(err, context.sent)
+    ok = false
+  }
+  report(seq, result, ok)
+}
+
 /** Reports task `seq`; returns the next task for this worker, or null (it is idle then). */
-function done(seq, result) {
+function done(seq, result, ok) {
   if (current?.seq === seq) current = null
-  const next = native.jsTaskDone(poolId, slot, seq, result)
+  const next = native.jsTaskDone(poolId, slot, seq, result, ok)
   if (next === null) scheduleRetire()
   return next
 }
 
-function report(seq, result) {
-  const next = done(seq, result)
+function report(seq, result, ok) {
+  if (pendingOutput()) {
+    flushOutput().then(() => report(seq, result, ok))
+    return
+  }
+  const next = done(seq, result, ok)
   if (next !== null) run(next)
 }
 
@@ -129,13 +249,8 @@ function onMessage(kind, value) {
 }
 
 async function main() {
-  const url = filename.startsWith('file:') ? filename : pathToFileURL(filename).href
-  try {
-    taskModule = await import(url)
-  } catch (err) {
-    // Uncaught: the worker exits and the waiting task rejects with ERR_WORKER_CRASHED.
-    throw new Error(`cannot load the task module ${filename}: ${err?.message ?? err}`, { cause: err })
-  }
+  // Uncaught on failure: the worker exits and the waiting task rejects with ERR_WORKER_CRASHED.
+  if (filename !== null) await loadModule(filename)
   if (!native.jsWorkerAttach(poolId, slot, generation, onMessage)) process.exit(0)
 }
 

@@ -1,3 +1,5 @@
+import { EventEmitter } from 'node:events'
+
 /** Options every task accepts (native kernels and `pool.run`). */
 export interface TaskOptions {
   /** Cancels the task: a queued task is removed at once, a running one stops at its next check. Rejects `ERR_ABORTED` (`name === 'AbortError'`, `cause` = the signal's reason). */
@@ -14,13 +16,37 @@ export interface TaskOptions {
 export interface RunOptions extends Omit<TaskOptions, 'pool'> {
   /** Named export of the task module to call instead of the default export. */
   name?: string
+  /** Absolute path or `file:` URL of the task module for this task, instead of the pool's. */
+  filename?: string | URL
   /**
-   * ArrayBuffers handed over to the task: they are detached in the caller, like `postMessage`,
-   * and the task receives their memory (and typed-array views or Buffers over them in `data`)
-   * without a copy; the worker owns them afterwards and may keep them. Anything else, or an
-   * already detached buffer, rejects `ERR_INVALID_ARG`.
+   * Called on this thread with each value the task passes to `ctx.progress(value)`
+   * (structured-cloned), in order; every value is delivered before the returned promise
+   * settles. If it throws, the promise rejects with that error once the task has finished.
    */
-  transferList?: ArrayBuffer[]
+  progress?: (value: any) => void
+  /**
+   * Values handed over to the task, as with `postMessage`: they are detached in the caller.
+   * ArrayBuffers only: the task receives their memory (and typed-array views or Buffers over
+   * them in `data`) without a copy; the worker owns them afterwards. With a `MessagePort` (or any
+   * other transferable), and whenever `data` holds a `SharedArrayBuffer`, the data is handed over
+   * by `postMessage` (shared memory stays shared) through this thread's event loop. A detached
+   * buffer, or data `postMessage` refuses, rejects `ERR_INVALID_ARG`.
+   */
+  transferList?: readonly (ArrayBuffer | import('node:worker_threads').TransferListItem)[]
+}
+
+/** The second argument of a task function. */
+export interface TaskContext {
+  /** Aborted when the task's `signal` fires or its `timeout` elapses. */
+  readonly signal: AbortSignal
+  /** Sends `value` (structured-cloned) to `run()`'s `progress` callback; a no-op without one. */
+  progress(value: unknown): void
+}
+
+/** Options of `pool.close()`. */
+export interface CloseOptions {
+  /** Reject queued tasks with `ERR_POOL_CLOSED` instead of running them; running ones finish. */
+  force?: boolean
 }
 
 /** Options of `new Pool()`. */
@@ -51,6 +77,10 @@ export interface PoolOptions {
   env?: Record<string, string> | symbol
   /** `execArgv` of each worker. */
   execArgv?: string[]
+  /** A structured-clonable value that task modules read as `require('corepool').workerData`. */
+  workerData?: unknown
+  /** Milliseconds `close()` waits for tasks before destroying the pool instead. Default `Infinity`. */
+  closeTimeout?: number
 }
 
 /** Percentiles of a duration histogram, in milliseconds. */
@@ -92,13 +122,13 @@ export interface PoolStats {
  * with `filename`, the user's own JS module on worker_threads — one queue, one thread budget.
  * Threads start on the first task; an idle pool never keeps the process alive.
  */
-export class Pool {
+export class Pool extends EventEmitter {
   /** @throws {CorepoolError} `ERR_INVALID_ARG` for a bad option. */
   constructor(options?: PoolOptions)
-  /** Runs the task module's default export (or `options.name`) with a structured clone of `data`; resolves with its awaited result. The task receives `(data, { signal })`. */
+  /** Runs the task module's default export (or `options.name`) with a structured clone of `data`; resolves with its awaited result. The task receives `(data, ctx: TaskContext)`. */
   run<T = unknown>(data?: unknown, options?: RunOptions): Promise<T>
-  /** Stop accepting tasks, finish queued and running ones, then stop the threads and workers. */
-  close(): Promise<void>
+  /** Stop accepting tasks, finish queued (unless `force`) and running ones, then stop the threads and workers; after `closeTimeout` the pool is destroyed instead. */
+  close(options?: CloseOptions): Promise<void>
   /** Stop accepting tasks, reject queued and running ones with `ERR_POOL_CLOSED`, then stop. */
   destroy(): Promise<void>
   readonly threads: number
@@ -106,7 +136,25 @@ export class Pool {
   /** True once `close()` or `destroy()` was called. */
   readonly closed: boolean
   readonly stats: PoolStats
+  /** True while queued plus running tasks fill `threads + maxQueue` (back-pressure). */
+  readonly needsDrain: boolean
+  /** The queue became empty after tasks had waited in it. */
+  on(event: 'drain', listener: () => void): this
+  /** Queued plus running tasks reached `threads + maxQueue`. */
+  on(event: 'needsDrain', listener: () => void): this
+  /** A value a worker posted on `parentPort`. */
+  on(event: 'message', listener: (value: unknown) => void): this
+  /** A worker failed outside any task (emitted only when listened to). */
+  on(event: 'error', listener: (err: Error) => void): this
+  /** A worker was started / has exited. */
+  on(event: 'workerCreate' | 'workerDestroy', listener: (worker: { threadId: number; slot: number }) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
 }
+
+/** In a pool's task module: `true`; elsewhere `false`. */
+export declare const isWorkerThread: boolean
+/** In a pool's task module: the pool's `workerData` option; elsewhere `undefined`. */
+export declare const workerData: unknown
 
 /** The pool used when a task gets no `pool` option: `os.availableParallelism()` threads, started on first use. */
 export declare const defaultPool: Pool

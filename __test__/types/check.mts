@@ -1,11 +1,23 @@
-import { Pool, sqrtSum, defaultPool, CorepoolError } from 'corepool'
+import { Pool, sqrtSum, defaultPool, CorepoolError, isWorkerThread, workerData } from 'corepool'
+import type { TaskContext } from 'corepool'
+import { MessageChannel } from 'node:worker_threads'
 import { sleep, panic } from 'corepool/testing'
 const p = new Pool({ threads: 2, filename: new URL('file:///tmp/x.mjs') })
 const n: number = await sqrtSum(10, { pool: p, signal: AbortSignal.timeout(10), priority: 1 })
 const r = await p.run<number>({ a: 1 }, { name: 'x', transferList: [] })
 const s = defaultPool.stats.runTime.p99
+const { port2 } = new MessageChannel()
+await p.run(1, { progress: (v: unknown) => v, transferList: [port2, new ArrayBuffer(1)], filename: '/tmp/y.mjs' })
+p.on('drain', () => {})
+  .on('message', (m: unknown) => m)
+  .on('workerCreate', ({ threadId }) => threadId)
+const drained: boolean = p.needsDrain
+const inWorker: boolean = isWorkerThread
+const wd: unknown = workerData
+const task = (data: number, ctx: TaskContext) => (ctx.progress(data), ctx.signal.aborted)
 await sleep(1)
-await p.close()
+await p.close({ force: true })
+new Pool({ workerData: { a: 1 }, closeTimeout: 1000 })
 import { SharedCounters } from 'corepool'
 const counters = new SharedCounters({ names: ['a', 'b'] })
 counters.inc('a')

@@ -22,8 +22,8 @@ use napi_derive::napi;
 use super::jstask::{JsJob, JsSlots, Transfer, WorkerControl, WorkerInbox, WorkerMsg};
 use super::moved::Moved;
 use super::scheduler::{
-    CancelReason, Lender, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskCtx, TaskError,
-    TaskHandle, Work,
+    lower_thread_priority, CancelReason, Lender, Pool, PoolOptions, Sink, SubmitError,
+    SubmitOptions, TaskCtx, TaskError, TaskHandle, Work,
 };
 use super::stats::{Mirror, Summary};
 use super::timer::millis;
@@ -371,9 +371,55 @@ pub struct PoolStats {
 /// The native half of `Pool`: owns the threads and the queue. Used through `lib/pool.js`.
 #[napi]
 pub struct NativePool {
-    core: Pool<Ticket, Output, JsJob>,
+    core: Arc<Pool<Ticket, Output, JsJob>>,
     main: Rc<MainState>,
     js: Option<Arc<JsSlots<Output>>>,
+    /// The environment cleanup hook's state (see [`env_teardown`]).
+    teardown: *const Teardown,
+}
+
+/// What the environment cleanup hook of a pool reaches.
+struct Teardown {
+    core: std::sync::Weak<Pool<Ticket, Output, JsJob>>,
+    js: Option<std::sync::Weak<JsSlots<Output>>>,
+    ran: Cell<bool>,
+}
+
+/// The pool's environment is torn down (a worker_thread that made the pool is terminated, or
+/// the process exits): its workers die with it without reporting, and no promise can be settled
+/// any more. Tasks are dropped, pool threads standing by for a worker are released, and every
+/// pool thread exits, so nothing outlives the environment.
+unsafe extern "C" fn env_teardown(arg: *mut std::ffi::c_void) {
+    // SAFETY: `arg` is the count of the `Teardown` taken in `NativePool::new` for this hook;
+    // hooks run once, on the environment's JS thread.
+    let teardown = unsafe { Rc::from_raw(arg as *const Teardown) };
+    teardown.ran.set(true);
+    if let Some(js) = teardown.js.as_ref().and_then(std::sync::Weak::upgrade) {
+        js.shutdown();
+    }
+    if let Some(core) = teardown.core.upgrade() {
+        // The tickets' promises belong to the environment being destroyed: dropped unsettled.
+        drop(core.destroy());
+    }
+}
+
+impl Drop for NativePool {
+    fn drop(&mut self) {
+        // SAFETY: JS thread (finalizer). `self.teardown` is a count of the `Teardown`; the hook
+        // holds another unless it ran, in which case it consumed that one. Either way the count
+        // this pool holds is given back here exactly once.
+        unsafe {
+            let teardown = Rc::from_raw(self.teardown);
+            if !teardown.ran.get() {
+                sys::napi_remove_env_cleanup_hook(
+                    self.main.env,
+                    Some(env_teardown),
+                    self.teardown as *mut std::ffi::c_void,
+                );
+                drop(Rc::from_raw(self.teardown));
+            }
+        }
+    }
 }
 
 #[napi]
@@ -457,9 +503,43 @@ impl NativePool {
             nice: nice.clamp(0, 19),
         };
         let lender = js.clone().map(|js| js as Arc<dyn Lender<Output, JsJob>>);
-        let core = Pool::new(options, sink, lender)
-            .map_err(|e| js_error(ErrorCode::System, format!("cannot start pool threads: {e}")))?;
-        Ok(NativePool { core, main, js })
+        let core =
+            Arc::new(Pool::new(options, sink, lender).map_err(|e| {
+                js_error(ErrorCode::System, format!("cannot start pool threads: {e}"))
+            })?);
+        let teardown = Rc::into_raw(Rc::new(Teardown {
+            core: Arc::downgrade(&core),
+            js: js.as_ref().map(Arc::downgrade),
+            ran: Cell::new(false),
+        }));
+        // SAFETY: JS thread of `env`. The hook gets a count of the `Teardown` of its own (the
+        // pool keeps the other; see `Drop`).
+        unsafe {
+            Rc::increment_strong_count(teardown);
+            let status = sys::napi_add_env_cleanup_hook(
+                env.raw(),
+                Some(env_teardown),
+                teardown as *mut std::ffi::c_void,
+            );
+            if status != sys::Status::napi_ok {
+                Rc::decrement_strong_count(teardown);
+                (*teardown).ran.set(true);
+            }
+        }
+        Ok(NativePool {
+            core,
+            main,
+            js,
+            teardown,
+        })
+    }
+
+    /// Starts a worker at once for a task about to be submitted when no worker is there for it
+    /// (see `JsSlots::prestart`): `[slot, generation]` to spawn now, or `null`.
+    #[napi]
+    pub fn prestart(&self) -> Option<Vec<f64>> {
+        let (slot, generation) = self.js.as_ref()?.prestart()?;
+        Some(vec![slot as f64, generation as f64])
     }
 
     /// Id under which this pool's workers find it (0 when the pool has no JS tasks).
@@ -503,6 +583,18 @@ impl NativePool {
     pub fn close(&self) -> napi::Result<RawValue> {
         self.core.close();
         self.wait_stopped()
+    }
+
+    /// Rejects the queued tasks (not the running ones) with ERR_POOL_CLOSED (`close({ force })`).
+    #[napi]
+    pub fn cancel_queued(&self) {
+        for ticket in self.core.cancel_queued() {
+            self.main.settle(
+                ticket,
+                Err(TaskError::Cancelled(CancelReason::Closed)),
+                None,
+            );
+        }
     }
 
     /// Reject queued and running tasks with ERR_POOL_CLOSED, then stop the threads.
@@ -634,6 +726,8 @@ impl NativePool {
 }
 
 /// Submits a JS task (`payload` is the serialized argument) to run on a worker of the pool.
+/// `filename` overrides the pool's task module; `tag` (0: none) is the submitting thread's id
+/// for a task that talks to it; with `relayed`, that thread hands the data over itself.
 #[allow(dead_code)] // registered with Node by #[napi]
 #[allow(clippy::too_many_arguments)]
 #[napi(js_name = "runJs")]
@@ -642,7 +736,10 @@ pub fn run_js(
     pool: &NativePool,
     payload: Uint8ArraySlice,
     name: Option<String>,
+    filename: Option<String>,
     transfers: Option<Vec<ArrayBuffer>>,
+    tag: f64,
+    relayed: bool,
     priority: f64,
     timeout_ms: f64,
     cancel_key: f64,
@@ -661,7 +758,10 @@ pub fn run_js(
     let job = JsJob {
         payload: payload.to_vec(),
         name,
+        filename,
         buffers,
+        tag,
+        relayed,
     };
     let task = TaskArgs {
         priority,
@@ -684,7 +784,8 @@ impl WorkerInbox for TsfnInbox {
     }
 }
 
-/// A task as `lib/worker.js` takes it: `[seq, payload, name, buffers]`. JS thread only.
+/// A task as `lib/worker.js` takes it: `[seq, payload, name, buffers, filename, tag,
+/// relayed]`. JS thread only.
 fn task_value(env: sys::napi_env, seq: u64, job: JsJob) -> napi::Result<sys::napi_value> {
     // SAFETY: JS thread of `env`.
     let elements = unsafe {
@@ -693,6 +794,9 @@ fn task_value(env: sys::napi_env, seq: u64, job: JsJob) -> napi::Result<sys::nap
             buffer_value(env, job.payload)?,
             Option::<String>::to_napi_value(env, job.name)?,
             transferred(env, job.buffers)?,
+            Option::<String>::to_napi_value(env, job.filename)?,
+            f64::to_napi_value(env, job.tag)?,
+            bool::to_napi_value(env, job.relayed)?,
         ]
     };
     array_value(env, &elements)
@@ -778,9 +882,9 @@ pub fn js_worker_attach(
     Ok(js.attach(slot as usize, generation as u64, Arc::new(TsfnInbox(inbox))))
 }
 
-/// A worker reports the encoded result of task `seq`. Returns the next task for the worker
-/// (see [`task_value`]) when the next queued task is a JS task; otherwise `null` (the worker
-/// then waits for its inbox).
+/// A worker reports the encoded result of task `seq` (`ok == false`: the task threw). Returns
+/// the next task for the worker (see [`task_value`]) when the next queued task is a JS task;
+/// otherwise `null` (the worker then waits for its inbox).
 #[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsTaskDone")]
 pub fn js_task_done(
@@ -789,10 +893,11 @@ pub fn js_task_done(
     slot: u32,
     seq: f64,
     result: Uint8ArraySlice,
+    ok: bool,
 ) -> napi::Result<RawValue> {
     let env = env.raw();
     let next = JsSlots::<Output>::find(pool_id as u64)
-        .and_then(|js| js.done(slot as usize, seq as u64, result.to_vec()));
+        .and_then(|js| js.done(slot as usize, seq as u64, result.to_vec(), ok));
     Ok(RawValue(match next {
         Some((seq, job)) => task_value(env, seq, job)?,
         // SAFETY: JS thread of `env`.
@@ -808,10 +913,26 @@ pub fn js_worker_retire(pool_id: f64, slot: u32, generation: f64) -> bool {
         .is_some_and(|js| js.retire(slot as usize, generation as u64))
 }
 
-/// The pool's JS thread saw a worker exit (or fail to start) with `message`.
+/// The pool's JS thread saw a worker exit (or fail to start) with `message`. Returns 0 for a
+/// stale report, 1 when no task had or waited for that worker, 2 when a task fails with it.
 #[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsWorkerExited")]
-pub fn js_worker_exited(pool_id: f64, slot: u32, generation: f64, message: String) -> bool {
-    JsSlots::<Output>::find(pool_id as u64)
-        .is_some_and(|js| js.exited(slot as usize, generation as u64, message))
+pub fn js_worker_exited(pool_id: f64, slot: u32, generation: f64, message: String) -> u32 {
+    match JsSlots::<Output>::find(pool_id as u64)
+        .and_then(|js| js.exited(slot as usize, generation as u64, message))
+    {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    }
+}
+
+/// Lowers the calling thread's scheduling priority by `nice` (a worker applies its pool's
+/// `niceIncrement` to itself, as the pool threads do).
+#[allow(dead_code)] // registered with Node by #[napi]
+#[napi(js_name = "jsWorkerNice")]
+pub fn js_worker_nice(nice: i32) {
+    if nice > 0 {
+        lower_thread_priority(nice.min(19));
+    }
 }

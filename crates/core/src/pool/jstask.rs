@@ -1,19 +1,36 @@
-//! JavaScript tasks: each pool thread (slot) owns at most one worker_thread and lends itself
-//! to it for the JS tasks the scheduler gives that slot.
+//! JavaScript tasks: a pool thread that picks a JS task lends itself to one worker_thread
+//! while that worker runs it, so native kernels and JS tasks share one concurrency budget.
 //!
-//! The pool thread that picks a JS task sends it to its slot's worker and stands by (watching
-//! for aborts and crashes) while the worker runs it, so native kernels and JS tasks share one
-//! concurrency budget. When the worker reports a result it gets the next queued JS task in the
-//! same call ([`Lease::finish`] with `pull`): a stream of JS tasks costs no thread wake-ups at
-//! all, only when the queue runs dry (or a native task is next) does the slot go back to its
-//! pool thread. Data never goes through `postMessage`: the task's serialized bytes go straight
-//! from the submitting thread to the worker, and the result bytes straight back. No napi types
-//! here: the worker inbox and the control channel to the pool's JS thread (spawn/terminate a
-//! worker) are traits the binding implements.
+//! Each of the pool's `threads` slots here holds at most one worker. A slot is free when no pool
+//! thread has claimed or leased it; its worker goes through [`SlotState`]:
+//!
+//! ```text
+//!   Absent --spawn_worker--> Starting --attach--> Ready --retire/exited--> Absent
+//!      ^                        |                   |
+//!      +-------exited-----------+                   +--(lease) busy with task `running`
+//! ```
+//!
+//! A task's journey (one pool thread P, one worker W, the pool's JS thread J):
+//!
+//! ```text
+//!   J: run()          -> queue;  (cold pool: J spawns W at once, see `prestart`)
+//!   P: pops the task  -> serve(): claims a free slot (Ready first, then Starting, then Absent),
+//!                        waits until its worker is Ready, sends Run through the worker's inbox,
+//!                        stands by: forwards aborts, terminates W past the grace period, fails
+//!                        the task if W dies
+//!   W: runs it        -> done(): settles the task through the lease and, when the head of the
+//!                        queue is a JS task, gets it in the same call (no wake-up at all)
+//!   W: nothing next   -> the lease is cleared; P sees that and goes back to the queue
+//! ```
+//!
+//! Data never goes through `postMessage`: the task's serialized bytes go straight from the
+//! submitting thread to the worker, and the result bytes straight back. No napi types here: the
+//! worker inbox and the control channel to the pool's JS thread (spawn/terminate a worker) are
+//! traits the binding implements.
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -37,7 +54,14 @@ pub trait Transfer: Send {
 pub struct JsJob {
     pub payload: Vec<u8>,
     pub name: Option<String>,
+    /// A task module other than the pool's (`run(data, { filename })`).
+    pub filename: Option<String>,
     pub buffers: Vec<Box<dyn Transfer>>,
+    /// The submitting thread's id for a task that talks to it (progress, or data that must be
+    /// handed over by `postMessage`); 0 for none.
+    pub tag: f64,
+    /// The data itself is handed over by the submitting thread (see `tag`); `payload` is empty.
+    pub relayed: bool,
 }
 
 /// A message for a worker's JS thread.
@@ -64,17 +88,31 @@ pub trait WorkerControl: Send + Sync {
     fn terminate_worker(&self, slot: usize, generation: u64);
 }
 
-enum WorkerState {
+/// The life of a slot's worker.
+enum SlotState {
     Absent,
     Starting,
     Ready(Arc<dyn WorkerInbox>),
 }
 
-struct SlotState<T> {
-    worker: WorkerState,
+impl SlotState {
+    /// Preference when a pool thread picks a free slot: a ready worker, then one starting.
+    fn rank(&self) -> u8 {
+        match self {
+            SlotState::Ready(_) => 0,
+            SlotState::Starting => 1,
+            SlotState::Absent => 2,
+        }
+    }
+}
+
+struct SlotData<T> {
+    worker: SlotState,
     /// Incremented for every worker spawned on this slot; stale events carry an old value.
     generation: u64,
-    /// Set while the slot's pool thread is lent to the worker.
+    /// A pool thread picked this slot and waits for its worker to be ready.
+    claimed: bool,
+    /// Set while a pool thread is lent to this slot's worker.
     lease: Option<Arc<dyn Lease<T, JsJob>>>,
     /// The task the worker is running.
     running: Option<u64>,
@@ -84,8 +122,20 @@ struct SlotState<T> {
     terminating: bool,
 }
 
+impl<T> SlotData<T> {
+    fn free(&self) -> bool {
+        self.lease.is_none() && !self.claimed && !self.terminating
+    }
+
+    fn leased_by(&self, lease: &Arc<dyn Lease<T, JsJob>>) -> bool {
+        self.lease
+            .as_ref()
+            .is_some_and(|l| std::ptr::addr_eq(Arc::as_ptr(l), Arc::as_ptr(lease)))
+    }
+}
+
 struct Slot<T> {
-    state: Mutex<SlotState<T>>,
+    state: Mutex<SlotData<T>>,
     changed: Condvar,
 }
 
@@ -96,14 +146,18 @@ pub struct JsSlots<T> {
     control: Arc<dyn WorkerControl>,
     /// How long a cancelled task may keep running before its worker is terminated.
     grace: Duration,
+    /// The pool's environment is gone: no worker will start or report again.
+    shut: AtomicBool,
 }
 
 /// A slot whose worker is ready, still locked, and that worker's inbox.
-type Ready<'a, T> = (MutexGuard<'a, SlotState<T>>, Arc<dyn WorkerInbox>);
+type Ready<'a, T> = (MutexGuard<'a, SlotData<T>>, Arc<dyn WorkerInbox>);
 
 /// How often a standing-by pool thread re-checks its task's cancel flag even without being told
 /// (a cancel wakes it at once through [`Lender::cancelled`]); also the pace of the grace timer.
 const POLL: Duration = Duration::from_millis(50);
+
+const SHUT: &str = "the pool's environment was torn down";
 
 /// A pool's output type: made from a JS task's result bytes.
 pub trait JsOutput: From<Vec<u8>> + Send + 'static {}
@@ -123,9 +177,10 @@ impl<T: JsOutput> JsSlots<T> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let slots = (0..threads)
             .map(|_| Slot {
-                state: Mutex::new(SlotState {
-                    worker: WorkerState::Absent,
+                state: Mutex::new(SlotData {
+                    worker: SlotState::Absent,
                     generation: 0,
+                    claimed: false,
                     lease: None,
                     running: None,
                     died: None,
@@ -139,6 +194,7 @@ impl<T: JsOutput> JsSlots<T> {
             slots,
             control,
             grace,
+            shut: AtomicBool::new(false),
         });
         let weak: Weak<dyn Any + Send + Sync> = Arc::downgrade(&this) as Weak<Self>;
         let mut reg = lock(registry());
@@ -162,7 +218,7 @@ impl<T: JsOutput> JsSlots<T> {
         self.slots.get(slot)
     }
 
-    fn with_slot(&self, slot: usize, f: impl FnOnce(&mut SlotState<T>) -> bool) -> bool {
+    fn with_slot(&self, slot: usize, f: impl FnOnce(&mut SlotData<T>) -> bool) -> bool {
         let Some(Slot { state, changed }) = self.slot(slot) else {
             return false;
         };
@@ -173,59 +229,98 @@ impl<T: JsOutput> JsSlots<T> {
         done
     }
 
-    /// Waits (on the pool thread) until the slot's worker is ready, starting one if needed.
-    /// `Err` when the task should fail instead: its worker died starting, or it was cancelled.
+    /// Claims a free slot for a pool thread, preferring one whose worker is ready (then one
+    /// whose worker is starting), so that as few workers as possible are started. Serving pool
+    /// threads never outnumber slots, so one is always free.
+    fn claim(&self) -> Option<usize> {
+        for rank in 0..=2 {
+            for (index, slot) in self.slots.iter().enumerate() {
+                let mut st = lock(&slot.state);
+                if st.free() && st.worker.rank() == rank {
+                    st.claimed = true;
+                    return Some(index);
+                }
+            }
+        }
+        None
+    }
+
+    /// Starts a worker at once on a free slot without one (on the pool's JS thread, which asks
+    /// when it submits a task that no worker is there for), so that a task submitted to a cold
+    /// pool does not wait for that thread's event loop to start its worker. Returns the slot
+    /// and generation to spawn, if a slot was free.
+    pub fn prestart(&self) -> Option<(usize, u64)> {
+        if self.shut.load(Ordering::Acquire) {
+            return None;
+        }
+        for (index, slot) in self.slots.iter().enumerate() {
+            let mut st = lock(&slot.state);
+            if st.free() && matches!(st.worker, SlotState::Absent) {
+                st.generation += 1;
+                st.worker = SlotState::Starting;
+                return Some((index, st.generation));
+            }
+        }
+        None
+    }
+
+    /// Waits (on the pool thread) until the claimed slot's worker is ready, starting one if
+    /// needed. `Err` when the task should fail instead: its worker died starting, it was
+    /// cancelled, or the pool's environment is gone. The claim is dropped either way.
     fn ready_worker<'a>(
         &self,
+        index: usize,
         slot: &'a Slot<T>,
         lease: &dyn Lease<T, JsJob>,
         seq: u64,
     ) -> Result<Ready<'a, T>, TaskError> {
         let mut st = lock(&slot.state);
-        loop {
+        let outcome = loop {
+            if self.shut.load(Ordering::Acquire) {
+                break Err(TaskError::failed(ErrorCode::WorkerCrashed, SHUT));
+            }
             if let Some(message) = st.died.take() {
-                st.worker = WorkerState::Absent;
-                return Err(TaskError::failed(ErrorCode::WorkerCrashed, message));
+                st.worker = SlotState::Absent;
+                break Err(TaskError::failed(ErrorCode::WorkerCrashed, message));
             }
             match &st.worker {
-                WorkerState::Ready(inbox) => {
-                    let inbox = Arc::clone(inbox);
-                    return Ok((st, inbox));
-                }
-                WorkerState::Absent => {
+                SlotState::Ready(inbox) => break Ok(Arc::clone(inbox)),
+                SlotState::Absent => {
                     st.generation += 1;
-                    st.worker = WorkerState::Starting;
-                    self.control.spawn_worker(lease.slot(), st.generation);
+                    st.worker = SlotState::Starting;
+                    self.control.spawn_worker(index, st.generation);
                 }
-                WorkerState::Starting => {}
+                SlotState::Starting => {}
             }
             // A task cancelled while its worker starts gives up; the worker still comes up.
             if let Some(reason) = lease.cancelled(seq) {
-                return Err(TaskError::Cancelled(reason));
+                break Err(TaskError::Cancelled(reason));
             }
             st = slot
                 .changed
                 .wait_timeout(st, POLL)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
-        }
+        };
+        st.claimed = false;
+        outcome.map(|inbox| (st, inbox))
     }
 
-    /// The worker finished task `seq` (result or thrown error, encoded by the worker). Returns
-    /// the next task for it, if the next queued task is a JS task; otherwise the slot goes back
-    /// to its pool thread.
-    pub fn done(&self, slot: usize, seq: u64, result: Vec<u8>) -> Option<(u64, JsJob)> {
+    /// The worker finished task `seq` with `result` (its value, or with `ok == false` the error
+    /// it threw, encoded by the worker). Returns the next task for it, if the next queued task
+    /// is a JS task; otherwise the slot goes back to its pool thread.
+    pub fn done(&self, slot: usize, seq: u64, result: Vec<u8>, ok: bool) -> Option<(u64, JsJob)> {
         let Slot { state, changed } = self.slot(slot)?;
         let st = lock(state);
         if st.running != Some(seq) {
             return None;
         }
         let lease = Arc::clone(st.lease.as_ref()?);
-        let pull = !st.terminating;
+        let pull = !st.terminating && !self.shut.load(Ordering::Acquire);
         // Unlocked while the pool settles `seq` and maybe waits for the next task: the pool
         // thread standing by only reads the slot meanwhile (the worker is alive: it is here).
         drop(st);
-        let next = lease.finish(seq, Ok(T::from(result)), pull);
+        let next = lease.finish(seq, Ok(T::from(result)), !ok, pull);
         let mut st = lock(state);
         st.running = next.as_ref().map(|(seq, _)| *seq);
         if st.running.is_none() && !st.terminating {
@@ -238,9 +333,12 @@ impl<T: JsOutput> JsSlots<T> {
 
     /// A worker has loaded the task module and is ready for tasks.
     pub fn attach(&self, slot: usize, generation: u64, inbox: Arc<dyn WorkerInbox>) -> bool {
+        if self.shut.load(Ordering::Acquire) {
+            return false;
+        }
         self.with_slot(slot, |st| {
-            if st.generation == generation && matches!(st.worker, WorkerState::Starting) {
-                st.worker = WorkerState::Ready(inbox);
+            if st.generation == generation && matches!(st.worker, SlotState::Starting) {
+                st.worker = SlotState::Ready(inbox);
                 true
             } else {
                 false
@@ -248,54 +346,78 @@ impl<T: JsOutput> JsSlots<T> {
         })
     }
 
-    /// The worker of `generation` exited or failed to start; `message` says why.
-    pub fn exited(&self, slot: usize, generation: u64, message: String) -> bool {
+    /// The worker of `generation` exited or failed to start; `message` says why. `None` for a
+    /// stale generation; otherwise whether a task had (or waited for) the worker, and so fails
+    /// with `message`.
+    pub fn exited(&self, slot: usize, generation: u64, message: String) -> Option<bool> {
+        let mut task = None;
         self.with_slot(slot, |st| {
             if st.generation != generation {
                 return false;
             }
-            let was_starting = matches!(st.worker, WorkerState::Starting);
-            st.worker = WorkerState::Absent;
-            if st.lease.is_some() || was_starting {
+            let was_starting = matches!(st.worker, SlotState::Starting);
+            st.worker = SlotState::Absent;
+            let affected = st.lease.is_some() || was_starting;
+            if affected {
                 st.died = Some(message);
             }
+            task = Some(affected);
             true
-        })
+        });
+        task
     }
 
     /// An idle worker asks to leave; granted only if it does not have the slot.
     pub fn retire(&self, slot: usize, generation: u64) -> bool {
         self.with_slot(slot, |st| {
-            if st.generation == generation
-                && st.lease.is_none()
-                && matches!(st.worker, WorkerState::Ready(_))
+            if st.generation == generation && st.free() && matches!(st.worker, SlotState::Ready(_))
             {
-                st.worker = WorkerState::Absent;
+                st.worker = SlotState::Absent;
                 true
             } else {
                 false
             }
         })
     }
+
+    /// The pool's environment is being torn down: its workers are terminated with it and will
+    /// never report again. Every pool thread standing by fails its task and returns; no worker
+    /// starts any more, so the threads can finish and exit.
+    pub fn shutdown(&self) {
+        self.shut.store(true, Ordering::Release);
+        for slot in &self.slots {
+            let mut st = lock(&slot.state);
+            if st.lease.is_some() {
+                st.died = Some(SHUT.to_string());
+            }
+            st.terminating = false;
+            drop(st);
+            slot.changed.notify_all();
+        }
+    }
 }
 
 impl<T: JsOutput> Lender<T, JsJob> for JsSlots<T> {
-    fn cancelled(&self, slot: usize) {
-        // Under the lock: the pool thread is then either before its check or already waiting.
-        self.with_slot(slot, |_| true);
+    fn cancelled(&self, _pool_thread: usize) {
+        // Any slot may be lent to that pool thread; cancels are rare, so tell them all. Under
+        // each lock: a standing-by thread is then either before its check or already waiting.
+        for slot in &self.slots {
+            drop(lock(&slot.state));
+            slot.changed.notify_all();
+        }
     }
 
     fn serve(&self, lease: Arc<dyn Lease<T, JsJob>>, seq: u64, job: JsJob) {
         let fail = |e: TaskError| {
-            lease.finish(seq, Err(e), false);
+            lease.finish(seq, Err(e), false, false);
         };
-        let Some(slot) = self.slot(lease.slot()) else {
+        let Some((index, slot)) = self.claim().and_then(|i| Some((i, self.slot(i)?))) else {
             return fail(TaskError::failed(
                 ErrorCode::WorkerCrashed,
-                "no such pool slot",
+                "no free worker slot",
             ));
         };
-        let (mut st, inbox) = match self.ready_worker(slot, &*lease, seq) {
+        let (mut st, inbox) = match self.ready_worker(index, slot, &*lease, seq) {
             Ok(ready) => ready,
             Err(e) => return fail(e),
         };
@@ -305,7 +427,7 @@ impl<T: JsOutput> Lender<T, JsJob> for JsSlots<T> {
         if !inbox.send(WorkerMsg::Run { seq, job }) {
             st.lease = None;
             st.running = None;
-            st.worker = WorkerState::Absent;
+            st.worker = SlotState::Absent;
             drop(st);
             return fail(TaskError::failed(
                 ErrorCode::WorkerCrashed,
@@ -316,7 +438,7 @@ impl<T: JsOutput> Lender<T, JsJob> for JsSlots<T> {
         // ignores its abort past the grace period, fail the task of a worker that died.
         let mut abort_sent: Option<(u64, Instant)> = None;
         loop {
-            if st.lease.is_none() {
+            if !st.leased_by(&lease) {
                 return;
             }
             if let Some(message) = st.died.take() {
@@ -324,12 +446,13 @@ impl<T: JsOutput> Lender<T, JsJob> for JsSlots<T> {
                 st.terminating = false;
                 let running = st.running.take();
                 drop(st);
+                slot.changed.notify_all();
                 if let Some(seq) = running {
                     let error = match lease.cancelled(seq) {
                         Some(reason) => TaskError::Cancelled(reason),
                         None => TaskError::failed(ErrorCode::WorkerCrashed, message),
                     };
-                    lease.finish(seq, Err(error), false);
+                    lease.finish(seq, Err(error), false, false);
                 }
                 return;
             }
@@ -344,7 +467,7 @@ impl<T: JsOutput> Lender<T, JsJob> for JsSlots<T> {
                             // The task ignores its AbortSignal: its worker is terminated and the
                             // slot stays busy until the worker has exited.
                             st.terminating = true;
-                            self.control.terminate_worker(lease.slot(), st.generation);
+                            self.control.terminate_worker(index, st.generation);
                         } else {
                             wait = wait.min(left);
                         }
@@ -370,7 +493,7 @@ impl<T> Drop for JsSlots<T> {
         lock(registry()).remove(&self.id);
         // A pool dropped without close() (garbage-collected) must not leave idle workers behind.
         for slot in &self.slots {
-            if let WorkerState::Ready(inbox) = &lock(&slot.state).worker {
+            if let SlotState::Ready(inbox) = &lock(&slot.state).worker {
                 inbox.send(WorkerMsg::Exit);
             }
         }
@@ -432,7 +555,7 @@ mod tests {
                 }
                 let mut out = job.payload.clone();
                 out.reverse();
-                match slots.done(slot, seq, out) {
+                match slots.done(slot, seq, out, true) {
                     Some((next_seq, next_job)) => (seq, job) = (next_seq, next_job),
                     None => return,
                 }
@@ -454,7 +577,7 @@ mod tests {
                 WorkerMsg::Run { seq, job } => FakeInbox::run(slots, slot, generation, seq, job),
                 WorkerMsg::Abort { seq } => {
                     if !ignore {
-                        slots.done(slot, seq, b"aborted".to_vec());
+                        slots.done(slot, seq, b"aborted".to_vec(), true);
                     }
                 }
                 WorkerMsg::Exit => {}
@@ -527,7 +650,10 @@ mod tests {
         Work::Lend(JsJob {
             payload: payload.to_vec(),
             name: None,
+            filename: None,
             buffers: vec![],
+            tag: 0.0,
+            relayed: false,
         })
     }
 
@@ -669,7 +795,7 @@ mod tests {
             .unwrap();
         assert_eq!(recv(&s.rx), (2, Ok(b"b".to_vec())));
         // The first worker's exit arrives late: it must not hurt the second one.
-        assert!(!s.slots.exited(0, 1, "old".into()));
+        assert!(s.slots.exited(0, 1, "old".into()).is_none());
         s.pool
             .submit(js(b"cd"), SubmitOptions::default(), 3)
             .unwrap();

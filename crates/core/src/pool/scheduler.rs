@@ -111,7 +111,7 @@ pub enum Work<T, L> {
 
 /// Runs lendable work for the pool.
 pub trait Lender<T, L>: Send + Sync {
-    /// Called on pool thread `lease.slot()` with the task `seq` it picked. Returns once the slot
+    /// Called on the pool thread that picked task `seq`. Returns once the slot
     /// is empty again: the task, and every task chained after it through [`Lease::finish`], has
     /// been finished.
     fn serve(&self, lease: Arc<dyn Lease<T, L>>, seq: u64, job: L);
@@ -121,14 +121,21 @@ pub trait Lender<T, L>: Send + Sync {
 
 /// A pool thread lent to a [`Lender`]: whoever runs its tasks settles them here.
 pub trait Lease<T, L>: Send + Sync {
-    fn slot(&self) -> usize;
     /// Why task `seq` was cancelled, if it was (`None` also when it is no longer on this slot).
     fn cancelled(&self, seq: u64) -> Option<CancelReason>;
     /// Settles task `seq` with `outcome` (dropped if the task was already settled by a cancel).
     /// With `pull`, when the head of the queue is lendable work it starts on this slot at once
     /// and is returned (after a short spin if the queue is empty); otherwise the slot is empty
     /// and the lender should return it. A stale `seq` changes nothing and returns `None`.
-    fn finish(&self, seq: u64, outcome: Result<T, TaskError>, pull: bool) -> Option<(u64, L)>;
+    /// `failed` counts an `Ok` outcome as a failed task (a JS task's thrown error travels as
+    /// result bytes).
+    fn finish(
+        &self,
+        seq: u64,
+        outcome: Result<T, TaskError>,
+        failed: bool,
+        pull: bool,
+    ) -> Option<(u64, L)>;
 }
 
 /// Receives results from pool threads and the timer thread.
@@ -425,12 +432,15 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
         // Lendable work goes to a lent slot waiting for it first (its runner is ready to run
         // it at once); other work to a sleeping pool thread, or else makes a waiting lent slot
         // hand itself back so that its pool thread takes the work.
+        // A sleeping pool thread is woken too when more tasks are queued than lent slots wait:
+        // a queued task never waits while a thread (and its worker) sits idle.
         let wake_lent = st.lent_waiters > 0 && (lendable || st.sleepers == 0);
-        let wake = !wake_lent && st.sleepers > 0;
+        let wake = st.sleepers > 0 && (!wake_lent || st.queue.len() > st.lent_waiters);
         drop(st);
         if wake_lent {
             inner.lent_work.notify_one();
-        } else if wake {
+        }
+        if wake {
             inner.work.notify_one();
         }
         // A deadline past what an `Instant` holds never comes: no timer at all.
@@ -492,6 +502,26 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
                 tickets.push(ticket);
             }
         }
+        inner
+            .stats
+            .cancelled(CancelReason::Closed, tickets.len() as u64);
+        tickets
+    }
+
+    /// Cancels every queued (not yet running) task with `Closed`; returns their tickets.
+    pub fn cancel_queued(&self) -> Vec<K> {
+        let inner = &self.inner;
+        let mut st = lock(&inner.state);
+        let queued = std::mem::take(&mut st.queue);
+        inner.queued.store(0, Ordering::Relaxed);
+        drop(st);
+        let tickets: Vec<K> = queued
+            .into_values()
+            .filter_map(|q| {
+                q.task.state.store(FINISHED, Ordering::Release);
+                q.task.take_ticket()
+            })
+            .collect();
         inner
             .stats
             .cancelled(CancelReason::Closed, tickets.len() as u64);
@@ -609,7 +639,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                             |payload| Err(TaskError::Panicked(panic_text(payload))),
                         ),
                     };
-                    self.settle(&task, enqueued, started, outcome);
+                    self.settle(&task, enqueued, started, outcome, false);
                     // Cleared under the lock that also picks the next task.
                     st = lock(&self.state);
                     st.slots[index] = None;
@@ -637,7 +667,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                         let why = served
                             .err()
                             .unwrap_or_else(|| "the task was lost".to_string());
-                        self.finish(index, seq, Err(TaskError::Panicked(why)));
+                        self.finish(index, seq, Err(TaskError::Panicked(why)), false);
                     }
                 }
             }
@@ -675,7 +705,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
 
     /// Takes task `seq` off slot `index` and settles it with `outcome` unless a cancel already
     /// did. `false` if that task is not on the slot.
-    fn finish(&self, index: usize, seq: u64, outcome: Result<T, TaskError>) -> bool {
+    fn finish(&self, index: usize, seq: u64, outcome: Result<T, TaskError>, failed: bool) -> bool {
         let mut st = lock(&self.state);
         let Some(Running {
             task,
@@ -687,7 +717,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
         };
         st.running -= 1;
         drop(st);
-        self.settle(&task, enqueued, started, outcome);
+        self.settle(&task, enqueued, started, outcome, failed);
         true
     }
 
@@ -699,12 +729,13 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
         enqueued: Instant,
         started: Instant,
         outcome: Result<T, TaskError>,
+        failed: bool,
     ) {
         self.stats.ran(started - enqueued, started.elapsed());
         if let Some(ticket) = task.take_ticket() {
             match &outcome {
                 Err(TaskError::Cancelled(reason)) => self.stats.cancelled(*reason, 1),
-                other => self.stats.settled_ok(other.is_ok()),
+                other => self.stats.settled_ok(other.is_ok() && !failed),
             }
             self.sink.deliver(ticket, outcome);
         }
@@ -809,10 +840,6 @@ struct Lent<K: Send + 'static, T: Send + 'static, L: Send + 'static> {
 }
 
 impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Lease<T, L> for Lent<K, T, L> {
-    fn slot(&self) -> usize {
-        self.index
-    }
-
     fn cancelled(&self, seq: u64) -> Option<CancelReason> {
         let st = lock(&self.inner.state);
         st.slots[self.index]
@@ -821,8 +848,14 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Lease<T, L> for Le
             .and_then(|r| r.task.ctx.cancelled())
     }
 
-    fn finish(&self, seq: u64, outcome: Result<T, TaskError>, pull: bool) -> Option<(u64, L)> {
-        if !self.inner.finish(self.index, seq, outcome) || !pull {
+    fn finish(
+        &self,
+        seq: u64,
+        outcome: Result<T, TaskError>,
+        failed: bool,
+        pull: bool,
+    ) -> Option<(u64, L)> {
+        if !self.inner.finish(self.index, seq, outcome, failed) || !pull {
             return None;
         }
         self.inner.pull(self.index)
@@ -846,7 +879,7 @@ fn spin_time() -> Duration {
 
 /// Lowers the calling thread's scheduling priority by `nice` (Linux: per-thread nice value), so
 /// pool work yields the CPU to the event loop and libuv's threads when they compete.
-fn lower_thread_priority(nice: i32) {
+pub fn lower_thread_priority(nice: i32) {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: plain syscalls on the calling thread; no memory is passed.

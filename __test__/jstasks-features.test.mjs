@@ -1,0 +1,150 @@
+// Pool events, talking to a running task (progress, MessagePorts), workerData,
+// isWorkerThread, per-task modules, async module start-up, close({ force }) and closeTimeout.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { once, EventEmitter } from 'node:events'
+import { MessageChannel } from 'node:worker_threads'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+import { Pool, isWorkerThread, workerData } from 'corepool'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const habits = path.join(here, 'fixtures', 'habits.mjs')
+const esmTask = path.join(here, 'fixtures', 'task.mjs')
+
+test('a pool is an EventEmitter: drain after a burst, needsDrain flips at maxQueue', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 1, maxQueue: 3 })
+  assert.ok(pool instanceof EventEmitter)
+  const events = []
+  pool.on('needsDrain', () => events.push(['needsDrain', pool.needsDrain]))
+  pool.on('drain', () => events.push(['drain', pool.needsDrain]))
+  assert.equal(pool.needsDrain, false)
+  const burst = [1, 2, 3].map((n) => pool.run({ n }))
+  assert.equal(pool.needsDrain, false)
+  burst.push(pool.run({ n: 4 }))
+  // One running plus three queued fill threads + maxQueue.
+  assert.equal(pool.needsDrain, true)
+  assert.deepEqual(await Promise.all(burst), [2, 4, 6, 8])
+  assert.equal(pool.needsDrain, false)
+  assert.deepEqual(events, [
+    ['needsDrain', true],
+    ['drain', false],
+  ])
+  await pool.close()
+})
+
+test("'message' carries what a worker posts on parentPort; workerCreate/workerDestroy", async () => {
+  const pool = new Pool({ filename: habits, threads: 1 })
+  const created = once(pool, 'workerCreate')
+  const message = once(pool, 'message')
+  assert.equal(await pool.run({ value: { hello: 'pool' } }, { name: 'post' }), 'posted')
+  assert.deepEqual(await message, [{ hello: 'pool' }])
+  const [info] = await created
+  assert.equal(typeof info.threadId, 'number')
+  const destroyed = once(pool, 'workerDestroy')
+  await pool.close()
+  assert.deepEqual(await destroyed, [info])
+})
+
+test("'error' reports a worker failure outside any task", async () => {
+  const pool = new Pool({ filename: habits, threads: 1 })
+  const error = once(pool, 'error')
+  // The task ends at once; its worker throws afterwards, outside any task. (An idle worker does
+  // not keep the process alive: this test does meanwhile.)
+  const alive = setInterval(() => {}, 1000)
+  assert.equal(await pool.run({ ms: 20 }, { name: 'throwLater' }), 'returned')
+  const [err] = await error
+  clearInterval(alive)
+  assert.match(err.message, /outside any task/)
+  // The pool goes on with a new worker.
+  assert.equal(await pool.run({ lines: 0 }, { name: 'log' }), 0)
+  await pool.close()
+})
+
+test('progress: 1 000 values arrive in order, all before the result', async () => {
+  const pool = new Pool({ filename: habits, threads: 2 })
+  for (const name of ['progress', 'asyncProgress']) {
+    const seen = []
+    const result = await pool.run({ n: 1000 }, { name, progress: (value) => seen.push(value) })
+    assert.equal(result, 'done')
+    assert.equal(seen.length, 1000, name)
+    seen.forEach((value, i) => assert.deepEqual(value, name === 'progress' ? { i } : i))
+  }
+  // Without a callback, ctx.progress() is a no-op.
+  assert.equal(await pool.run({ n: 10 }, { name: 'progress' }), 'done')
+  // A throwing callback rejects the run() with its error, after the task.
+  await assert.rejects(
+    pool.run(
+      { n: 3 },
+      {
+        name: 'progress',
+        progress: () => {
+          throw new Error('from the callback')
+        },
+      },
+    ),
+    /from the callback/,
+  )
+  await assert.rejects(pool.run(null, { progress: 1 }), { code: 'ERR_INVALID_ARG' })
+  await pool.close()
+})
+
+test('a MessagePort in transferList reaches the task', async () => {
+  const pool = new Pool({ filename: habits, threads: 1 })
+  const { port1, port2 } = new MessageChannel()
+  const heard = once(port1, 'message')
+  assert.equal(await pool.run({ port: port2 }, { name: 'talk', transferList: [port2] }), 'talked')
+  assert.deepEqual(await heard, ['hello from the task'])
+  port1.close()
+  // Not in transferList: a DataCloneError, as with postMessage.
+  const other = new MessageChannel()
+  await assert.rejects(pool.run({ port: other.port2 }, { name: 'talk' }), { code: 'ERR_INVALID_ARG' })
+  other.port1.close()
+  other.port2.close()
+  await pool.close()
+})
+
+test('workerData and isWorkerThread in the task module; false/undefined outside', async () => {
+  assert.equal(isWorkerThread, false)
+  assert.equal(workerData, undefined)
+  const shared = new Int32Array(new SharedArrayBuffer(4))
+  const pool = new Pool({ filename: habits, threads: 1, workerData: { name: 'ABC', shared } })
+  const info = await pool.run(null, { name: 'info' })
+  assert.equal(info.isWorkerThread, true)
+  assert.equal(info.workerData.name, 'ABC')
+  await pool.close()
+})
+
+test('per-task filename, and a module whose export is a promise of the handler', async () => {
+  const asyncStart = path.join(here, 'fixtures', 'async-start.mjs')
+  const pool = new Pool({ filename: esmTask, threads: 1 })
+  assert.equal(await pool.run({ n: 2 }), 4)
+  assert.equal(await pool.run('x', { filename: asyncStart }), 'started then ran x')
+  assert.equal(await pool.run('y', { filename: pathToFileURL(asyncStart) }), 'started then ran y')
+  assert.equal(await pool.run({ n: 3 }), 6)
+  await assert.rejects(pool.run(1, { filename: 'relative.mjs' }), { code: 'ERR_INVALID_ARG' })
+  await pool.close()
+  // A pool without a module of its own runs per-task modules.
+  const bare = new Pool({ threads: 1, minThreads: 0 })
+  assert.equal(await bare.run('z', { filename: asyncStart }), 'started then ran z')
+  await assert.rejects(bare.run('z'), { code: 'ERR_INVALID_ARG' })
+  await bare.close()
+})
+
+test('close({ force }) rejects queued tasks and lets running ones finish; closeTimeout', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 1 })
+  const running = pool.run({ ms: 100 }, { name: 'sleepy' })
+  const queued = [pool.run({ n: 1 }), pool.run({ n: 2 })].map((p) => p.catch((err) => err.code))
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  await pool.close({ force: true })
+  assert.equal(await running, 'slept')
+  assert.deepEqual(await Promise.all(queued), ['ERR_POOL_CLOSED', 'ERR_POOL_CLOSED'])
+  await assert.rejects(pool.close({ force: 1 }), { code: 'ERR_INVALID_ARG' })
+
+  const slow = new Pool({ filename: esmTask, threads: 1, closeTimeout: 50 })
+  const stuck = slow.run({ ms: 60_000 }, { name: 'sleepy' }).catch((err) => err.code)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  await slow.close()
+  assert.equal(await stuck, 'ERR_POOL_CLOSED')
+})
