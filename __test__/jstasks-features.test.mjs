@@ -71,8 +71,9 @@ test('progress: 1 000 values arrive in order, all before the result', async () =
     assert.equal(seen.length, 1000, name)
     seen.forEach((value, i) => assert.deepEqual(value, name === 'progress' ? { i } : i))
   }
-  // Without a callback, ctx.progress() is a no-op.
-  assert.equal(await pool.run({ n: 10 }, { name: 'progress' }), 'done')
+  // Without a callback, ctx.progress is absent (a task can tell whether anyone listens).
+  assert.equal(await pool.run(null, { name: 'hasProgress' }), false)
+  assert.equal(await pool.run(null, { name: 'hasProgress', progress: () => {} }), true)
   // A throwing callback rejects the run() with its error, after the task.
   await assert.rejects(
     pool.run(

@@ -174,10 +174,10 @@ class Pool extends EventEmitter {
     let transfers = null
     let tag = 0
     let relayed = false
+    let progress
     try {
       if (this.#js === null) throw invalidArg('pool.run() needs a pool created with options.filename')
       let list = null
-      let progress
       if (options !== undefined && options !== null && typeof options === 'object') {
         name = options.name ?? null
         if (name !== null && typeof name !== 'string') {
@@ -234,7 +234,12 @@ class Pool extends EventEmitter {
       if (start) this.#spawn(start[0], start[1])
     }
     this.#jsInflight++
-    const promise = submitNativeArgs(native.runJs, [payload, name, file, transfers, tag, relayed], options, this)
+    const promise = submitNativeArgs(
+      native.runJs,
+      [payload, name, file, transfers, tag, relayed, progress !== undefined],
+      options,
+      this,
+    )
     const settled = promise.then(
       (buffer) => {
         this.#jsInflight--

@@ -86,12 +86,13 @@ class TaskContext {
   #controller = null
   #reason = undefined
   #aborted = false
-  #tag
   /** Progress values posted so far (the submitting thread waits for all before the result). */
   sent = 0
 
-  constructor(tag) {
-    this.#tag = tag
+  /** `progress`: the caller passed a progress callback to run() (task `tag`). */
+  constructor(tag, progress) {
+    // Present only then, so a task can tell whether anyone listens.
+    if (progress) this.progress = (value) => this.#progress(tag, value)
   }
 
   get signal() {
@@ -102,13 +103,10 @@ class TaskContext {
     return this.#controller.signal
   }
 
-  /**
-   * Sends `value` (structured-cloned) to the `progress` callback given to `run()`; values arrive
-   * in order, all before the task's result. Without a callback it does nothing.
-   */
-  progress(value) {
-    if (this.#tag === 0) return
-    port.postMessage({ t: 'progress', tag: this.#tag, value })
+  // Sends `value` (structured-cloned) to the `progress` callback given to `run()`; values
+  // arrive in order, all before the task's result.
+  #progress(tag, value) {
+    port.postMessage({ t: 'progress', tag, value })
     this.sent++
   }
 
@@ -148,14 +146,14 @@ function relayedData(tag) {
   })
 }
 
-// Runs `task` ([seq, payload, name, buffers, filename, tag, relayed]) and the tasks chained
+// Runs `task` ([seq, payload, name, buffers, filename, tag, relayed, progress]) and the tasks chained
 // after it. Synchronous results are reported at once; an async task (or one whose module,
 // data or output needs waiting for) continues the chain when it settles.
 function run(task, carried = null) {
   const started = Date.now()
   for (;;) {
-    const [seq, payload, name, buffers, file = null, tag = 0, relayed = false] = task
-    const context = carried ?? new TaskContext(tag)
+    const [seq, payload, name, buffers, file, tag, relayed, progress] = task
+    const context = carried ?? new TaskContext(tag, progress)
     carried = null
     current = { seq, context }
     const moduleFile = file ?? filename
@@ -186,7 +184,7 @@ function run(task, carried = null) {
     if (task === null) return
     if (Date.now() - started >= YIELD_EVERY) {
       // Still this worker's task meanwhile: an abort for it must find it.
-      const context = new TaskContext(task[5] ?? 0)
+      const context = new TaskContext(task[5], task[7])
       current = { seq: task[0], context }
       setImmediate(run, task, context)
       return

@@ -39,8 +39,8 @@ export interface RunOptions extends Omit<TaskOptions, 'pool'> {
 export interface TaskContext {
   /** Aborted when the task's `signal` fires or its `timeout` elapses. */
   readonly signal: AbortSignal
-  /** Sends `value` (structured-cloned) to `run()`'s `progress` callback; a no-op without one. */
-  progress(value: unknown): void
+  /** Sends `value` (structured-cloned) to `run()`'s `progress` callback; present only when `run()` got one. */
+  progress?: (value: unknown) => void
 }
 
 /** Options of `pool.close()`. */

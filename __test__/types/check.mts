@@ -14,7 +14,7 @@ p.on('drain', () => {})
 const drained: boolean = p.needsDrain
 const inWorker: boolean = isWorkerThread
 const wd: unknown = workerData
-const task = (data: number, ctx: TaskContext) => (ctx.progress(data), ctx.signal.aborted)
+const task = (data: number, ctx: TaskContext) => (ctx.progress?.(data), ctx.signal.aborted)
 await sleep(1)
 await p.close({ force: true })
 new Pool({ workerData: { a: 1 }, closeTimeout: 1000 })

@@ -727,7 +727,8 @@ impl NativePool {
 
 /// Submits a JS task (`payload` is the serialized argument) to run on a worker of the pool.
 /// `filename` overrides the pool's task module; `tag` (0: none) is the submitting thread's id
-/// for a task that talks to it; with `relayed`, that thread hands the data over itself.
+/// for a task that talks to it: with `relayed`, that thread hands the data over itself; with
+/// `progress`, it listens to the task's progress values.
 #[allow(dead_code)] // registered with Node by #[napi]
 #[allow(clippy::too_many_arguments)]
 #[napi(js_name = "runJs")]
@@ -740,6 +741,7 @@ pub fn run_js(
     transfers: Option<Vec<ArrayBuffer>>,
     tag: f64,
     relayed: bool,
+    progress: bool,
     priority: f64,
     timeout_ms: f64,
     cancel_key: f64,
@@ -762,6 +764,7 @@ pub fn run_js(
         buffers,
         tag,
         relayed,
+        progress,
     };
     let task = TaskArgs {
         priority,
@@ -785,7 +788,7 @@ impl WorkerInbox for TsfnInbox {
 }
 
 /// A task as `lib/worker.js` takes it: `[seq, payload, name, buffers, filename, tag,
-/// relayed]`. JS thread only.
+/// relayed, progress]`. JS thread only.
 fn task_value(env: sys::napi_env, seq: u64, job: JsJob) -> napi::Result<sys::napi_value> {
     // SAFETY: JS thread of `env`.
     let elements = unsafe {
@@ -797,6 +800,7 @@ fn task_value(env: sys::napi_env, seq: u64, job: JsJob) -> napi::Result<sys::nap
             Option::<String>::to_napi_value(env, job.filename)?,
             f64::to_napi_value(env, job.tag)?,
             bool::to_napi_value(env, job.relayed)?,
+            bool::to_napi_value(env, job.progress)?,
         ]
     };
     array_value(env, &elements)

@@ -62,6 +62,8 @@ pub struct JsJob {
     pub tag: f64,
     /// The data itself is handed over by the submitting thread (see `tag`); `payload` is empty.
     pub relayed: bool,
+    /// The caller listens to the task's progress values (see `tag`).
+    pub progress: bool,
 }
 
 /// A message for a worker's JS thread.
@@ -654,6 +656,7 @@ mod tests {
             buffers: vec![],
             tag: 0.0,
             relayed: false,
+            progress: false,
         })
     }
 
