@@ -645,6 +645,46 @@ describe('resize', () => {
     )
   })
 
+  // A PNG whose header declares `width`×`height` pixels of `depth` bits (RGBA), with one tiny
+  // IDAT chunk: a few hundred bytes that claim gigabytes.
+  function pngClaiming(width, height, depth) {
+    const crc32 = (bytes) => {
+      let crc = ~0
+      for (const b of bytes) {
+        crc ^= b
+        for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1
+      }
+      return ~crc >>> 0
+    }
+    const chunk = (type, data) => {
+      const body = Buffer.concat([Buffer.from(type, 'latin1'), data])
+      const head = Buffer.alloc(4)
+      head.writeUInt32BE(data.length)
+      const tail = Buffer.alloc(4)
+      tail.writeUInt32BE(crc32(body))
+      return Buffer.concat([head, body, tail])
+    }
+    const ihdr = Buffer.alloc(13)
+    ihdr.writeUInt32BE(width, 0)
+    ihdr.writeUInt32BE(height, 4)
+    ihdr.set([depth, 6, 0, 0, 0], 8)
+    return Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      chunk('IHDR', ihdr),
+      chunk('IDAT', zlib.deflateSync(Buffer.alloc(16))),
+      chunk('IEND', Buffer.alloc(0)),
+    ])
+  }
+
+  test('decoding memory is bounded by bytes: 4 per pixel of maxPixels', async () => {
+    // 256 M pixels, under the default maxPixels, but 16-bit RGBA: 2 GiB to decode.
+    const png16 = pngClaiming(16_000, 16_000, 16)
+    assert.ok(png16.length < 200)
+    await assert.rejects(resize(png16, { width: 100 }), { code: 'ERR_OUTPUT_TOO_LARGE', message: /bytes/ })
+    // 8-bit RGBA of that size fits the budget (1 GiB), so it fails as the truncated file it is.
+    await rejectsWith(resize(pngClaiming(16_000, 16_000, 8), { width: 100 }), 'ERR_CORRUPT_INPUT')
+  })
+
   test('bad options reject with ERR_INVALID_ARG', async () => {
     const jpeg = await picture('jpeg', 40, 30)
     await rejectsWith(resize('a string'), 'ERR_INVALID_ARG')

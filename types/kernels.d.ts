@@ -77,7 +77,7 @@ export interface CompressOptions extends TaskOptions {
 }
 
 export interface DecompressOptions extends TaskOptions {
-  /** Largest output accepted, in bytes (default `DEFAULT_MAX_OUTPUT_LENGTH`, 256 MiB); beyond it the promise rejects with `ERR_OUTPUT_TOO_LARGE` and no more memory is used. */
+  /** Largest output accepted, in bytes (default `DEFAULT_MAX_OUTPUT_LENGTH`, 256 MiB); beyond it the promise rejects with `ERR_OUTPUT_TOO_LARGE` and no more memory is used. It also bounds a zstd frame's window (at least 8 MiB, at most 128 MiB). */
   maxOutputLength?: number
 }
 
@@ -154,7 +154,7 @@ export interface ResizeOptions extends TaskOptions {
   format?: 'jpeg' | 'jpg' | 'png' | 'webp'
   /** JPEG quality 1..100 (default 80). */
   quality?: number
-  /** Largest input or output pixel count (default `DEFAULT_MAX_PIXELS`); beyond it the promise rejects with `ERR_OUTPUT_TOO_LARGE` before decoding. */
+  /** Largest input or output pixel count (default `DEFAULT_MAX_PIXELS`); beyond it the promise rejects with `ERR_OUTPUT_TOO_LARGE` before decoding. It also bounds memory: each pixel buffer (decoded image, intermediate, output) holds at most 4 bytes × `maxPixels`, so e.g. a 16-bit image may have at most half as many pixels. */
   maxPixels?: number
 }
 

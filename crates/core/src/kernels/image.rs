@@ -3,7 +3,10 @@
 //!
 //! Image bombs: the decoder's header is read first and an image with more than `max_pixels`
 //! pixels is refused (`ERR_OUTPUT_TOO_LARGE`) before any pixel memory is allocated; the same
-//! limit applies to the requested output size.
+//! limit applies to the requested output size. Memory is bounded by bytes too: every pixel
+//! buffer (the decoded image, its 8-bit conversion, the resizer's intermediate image, the output)
+//! holds at most [`BYTES_PER_PIXEL`] × `max_pixels` bytes, so a small file declaring a huge
+//! 16-bit image, or a resize whose intermediate pass would be huge, is refused up front.
 
 use std::io::Cursor;
 
@@ -14,6 +17,29 @@ use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
 
 /// sharp's default `limitInputPixels` (0x3FFF × 0x3FFF).
 pub const DEFAULT_MAX_PIXELS: u64 = 0x3FFF * 0x3FFF;
+
+/// Bytes per pixel of `max_pixels` that one pixel buffer may hold (8-bit RGBA).
+pub const BYTES_PER_PIXEL: u64 = 4;
+
+/// The most bytes one pixel buffer may hold.
+pub fn buffer_budget(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(BYTES_PER_PIXEL)
+}
+
+/// `ERR_OUTPUT_TOO_LARGE` when `what` needs more than one pixel buffer's budget.
+fn check_bytes(what: &str, bytes: u64, max_pixels: u64) -> Result<(), TaskError> {
+    let budget = buffer_budget(max_pixels);
+    if bytes <= budget {
+        return Ok(());
+    }
+    Err(TaskError::failed(
+        ErrorCode::OutputTooLarge,
+        format!(
+            "{what} needs {bytes} bytes, more than {BYTES_PER_PIXEL} bytes per pixel of maxPixels \
+             ({budget} bytes)"
+        ),
+    ))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fit {
@@ -204,6 +230,12 @@ pub fn resize(data: &[u8], req: &Request, ctx: &TaskCtx) -> Result<Resized, Task
         return Err(corrupt("the image has no pixels"));
     }
     check_pixels("the input image", w, h, req.max_pixels)?;
+    // 16-bit and float images take more than 4 bytes per pixel.
+    check_bytes(
+        &format!("decoding the {w}×{h} {:?} image", decoder.color_type()),
+        decoder.total_bytes(),
+        req.max_pixels,
+    )?;
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
@@ -253,6 +285,15 @@ pub fn resize(data: &[u8], req: &Request, ctx: &TaskCtx) -> Result<Resized, Task
     let resized = if p.width == sw && p.height == sh && p.crop.is_none() {
         pixels
     } else {
+        // For 8-bit pixels the resizer runs the vertical pass first, into an intermediate image
+        // as wide as the source and as tall as the output (a wide strip resized into a tall one
+        // would need width × height of it).
+        let bpp = if alpha { 4 } else { 3 };
+        check_bytes(
+            "resizing",
+            sw as u64 * p.height as u64 * bpp,
+            req.max_pixels,
+        )?;
         let src = fr::images::Image::from_vec_u8(sw, sh, pixels, pixel_type)
             .map_err(|e| corrupt(format!("decoded image has an unexpected size: {e}")))?;
         let mut dst = fr::images::Image::new(p.width, p.height, pixel_type);
@@ -401,6 +442,82 @@ mod tests {
             .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
             .unwrap();
         out
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// A PNG whose header declares `w`×`h` pixels of `depth` bits, colour type `color`, with
+    /// one tiny IDAT chunk (far too little data for that size).
+    fn png_header_only(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let body = [kind, data].concat();
+            out.extend_from_slice(&body);
+            out.extend_from_slice(&crc32(&body).to_be_bytes());
+        };
+        let mut ihdr = [w.to_be_bytes(), h.to_be_bytes()].concat();
+        ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
+        chunk(b"IHDR", &ihdr);
+        // zlib stream of a few zero bytes.
+        chunk(
+            b"IDAT",
+            &[0x78, 0x9C, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01],
+        );
+        chunk(b"IEND", &[]);
+        out
+    }
+
+    #[test]
+    fn memory_is_bounded_by_bytes() {
+        let ctx = crate::pool::scheduler::tests_support::ctx();
+        let err = |data: &[u8], r: Request| resize(data, &r, &ctx).err().unwrap();
+        // 256 M pixels (under the default maxPixels) of 16-bit RGBA: 2 GiB decoded.
+        let big16 = png_header_only(16_000, 16_000, 16, 6);
+        let e = err(&big16, req(Some(100), None, Fit::Cover));
+        assert_eq!(e.code(), ErrorCode::OutputTooLarge, "{}", e.message());
+        assert!(e.message().contains("bytes"), "{}", e.message());
+        // The same header in 8-bit RGBA fits the budget (1 GiB): it fails as truncated instead.
+        let big8 = png_header_only(16_000, 16_000, 8, 6);
+        assert_eq!(
+            err(&big8, req(Some(100), None, Fit::Cover)).code(),
+            ErrorCode::CorruptInput
+        );
+        // A wide strip resized into a tall one: the intermediate image would be 20 000² pixels.
+        let strip = png(20_000, 1);
+        let e = err(
+            &strip,
+            Request {
+                max_pixels: 100_000,
+                ..req(Some(1), Some(20_000), Fit::Fill)
+            },
+        );
+        assert_eq!(e.code(), ErrorCode::OutputTooLarge, "{}", e.message());
+        assert!(e.message().contains("resizing"), "{}", e.message());
+        // Ordinary resizes stay inside it: the intermediate image here is 300×300.
+        let ok = resize(
+            &png(300, 200),
+            &Request {
+                max_pixels: 90_000,
+                ..req(Some(150), Some(300), Fit::Fill)
+            },
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!((ok.width, ok.height), (150, 300));
     }
 
     #[test]
