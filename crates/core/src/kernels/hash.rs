@@ -365,7 +365,7 @@ impl Stream {
             let result = match state.hasher.as_mut() {
                 Some(hasher) => hasher.update_checked(&chunk, ctx),
                 None => Err(TaskError::failed(
-                    ErrorCode::InvalidArg,
+                    ErrorCode::InvalidState,
                     "the hasher was already finished by digest()",
                 )),
             };
