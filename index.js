@@ -9,6 +9,7 @@ const { kWorkerState } = require('./lib/state')
 
 // Inside a pool's task module: true, and the pool's `workerData` (as piscina exports them).
 const workerState = globalThis[kWorkerState]
+const { cluster, Cluster } = require('./lib/cluster')
 
 module.exports = {
   Pool,
@@ -20,6 +21,8 @@ module.exports = {
   Supervisor,
   isWorkerThread: workerState !== undefined,
   workerData: workerState?.workerData,
+  cluster,
+  Cluster,
 }
 
 // The default pool (threads = os.availableParallelism()) is created on first use.

@@ -29,5 +29,5 @@ export const {
   isWorkerThread,
   workerData,
 } = corepool
-export const { spawn, exec, fork, Child, Supervisor } = corepool
+export const { spawn, exec, fork, Child, Supervisor, cluster, Cluster } = corepool
 export default corepool

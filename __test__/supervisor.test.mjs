@@ -268,3 +268,27 @@ test('bad arguments', async () => {
   await assert.rejects(sup.start(), { code: 'ERR_INVALID_STATE' })
   await sup.stop()
 })
+
+test("remove() stops one child gracefully and forgets it; 'spawn' hands out the child", async () => {
+  const sup = new Supervisor()
+  const spawned = []
+  sup.on('spawn', (id, child) => spawned.push([id, typeof child.kill]))
+  sup.add({ id: 'a', ...forever }).add({ id: 'b', ...forever })
+  await sup.start()
+  assert.deepEqual(spawned, [
+    ['a', 'function'],
+    ['b', 'function'],
+  ])
+  const { a } = pids(sup)
+  const restarts = []
+  sup.on('restart', (id) => restarts.push(id))
+  await sup.remove('a')
+  await gone(a)
+  assert.deepEqual(
+    sup.status().children.map((c) => c.id),
+    ['b'],
+  )
+  assert.deepEqual(restarts, [], 'a removal is not a restart')
+  await assert.rejects(sup.remove('a'), { code: 'ERR_INVALID_ARG' })
+  await sup.stop()
+})

@@ -41,4 +41,8 @@ module.exports = Object.freeze([
     code: 'ERR_INVALID_STATE',
     when: 'the object cannot do that in its current state: a Supervisor that is stopping, stopped or gave up, `start()` called twice, a Hasher used after `digest()`',
   }),
+  Object.freeze({
+    code: 'ERR_CLUSTER_RUNNING',
+    when: '`cluster()` found another corepool cluster running with the same port or name (`err.pid`, `err.port`, `err.clusterName` describe it)',
+  }),
 ])

@@ -55,9 +55,9 @@ function cancelAll(timers) {
 }
 
 /**
- * Supervises child processes. Events: 'start' (id, pid), 'exit' (id, { code, signal, durationMs,
- * expected }), 'restart' (id, { attempt, delayMs }), 'gaveUp' (error), 'line' (id, line) for
- * children with `ready.line`.
+ * Supervises child processes. Events: 'spawn' (id, child) as soon as a child process is created,
+ * 'start' (id, pid), 'exit' (id, { code, signal, durationMs, expected }), 'restart' (id,
+ * { attempt, delayMs }), 'gaveUp' (error), 'line' (id, line) for children with `ready.line`.
  */
 class Supervisor extends EventEmitter {
   #strategy
@@ -223,6 +223,21 @@ class Supervisor extends EventEmitter {
     })
   }
 
+  /**
+   * Stops one child gracefully (SIGTERM, SIGKILL after its shutdownMs) and removes it from the
+   * supervisor; resolves once it exited. Not counted as a restart or a failure.
+   */
+  remove(id) {
+    const entry = this.#entries.find((e) => e.id === id)
+    if (entry === undefined) return Promise.reject(invalidArg(`no child with id ${describe(id)}`))
+    return this.#serial(async () => {
+      await this.#stopEntries([entry])
+      const index = this.#entries.indexOf(entry)
+      if (index >= 0) this.#entries.splice(index, 1)
+      for (const w of entry.waiters.splice(0)) w.reject(invalidArg(`child ${JSON.stringify(id)} was removed`))
+    })
+  }
+
   /** Restarts one child by hand (stop, then start); not counted against the intensity. */
   restart(id) {
     const entry = this.#entries.find((e) => e.id === id)
@@ -291,6 +306,7 @@ class Supervisor extends EventEmitter {
     }
     entry.child = child
     entry.state = 'starting'
+    this.emit('spawn', entry.id, child)
     this.#count(entry, 'starts')
     const startedAt = performance.now()
     let isReady = ready === undefined
@@ -370,6 +386,7 @@ class Supervisor extends EventEmitter {
 
   async #restartAfterFailure(failed) {
     if (this.#state !== 'running' && this.#state !== 'starting') return
+    if (!this.#entries.includes(failed)) return // removed meanwhile
     const now = performance.now()
     if (this.#recentRestarts(now).length >= this.#intensity) {
       await this.#giveUp(failed)
@@ -393,6 +410,7 @@ class Supervisor extends EventEmitter {
     if (delayMs > 0) await delay(delayMs, this.#timers)
     if (this.#state !== 'running' && this.#state !== 'starting') return
     for (const e of group) {
+      if (!this.#entries.includes(e)) continue
       this.#startEntry(e)
       // Ready, or dead again (its own restart is queued behind this one).
       await Promise.race([this.#whenRunning(e), e.child?.exited].filter(Boolean)).catch(noop)

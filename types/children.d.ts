@@ -287,9 +287,10 @@ export interface SupervisorStatus {
 }
 
 /**
- * An OTP-style supervisor of child processes. Events: `'start'` (id, pid), `'exit'` (id,
- * { code, signal, durationMs, expected }), `'restart'` (id, { attempt, delayMs }), `'gaveUp'`
- * (error), `'line'` (id, line) for children with `ready.line`.
+ * An OTP-style supervisor of child processes. Events: `'spawn'` (id, child) when a child process
+ * is created (before it is ready), `'start'` (id, pid), `'exit'` (id, { code, signal, durationMs,
+ * expected }), `'restart'` (id, { attempt, delayMs }), `'gaveUp'` (error), `'line'` (id, line)
+ * for children with `ready.line`.
  */
 export declare class Supervisor extends EventEmitter {
   constructor(options?: SupervisorOptions)
@@ -310,6 +311,11 @@ export declare class Supervisor extends EventEmitter {
    * ERR_INVALID_ARG for an unknown id, ERR_INVALID_STATE unless the supervisor is running.
    */
   restart(id: string): Promise<void>
+  /**
+   * Stops one child gracefully (SIGTERM, SIGKILL after its `shutdownMs`) and removes it; resolves
+   * once it exited. Not a restart and not a failure.
+   */
+  remove(id: string): Promise<void>
   /** The supervisor's state and per-child counts. */
   status(): SupervisorStatus
   /** Counter names for option `counters` and children `ids` (characters a metric name cannot hold become `_`). */

@@ -19,6 +19,7 @@
  * - `ERR_IPC_CHANNEL_CLOSED`: `send()` on a child's IPC channel that is closed (the child exited or disconnected)
  * - `ERR_SYSTEM`: a system call failed for a reason other than the arguments (`errno`, `syscall` as in Node): a port in use, no more threads, ...
  * - `ERR_INVALID_STATE`: the object cannot do that in its current state: a Supervisor that is stopping, stopped or gave up, `start()` called twice, a Hasher used after `digest()`
+ * - `ERR_CLUSTER_RUNNING`: `cluster()` found another corepool cluster running with the same port or name (`err.pid`, `err.port`, `err.clusterName` describe it)
  */
 export type ErrorCode =
   | 'ERR_INVALID_ARG'
@@ -38,3 +39,4 @@ export type ErrorCode =
   | 'ERR_IPC_CHANNEL_CLOSED'
   | 'ERR_SYSTEM'
   | 'ERR_INVALID_STATE'
+  | 'ERR_CLUSTER_RUNNING'

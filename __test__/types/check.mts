@@ -76,3 +76,10 @@ await bw.ready
 const state: 'running' | 'pending' | 'finished' | 'missing' = await cancelJob(new Queue('q'), '1', 'why')
 const metricsText: string = bw.metrics({ prefix: 'host_' })
 await bw.close()
+import { cluster, Cluster } from 'corepool'
+const cl: Cluster = await cluster({ module: './app.js', workers: 'max', port: 3000, maxMemoryRestart: '200M' })
+const reloaded: { durationMs: number; replaced: number } = await cl.reload()
+const nWorkers: number = await cl.scale(2)
+const wid: number | null = cluster.workerId
+cl.on('restart', () => {})
+await cl.stop()

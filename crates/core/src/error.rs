@@ -46,6 +46,9 @@ pub enum ErrorCode {
     /// the object cannot do that in its current state: a Supervisor that is stopping, stopped or
     /// gave up, `start()` called twice, a Hasher used after `digest()`
     InvalidState,
+    /// `cluster()` found another corepool cluster running with the same port or name (`err.pid`,
+    /// `err.port`, `err.clusterName` describe it)
+    ClusterRunning,
 }
 
 impl ErrorCode {
@@ -68,6 +71,7 @@ impl ErrorCode {
             ErrorCode::IpcChannelClosed => "ERR_IPC_CHANNEL_CLOSED",
             ErrorCode::System => "ERR_SYSTEM",
             ErrorCode::InvalidState => "ERR_INVALID_STATE",
+            ErrorCode::ClusterRunning => "ERR_CLUSTER_RUNNING",
         }
     }
 }
