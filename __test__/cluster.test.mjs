@@ -145,6 +145,7 @@ test('SIGHUP reloads, SIGTERM stops gracefully and removes the region and contro
   const name = tag('signals')
   const master = spawn(process.execPath, [MASTER, name, '2'], { stdio: ['ignore', 'pipe', 'inherit'] })
   masters.add(master)
+  const exited = once(master, 'exit')
   master.stdout.setEncoding('utf8')
   const out = []
   const next = () =>
@@ -185,7 +186,7 @@ test('SIGHUP reloads, SIGTERM stops gracefully and removes the region and contro
   for (const pid of pids(reloaded)) assert.ok(!pids(before).includes(pid))
   master.kill('SIGTERM')
   assert.deepEqual(await next(), { stopped: true })
-  const [code] = await once(master, 'exit')
+  const [code] = await exited
   assert.equal(code, 0)
   assert.ok(!fs.existsSync(`/dev/shm/${region}`), 'region removed')
   assert.ok(!fs.existsSync(cluster.controlPath(name)), 'control socket removed')
@@ -276,4 +277,47 @@ test('bad options reject with ERR_INVALID_ARG (never throw)', async () => {
     assert.ok(p instanceof Promise)
     await assert.rejects(p, { code: 'ERR_INVALID_ARG' }, JSON.stringify(bad))
   }
+})
+
+test('CLI: start -i 2 in the foreground; status, reload, scale, logs and stop over the control socket', async () => {
+  const BIN = path.join(here, '..', 'bin', 'corepool.js')
+  const name = tag('cli')
+  const run = (...args) =>
+    new Promise((resolve, reject) => {
+      const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      p.stdout.on('data', (d) => (out += d))
+      p.stderr.on('data', (d) => (out += d))
+      p.once('error', reject)
+      p.once('exit', (code) => resolve({ code, out }))
+    })
+  const server = spawn(process.execPath, [BIN, 'start', APP, '-i', '2', '--port', '0', '--name', name], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  masters.add(server)
+  const exited = once(server, 'exit')
+  let printed = ''
+  server.stdout.on('data', (d) => (printed += d))
+  await new Promise((resolve, reject) => {
+    const check = () => (/2 workers online/.test(printed) ? resolve() : null)
+    server.stdout.on('data', check)
+    server.once('exit', () => reject(new Error(`start exited: ${printed}`)))
+  })
+  const status = JSON.parse((await run('status', name, '--json')).out)
+  assert.equal(status.workers.length, 2)
+  assert.match((await run('status', name)).out, /^id +pid +uptime +restarts +memory$/m)
+  const reload = await run('reload', name)
+  assert.equal(reload.code, 0, reload.out)
+  assert.match(reload.out, /reloaded 2 workers in \d+ ms/)
+  assert.match((await run('scale', name, '3')).out, /3 workers/)
+  const logs = await run('logs', name, '--lines', '3', '--nostream')
+  assert.equal(logs.out.trim().split('\n').length, 3)
+  assert.match(printed, /^0\|t\d+-cli listening pid=\d+$/m, 'worker lines prefixed id|name')
+  const missing = await run('reload', `${name}-none`)
+  assert.equal(missing.code, 1)
+  assert.match(missing.out, /no cluster named/)
+  const stop = await run('stop', name)
+  assert.equal(stop.code, 0, stop.out)
+  const [code] = await exited
+  assert.equal(code, 0)
 })
