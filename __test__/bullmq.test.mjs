@@ -4,13 +4,12 @@ import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as delay } from 'node:timers/promises'
+import { findRedisServer, freePort, startRedis } from './fixtures/redis.mjs'
 import { Queue, QueueEvents, Worker } from 'bullmq'
-import { Redis } from 'ioredis'
 import { Pool, SharedCounters, spawn, exec, sqrtSum } from '../index.mjs'
 import { sleep } from '../testing.mjs'
 import { createWorker, cancelJob, hostCounters, COUNTER_NAMES, ACTIVE_GAUGE } from 'corepool/bullmq'
@@ -21,50 +20,6 @@ const TASKS = fixture('tasks.mjs')
 const [STARTED, COMPLETED, FAILED, CANCELLED, REQUEUED, STALLED, LOCK_LOSSES] = COUNTER_NAMES
 let seq = 0
 const unique = (what) => `bq-${process.pid}-${what}-${++seq}`
-
-function findRedisServer() {
-  for (const dir of (process.env.PATH ?? '').split(':').concat('/usr/bin', '/usr/sbin')) {
-    const file = path.join(dir || '.', 'redis-server')
-    try {
-      fs.accessSync(file, fs.constants.X_OK)
-      return file
-    } catch {}
-  }
-  return null
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => (port === 6379 ? freePort().then(resolve, reject) : resolve(port)))
-    })
-  })
-}
-
-async function startRedis(bin) {
-  const port = await freePort()
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
-  const child = spawn(bin, [...args, '--protected-mode', 'yes', '--loglevel', 'warning'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  })
-  const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 50 })
-  probe.on('error', () => {})
-  for (let i = 0; ; i++) {
-    try {
-      await probe.connect()
-      await probe.ping()
-      break
-    } catch (err) {
-      if (i > 200 || !child.running) throw new Error(`redis-server did not start on port ${port}: ${err.message}`)
-      probe.disconnect()
-      await delay(25)
-    }
-  }
-  return { port, probe, child }
-}
 
 const redisBin = findRedisServer()
 const inCI = process.env.CI === 'true'
@@ -122,11 +77,7 @@ describe('BullMQ on a real redis-server', { skip }, () => {
   after(async () => {
     for (const fn of cleanup.reverse()) await fn().catch(() => {})
     for (const name of regions) SharedCounters.unlink(name)
-    redis?.probe.disconnect()
-    if (redis) {
-      redis.child.kill('SIGKILL')
-      await redis.child.exited
-    }
+    await redis?.stop()
   })
 
   async function queueWithEvents(name) {

@@ -234,15 +234,25 @@ function createWorker(queueName, pool, options) {
     signal?.addEventListener('abort', onBullAbort, { once: true })
     let progress = null
     try {
-      const client = await redisClient(worker)
-      const marker = await client.get(cancelMarker(worker, job.id))
-      if (marker !== null) {
-        await client.del(cancelMarker(worker, job.id))
+      // A cancel that came before the job started left a marker. Its read overlaps the task (no
+      // round trip before the work starts): a marker aborts the task at once, and a task that
+      // finished first still fails as cancelled.
+      const markerKey = cancelMarker(worker, job.id)
+      const checked = (async () => {
+        const client = await redisClient(worker)
+        const marker = await client.get(markerKey)
+        if (marker === null) return
         abortJob(record, 'cancel', marker || undefined)
+        await client.del(markerKey)
+      })()
+      progress = progressForwarder(job, o.progressInterval)
+      let result
+      try {
+        result = await execute(job, record, progress)
+      } finally {
+        await checked
       }
       if (record.cause !== null) throw record.controller.signal.reason
-      progress = progressForwarder(job, o.progressInterval)
-      const result = await execute(job, record, progress)
       await progress.flush()
       count(COUNTER_NAMES[1])
       return result
