@@ -1,5 +1,6 @@
 // A BullMQ worker host, five ways, on the same jobs (sum of square roots, the native sqrtSum
-// kernel or the same JS loop): corepool-native, corepool-JS (createWorker from corepool/bullmq),
+// kernel or the same JS loop): corepool-native, corepool-native-c8 (8 jobs in flight on the same
+// 2 threads), corepool-JS (createWorker from corepool/bullmq),
 // BullMQ's in-process processor and its sandboxed processors (useWorkerThreads, forked).
 // Each host is its own process with concurrency 2 on a private redis-server; per workload the
 // variants run one after the other in an order that rotates. Measured per host: jobs/s,
@@ -18,10 +19,17 @@ import { fmt } from './measure.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const quick = process.argv.includes('--quick')
-const VARIANTS = ['corepool-native', 'corepool-js', 'bullmq-inprocess', 'bullmq-sandbox-threads', 'bullmq-sandbox-fork']
+const VARIANTS = [
+  'corepool-native',
+  'corepool-native-c8',
+  'corepool-js',
+  'bullmq-inprocess',
+  'bullmq-sandbox-threads',
+  'bullmq-sandbox-fork',
+]
 const CONCURRENCY = 2
 const WORKLOADS = [
-  // ~10 µs of work: what the queue round trips cost.
+  // ~0.1 ms of work: what the queue round trips cost.
   { name: 'short', n: 10_000, jobs: quick ? 500 : 3000, lockDuration: 30_000, stalledInterval: 30_000, limit: 120_000 },
   // ~50 ms of CPU per job.
   { name: 'cpu', n: 20_000_000, jobs: quick ? 20 : 60, lockDuration: 30_000, stalledInterval: 30_000, limit: 120_000 },
@@ -174,7 +182,7 @@ async function main() {
   }
   for (const w of WORKLOADS) {
     const rows = results[w.name]
-    const perJob = w.name === 'short' ? '~10 µs' : w.name === 'cpu' ? '~50 ms' : 'seconds (lockDuration 2000)'
+    const perJob = w.name === 'short' ? '~0.1 ms' : w.name === 'cpu' ? '~50 ms' : 'seconds (lockDuration 2000)'
     console.log(`\n### ${w.name} jobs (${perJob} of CPU each, ${w.jobs} jobs)\n`)
     console.log(
       '| host | jobs/s | completed | event-loop p99 (ms) | peak RSS (MB) | stalls | children left after SIGKILL |',
@@ -186,7 +194,7 @@ async function main() {
         `| ${v} | ${fmt(r.jobsPerSec)} | ${r.completed} of ${w.jobs} | ${fmt(r.p99)} | ${fmt(r.rssMB)} | ${r.stalls} | ${r.orphans} |`,
       )
     }
-    for (const c of ['corepool-native', 'corepool-js']) {
+    for (const c of ['corepool-native', 'corepool-native-c8', 'corepool-js']) {
       for (const peer of ['bullmq-sandbox-threads', 'bullmq-sandbox-fork', 'bullmq-inprocess']) {
         const a = rows[c]
         const b = rows[peer]
