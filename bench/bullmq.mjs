@@ -64,22 +64,8 @@ const alive = (pid) => {
 
 function rssOfTree(root) {
   // RSS (bytes) of `root` and its descendants, from /proc.
-  const parents = new Map()
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      parents.set(Number(entry), ppid)
-    } catch {}
-  }
-  const inTree = (pid) => {
-    for (let p = pid, hops = 0; p > 1 && hops < 64; p = parents.get(p), hops++) if (p === root) return true
-    return false
-  }
   let total = 0
-  for (const pid of parents.keys()) {
-    if (!inTree(pid)) continue
+  for (const pid of [root, ...descendants(root)]) {
     try {
       const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
       if (m) total += Number(m[1]) * 1024
