@@ -5,7 +5,7 @@ const kernels = require('./lib/kernels')
 const { listenReusePort } = require('./lib/net')
 const children = require('./lib/children')
 const { Supervisor } = require('./lib/supervisor')
-const { kWorkerState } = require('./lib/state')
+const { kWorkerState, move } = require('./lib/state')
 
 // Inside a pool's task module: true, and the pool's `workerData` (as piscina exports them).
 const workerState = globalThis[kWorkerState]
@@ -19,6 +19,7 @@ module.exports = {
   ...require('./lib/counters'),
   ...children,
   Supervisor,
+  move,
   isWorkerThread: workerState !== undefined,
   workerData: workerState?.workerData,
   cluster,

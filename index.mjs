@@ -26,6 +26,7 @@ export const {
   defaultPool,
   listenReusePort,
   SharedCounters,
+  move,
   isWorkerThread,
   workerData,
 } = corepool

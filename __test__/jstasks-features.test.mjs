@@ -7,7 +7,7 @@ import { once, EventEmitter } from 'node:events'
 import { MessageChannel } from 'node:worker_threads'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
-import { Pool, isWorkerThread, workerData } from 'corepool'
+import { Pool, isWorkerThread, workerData, move } from 'corepool'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const habits = path.join(here, 'fixtures', 'habits.mjs')
@@ -148,4 +148,32 @@ test('close({ force }) rejects queued tasks and lets running ones finish; closeT
   await new Promise((resolve) => setTimeout(resolve, 20))
   await slow.close()
   assert.equal(await stuck, 'ERR_POOL_CLOSED')
+})
+
+test('move(): large results reach the caller as views over memory the pool owns', async () => {
+  const pool = new Pool({ filename: habits, threads: 1 })
+  const MiB = 1024 * 1024
+  const buffer = await pool.run({ kind: 'buffer', bytes: MiB }, { name: 'big' })
+  assert.ok(Buffer.isBuffer(buffer))
+  assert.equal(buffer.length, MiB)
+  assert.ok(buffer.every((b) => b === 7))
+  // A view into the memory the pool received (header and envelope around it), not a copy.
+  assert.ok(buffer.buffer.byteLength > MiB)
+  const floats = await pool.run({ kind: 'float64', bytes: MiB }, { name: 'big' })
+  assert.ok(floats instanceof Float64Array)
+  assert.equal(floats.length, MiB / 8)
+  assert.ok(floats.every((x) => x === 1.5))
+  const ab = await pool.run({ kind: 'arraybuffer', bytes: MiB }, { name: 'big' })
+  assert.ok(ab instanceof ArrayBuffer)
+  assert.equal(ab.byteLength, MiB)
+  assert.ok(new Uint8Array(ab).every((b) => b === 9))
+  // Only the returned value itself is moved; nested, it is serialized as usual.
+  const nested = await pool.run({ kind: 'nested', bytes: 1000 }, { name: 'big' })
+  assert.equal(nested.data.length, 1000)
+  // Small results work too.
+  assert.equal((await pool.run({ kind: 'buffer', bytes: 10 }, { name: 'big' })).length, 10)
+  await pool.close()
+  // Outside a pool's worker, move() returns its argument.
+  const value = new Uint8Array(4)
+  assert.equal(move(value), value)
 })

@@ -63,7 +63,49 @@ function reviveError(info) {
 
 /** Decodes a worker's result buffer: returns the value or throws the task's error. */
 function decodeResult(buffer) {
-  return settleDecoded(v8.deserialize(buffer))
+  return settleDecoded(decodeEnvelope(buffer))
+}
+
+// A result returned through `move()`: the worker hands the moved ArrayBuffer's bytes to the pool
+// once (one copy, into memory the pool owns) and the caller's views are made over that memory
+// in place. Layout: MOVED_HEADER bytes (byte 0: 0, which no V8 serialization starts with; byte
+// 1: 1 when the result is the ArrayBuffer itself; bytes 8..16: its length), its bytes, then the
+// serialized envelope.
+const MOVED_HEADER = 16
+
+/** The value moved by `move(value)`: an ArrayBuffer or a view over one (not shared memory). */
+function movedBuffer(value, moved) {
+  if (moved === undefined || value === null || typeof value !== 'object' || !moved.has(value)) return null
+  if (value instanceof ArrayBuffer) return value
+  if (ArrayBuffer.isView(value) && value.buffer instanceof ArrayBuffer) return value.buffer
+  return null
+}
+
+/** Encodes a result whose value was passed to `move()`: `{ payload, moved, whole }`. */
+function encodeMoved(value, buffer, sent) {
+  try {
+    return {
+      payload: serializeTask(envelope(true, value, sent), [buffer]),
+      moved: new Uint8Array(buffer),
+      whole: value === buffer,
+    }
+  } catch {
+    return encodeResult(value, sent)
+  }
+}
+
+/** `[ok, value, sent?]` from a worker's result buffer. */
+function decodeEnvelope(buffer) {
+  if (buffer[0] !== 0) return v8.deserialize(buffer)
+  const length = Number(buffer.readBigUInt64LE(8))
+  const start = buffer.byteOffset + MOVED_HEADER
+  const payload = buffer.subarray(MOVED_HEADER + length)
+  if (buffer[1] === 1 || start % 8 !== 0) {
+    // The ArrayBuffer itself (it cannot be a window into the pool's memory): a copy.
+    const copy = buffer.buffer.slice(start, start + length)
+    return new TransferDeserializer(payload, [copy]).readEnvelope()
+  }
+  return new TransferDeserializer(payload, [buffer.buffer], start).readEnvelope()
 }
 
 /** The value of a decoded result (`[ok, value, sent?]`), or throws the task's error. */
@@ -124,17 +166,25 @@ class TaskSerializer extends v8.DefaultSerializer {
 
 class TransferDeserializer extends v8.DefaultDeserializer {
   #buffers
-  constructor(payload, buffers) {
+  #base
+  /** Views over buffer `id` start `base` bytes further into it (a moved result, see below). */
+  constructor(payload, buffers, base = 0) {
     super(payload)
     this.#buffers = buffers
+    this.#base = base
     buffers.forEach((buffer, id) => this.transferArrayBuffer(id, buffer))
+  }
+
+  readEnvelope() {
+    this.readHeader()
+    return this.readValue()
   }
 
   _readHostObject() {
     if (this.readUint32() === 0) return super._readHostObject()
     const type = this.readUint32()
     const buffer = this.#buffers[this.readUint32()]
-    const offset = this.readDouble()
+    const offset = this.readDouble() + this.#base
     const length = this.readDouble()
     return type === BUFFER_TYPE ? Buffer.from(buffer, offset, length) : new VIEW_TYPES[type](buffer, offset, length)
   }
@@ -163,7 +213,10 @@ module.exports = {
   encodeResult,
   encodeThrown,
   decodeResult,
+  decodeEnvelope,
   settleDecoded,
+  movedBuffer,
+  encodeMoved,
   serializeTask,
   decodeTask,
   NEEDS_POST_MESSAGE,

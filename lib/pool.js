@@ -9,7 +9,7 @@ const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe, asArgError, describeError, fromNative } = require('./errors')
 const { taskOptions, isDetached } = require('./options')
 const { types } = require('node:util')
-const { decodeResult, settleDecoded, serializeTask, NEEDS_POST_MESSAGE } = require('./jscodec')
+const { decodeResult, decodeEnvelope, settleDecoded, serializeTask, NEEDS_POST_MESSAGE } = require('./jscodec')
 const { SharedCounters, nativeCounters } = require('./counters')
 
 // Names of the counters a pool adds to in a shared region (option `counters`).
@@ -256,7 +256,7 @@ class Pool extends EventEmitter {
 
   // The result of a task that talked to this thread: delivered after all its progress values.
   async #talked(tag, buffer) {
-    const decoded = v8.deserialize(buffer)
+    const decoded = decodeEnvelope(buffer)
     const record = this.#talk.get(tag)
     if (record !== undefined) {
       record.sent = decoded[2] ?? 0

@@ -4,4 +4,16 @@
 // symbol, so that every copy of the package loaded in that worker sees it.
 const kWorkerState = Symbol.for('corepool.workerState')
 
-module.exports = { kWorkerState }
+/**
+ * Marks a task's result (an ArrayBuffer, or a typed array / Buffer over one) to be handed to the
+ * caller without being serialized: its bytes are copied once into memory the pool owns, and the
+ * caller's value is a view over that memory (a returned ArrayBuffer itself is copied once more).
+ * Outside a pool's worker it returns `value` and does nothing (as piscina's `move`).
+ */
+function move(value) {
+  const state = globalThis[kWorkerState]
+  if (state !== undefined && value !== null && typeof value === 'object') state.moved.add(value)
+  return value
+}
+
+module.exports = { kWorkerState, move }

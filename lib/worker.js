@@ -10,13 +10,14 @@
 const { workerData: boot, receiveMessageOnPort } = require('node:worker_threads')
 const { pathToFileURL } = require('node:url')
 const native = require('./native')
-const { encodeResult, encodeThrown, decodeTask } = require('./jscodec')
+const { encodeResult, encodeThrown, decodeTask, movedBuffer, encodeMoved } = require('./jscodec')
 const { CorepoolError } = require('./errors')
 const { kWorkerState } = require('./state')
 
 const { poolId, slot, generation, filename, idleTimeout, minThreads, nice, port } = boot
 // Seen by `require('corepool')` in task modules: `isWorkerThread`, `workerData`.
-globalThis[kWorkerState] = { workerData: boot.workerData }
+globalThis[kWorkerState] = { workerData: boot.workerData, moved: new WeakSet() }
+const { moved } = globalThis[kWorkerState]
 if (nice > 0) native.jsWorkerNice(nice)
 
 // A worker running only synchronous tasks lets its event loop turn at least this often (ms).
@@ -118,6 +119,12 @@ class TaskContext {
   }
 }
 
+// A result value passed to `move()` is handed over without serializing its bytes.
+function encodeValue(value, sent) {
+  const buffer = movedBuffer(value, moved)
+  return buffer === null ? encodeResult(value, sent) : encodeMoved(value, buffer, sent)
+}
+
 const isThenable = (v) =>
   v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function'
 
@@ -166,12 +173,12 @@ function run(task, carried = null) {
       const value = resolveTask(moduleFile, name)(decodeTask(payload, buffers), context)
       if (isThenable(value)) {
         Promise.resolve(value).then(
-          (v) => report(seq, encodeResult(v, context.sent), true),
+          (v) => report(seq, encodeValue(v, context.sent), true),
           (err) => report(seq, encodeThrown(err, context.sent), false),
         )
         return
       }
-      result = encodeResult(value, context.sent)
+      result = encodeValue(value, context.sent)
     } catch (err) {
       result = encodeThrown(err, context.sent)
       ok = false
@@ -197,7 +204,7 @@ async function runAsync(seq, context, moduleFile, name, data) {
   let ok = true
   try {
     await loadModule(moduleFile)
-    result = encodeResult(await resolveTask(moduleFile, name)(await data, context), context.sent)
+    result = encodeValue(await resolveTask(moduleFile, name)(await data, context), context.sent)
   } catch (err) {
     result = encodeThrown(err, context.sent)
     ok = false
@@ -208,7 +215,10 @@ async function runAsync(seq, context, moduleFile, name, data) {
 /** Reports task `seq`; returns the next task for this worker, or null (it is idle then). */
 function done(seq, result, ok) {
   if (current?.seq === seq) current = null
-  const next = native.jsTaskDone(poolId, slot, seq, result, ok)
+  const next =
+    result.moved === undefined
+      ? native.jsTaskDone(poolId, slot, seq, result, ok, null, false)
+      : native.jsTaskDone(poolId, slot, seq, result.payload, ok, result.moved, result.whole)
   if (next === null) scheduleRetire()
   return next
 }

@@ -151,6 +151,13 @@ export class Pool extends EventEmitter {
   on(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
+/**
+ * In a task module: marks the returned value (an ArrayBuffer, or a typed array / Buffer over one)
+ * to reach the caller without being serialized: its bytes are copied once into memory the pool
+ * owns and the caller gets a view over it (a returned ArrayBuffer itself is copied once more).
+ * Only the returned value itself, not one nested in it. Elsewhere it returns `value` unchanged.
+ */
+export declare function move<T>(value: T): T
 /** In a pool's task module: `true`; elsewhere `false`. */
 export declare const isWorkerThread: boolean
 /** In a pool's task module: the pool's `workerData` option; elsewhere `undefined`. */

@@ -1,4 +1,4 @@
-import { Pool, sqrtSum, defaultPool, CorepoolError, isWorkerThread, workerData } from 'corepool'
+import { Pool, sqrtSum, defaultPool, CorepoolError, isWorkerThread, workerData, move } from 'corepool'
 import type { TaskContext } from 'corepool'
 import { MessageChannel } from 'node:worker_threads'
 import { sleep, panic } from 'corepool/testing'
@@ -14,6 +14,7 @@ p.on('drain', () => {})
 const drained: boolean = p.needsDrain
 const inWorker: boolean = isWorkerThread
 const wd: unknown = workerData
+const movedBuf: Buffer = move(Buffer.alloc(1))
 const task = (data: number, ctx: TaskContext) => (ctx.progress?.(data), ctx.signal.aborted)
 await sleep(1)
 await p.close({ force: true })
