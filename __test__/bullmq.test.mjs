@@ -380,6 +380,25 @@ describe('BullMQ on a real redis-server', { skip }, () => {
     await assert.rejects(cancelJob(queue, later.id, 'x', { ttl: 0 }), { code: 'ERR_INVALID_ARG' })
   })
 
+  test('close(): a job that finishes after its drain abort, ignoring it, completes instead of running again', async () => {
+    const { queue } = await queueWithEvents(unique('late'))
+    const region = unique('late')
+    regions.push(region)
+    const counters = hostCounters(region)
+    const handle = inProcessWorker(queue.name, new Pool({ threads: 1 }), {
+      run: async () => (await delay(500), 'late but done'), // deaf to its signal
+      counters,
+      drainTimeout: 50,
+    })
+    const job = await queue.add('late', {})
+    await counters.waitFor(STARTED, 1, { timeout: 30_000 })
+    await handle.close()
+    assert.equal(await job.getState(), 'completed')
+    assert.equal((await queue.getJob(job.id)).returnvalue, 'late but done')
+    assert.equal(counters.get(REQUEUED), 0)
+    assert.equal(counters.get(COMPLETED), 1)
+  })
+
   test('7. timeout, a crashed JS worker (retried) and progress, as the producer sees them', async () => {
     const { queue, events, seen } = await queueWithEvents(unique('outcomes'))
     const strict = await queueWithEvents(unique('outcomes-strict'))

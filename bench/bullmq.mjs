@@ -1,11 +1,11 @@
-// A BullMQ worker host, five ways, on the same jobs (sum of square roots, the native sqrtSum
+// A BullMQ worker host, six ways, on the same jobs (sum of square roots, the native sqrtSum
 // kernel or the same JS loop): corepool-native, corepool-native-c8 (8 jobs in flight on the same
 // 2 threads), corepool-JS (createWorker from corepool/bullmq),
 // BullMQ's in-process processor and its sandboxed processors (useWorkerThreads, forked).
 // Each host is its own process with concurrency 2 on a private redis-server; per workload the
 // variants run one after the other in an order that rotates. Measured per host: jobs/s,
 // event-loop delay p99 (monitorEventLoopDelay in the host), peak RSS of the host and its
-// children, and stalls (QueueEvents 'stalled').
+// children, stalls (QueueEvents 'stalled'), and the children still alive 1 s after the host is SIGKILLed.
 //   node bench/bullmq.mjs [--quick]
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'

@@ -252,7 +252,9 @@ function createWorker(queueName, pool, options) {
       } finally {
         await checked
       }
-      if (record.cause !== null) throw record.controller.signal.reason
+      // A result that beat a close() or lock-loss abort is still handed to BullMQ (completing is
+      // better than running the job again); a cancel wins over a result.
+      if (record.cause === 'cancel') throw record.controller.signal.reason
       await progress.flush()
       count(COUNTER_NAMES[1])
       return result
