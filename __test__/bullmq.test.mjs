@@ -82,6 +82,7 @@ describe('BullMQ on a real redis-server', { skip }, () => {
 
   async function queueWithEvents(name) {
     const queue = new Queue(name, { connection })
+    queue.setMaxListeners(0) // each job.waitUntilFinished() listens for the queue's close
     const events = new QueueEvents(name, { connection })
     const seen = { completed: [], failed: [], stalled: [], progress: [] }
     for (const kind of Object.keys(seen)) events.on(kind, (e) => seen[kind].push(e))
