@@ -358,7 +358,7 @@ test('bad arguments: spawn throws, exec rejects', async () => {
   assert.throws(() => spawn('true', [], { timeout: -1 }), { code: 'ERR_INVALID_ARG' })
   assert.throws(() => spawn('true', [], { stdio: ['bogus'] }), { code: 'ERR_INVALID_ARG' })
   assert.throws(() => spawn('true', [], { killSignal: 'SIGNOPE' }), { code: 'ERR_INVALID_ARG' })
-  assert.throws(() => fork(fixture('echo-child.cjs'), [], { serialization: 'advanced' }), { code: 'ERR_INVALID_ARG' })
+  assert.throws(() => fork(fixture('echo-child.cjs'), [], { serialization: 'bogus' }), { code: 'ERR_INVALID_ARG' })
   const p = exec(42)
   assert.ok(p instanceof Promise)
   await assert.rejects(p, { code: 'ERR_INVALID_ARG' })

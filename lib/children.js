@@ -13,6 +13,7 @@ const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe, systemError } = require('./errors')
 const { signalOption } = require('./options')
 const { longTimeout } = require('./timers')
+const ipc = require('./ipc')
 
 const noop = () => {}
 const SIGNALS = os.constants.signals
@@ -167,6 +168,7 @@ function normalize(command, args, options, defaults) {
     cwd: cwd === undefined ? undefined : path.resolve(cwd),
     stdio: checkStdio(options.stdio, defaults.stdio),
     ipc: defaults.ipc,
+    serialization: defaults.serialization ?? 'json',
     uid: checkId(options.uid, 'options.uid'),
     gid: checkId(options.gid, 'options.gid'),
     detached: checkBool(options.detached, 'options.detached'),
@@ -517,11 +519,24 @@ class Child extends EventEmitter {
   // --- IPC (fork) -------------------------------------------------------------------------
 
   #openChannel(fd) {
-    const channel = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: false })
+    const channel = this.#spawnFirst(new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: false }))
     this.#channel = channel
     this.connected = true
-    channel.setEncoding('utf8')
     channel.on('error', noop)
+    channel.on('close', () => {
+      if (this.connected) {
+        this.connected = false
+        this.emit('disconnect')
+      }
+    })
+    if (this.#o.serialization === 'advanced') {
+      const messages = ipc.parser()
+      channel.on('data', (chunk) => {
+        for (const message of messages(chunk)) this.#onChannelMessage(message)
+      })
+      return
+    }
+    channel.setEncoding('utf8')
     // Newline-delimited JSON; a message may span many chunks, so only new text is searched.
     let pending = []
     channel.on('data', (text) => {
@@ -536,12 +551,6 @@ class Child extends EventEmitter {
       }
       if (from < text.length) pending.push(text.slice(from))
     })
-    channel.on('close', () => {
-      if (this.connected) {
-        this.connected = false
-        this.emit('disconnect')
-      }
-    })
   }
 
   #onChannelLine(line) {
@@ -551,6 +560,10 @@ class Child extends EventEmitter {
     } catch {
       return
     }
+    this.#onChannelMessage(message)
+  }
+
+  #onChannelMessage(message) {
     // Node's own internal messages (handle passing, cluster) are not for the user.
     if (message !== null && typeof message === 'object' && typeof message.cmd === 'string') {
       if (message.cmd.startsWith('NODE_')) return
@@ -573,17 +586,19 @@ class Child extends EventEmitter {
       else this.#emitError(err)
       return false
     }
-    let text
+    const advanced = this.#o.serialization === 'advanced'
+    let data
     try {
-      text = JSON.stringify(message)
+      data = advanced ? ipc.encode(message) : JSON.stringify(message)
     } catch (cause) {
-      const err = invalidArg(`message is not JSON-serialisable: ${cause.message}`)
+      const err = invalidArg(`message cannot be serialised (${this.#o.serialization}): ${cause.message}`)
       if (callback) process.nextTick(callback, err)
       else throw err
       return false
     }
-    if (text === undefined) throw invalidArg(`message must be JSON-serialisable, got ${describe(message)}`)
-    return this.#channel.write(text + '\n', callback ? (err) => callback(err ?? null) : undefined)
+    if (data === undefined) throw invalidArg(`message must be JSON-serialisable, got ${describe(message)}`)
+    if (!advanced) data += '\n'
+    return this.#channel.write(data, callback ? (err) => callback(err ?? null) : undefined)
   }
 
   /** Closes the IPC channel: the child sees 'disconnect'. */
@@ -646,11 +661,18 @@ function fork(modulePath, args, options) {
   }
   options = options ?? {}
   if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
-  const { execPath = process.execPath, execArgv = process.execArgv, silent, serialization } = options
-  if (serialization !== undefined && serialization !== 'json') {
-    throw invalidArg(`options.serialization: only 'json' is supported, got ${describe(serialization)}`)
+  const { execPath = process.execPath, silent, serialization } = options
+  let { execArgv = process.execArgv } = options
+  if (serialization !== undefined && serialization !== 'json' && serialization !== 'advanced') {
+    throw invalidArg(`options.serialization must be 'json' or 'advanced', got ${describe(serialization)}`)
   }
   if (!Array.isArray(execArgv)) throw invalidArg(`options.execArgv must be an array, got ${describe(execArgv)}`)
+  // As child_process does: a parent started with `node -e <code>` does not pass its code on (the
+  // child would run it again instead of the module).
+  if (execArgv === process.execArgv && process._eval != null) {
+    const at = execArgv.lastIndexOf(process._eval)
+    if (at > 0) execArgv = [...execArgv.slice(0, at - 1), ...execArgv.slice(at + 1)]
+  }
   if (args !== undefined && args !== null && !Array.isArray(args)) {
     throw invalidArg(`args must be an array of strings, got ${describe(args)}`)
   }
@@ -661,20 +683,36 @@ function fork(modulePath, args, options) {
     {
       stdio: silent ? 'pipe' : 'inherit',
       ipc: true,
-      env: { NODE_CHANNEL_FD: '3', NODE_CHANNEL_SERIALIZATION_MODE: 'json' },
+      serialization: serialization ?? 'json',
+      env: { NODE_CHANNEL_FD: '3', NODE_CHANNEL_SERIALIZATION_MODE: serialization ?? 'json' },
     },
   )
   return new Child(o, kCreate)
 }
 
-function collect(stream, limit, state) {
+// In the default 'truncate' mode, output past maxBuffer is read and dropped — but not for ever:
+// past this many times maxBuffer (and at least DRAIN_MIN bytes) per stream the child is killed
+// and exec rejects with ERR_OUTPUT_TOO_LARGE, so a program that writes without end cannot leave
+// exec pending.
+const DRAIN_FACTOR = 64
+const DRAIN_MIN = 256 * 1024 * 1024
+
+/**
+ * Keeps the first `limit` bytes of `stream` (and of `all`, the interleaving of both streams);
+ * calls `over()` when more than `cap` bytes came.
+ */
+function collect(stream, limit, cap, state, all, over) {
   const chunks = []
   let size = 0
+  let seen = 0
   const result = { chunks, done: Promise.resolve(), cut: false }
   if (stream === null) return result
   stream.on('data', (chunk) => {
+    seen += chunk.length
+    if (all !== null) all.add(chunk)
+    if (seen > cap) over()
     if (size >= limit) {
-      state.truncated = result.cut = true
+      if (chunk.length > 0) state.truncated = result.cut = true
       return
     }
     if (size + chunk.length > limit) {
@@ -693,18 +731,20 @@ function collect(stream, limit, state) {
   return result
 }
 
-/**
- * Runs `command` with `args` (no shell) and resolves `{ stdout, stderr, code, signal, truncated,
- * durationMs }`. Output beyond `maxBuffer` bytes per stream is dropped (the head is kept and
- * `truncated` set; the child keeps running to its end). A non-zero exit or a signal rejects with
- * ERR_CHILD_EXIT unless `reject: false`.
- */
-async function exec(command, args, options) {
-  unsupported()
-  ;[args, options] = optionalArgs(args, options)
+const MAX_BUFFER_MODES = new Set(['truncate', 'kill'])
+
+function execOptions(options) {
   options = options ?? {}
   if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
-  const { input, encoding = 'utf8', maxBuffer = 1024 * 1024, reject = true } = options
+  const {
+    input,
+    encoding = 'utf8',
+    maxBuffer = 1024 * 1024,
+    reject = true,
+    onMaxBuffer = 'truncate',
+    stripFinalNewline = false,
+    all = false,
+  } = options
   if (input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array)) {
     throw invalidArg(`options.input must be a string, Buffer or Uint8Array, got ${describe(input)}`)
   }
@@ -714,23 +754,74 @@ async function exec(command, args, options) {
   if (maxBuffer !== Infinity && !(Number.isInteger(maxBuffer) && maxBuffer >= 0)) {
     throw invalidArg(`options.maxBuffer must be a non-negative integer or Infinity, got ${describe(maxBuffer)}`)
   }
-  if (typeof reject !== 'boolean') throw invalidArg(`options.reject must be a boolean, got ${describe(reject)}`)
-  if (options.signal?.aborted) throw abortError(options.signal.reason)
-  // `input` wins over a stdin given in `stdio`, as in child_process and execa.
-  const given = Array.isArray(options.stdio) ? options.stdio[0] : options.stdio
-  const stdin = input !== undefined ? 'pipe' : (given ?? 'ignore')
-  const child = spawn(command, args, { ...options, stdio: [stdin, 'pipe', 'pipe'] })
-  const state = { truncated: false }
-  const out = collect(child.stdout, maxBuffer, state)
-  const err = collect(child.stderr, maxBuffer, state)
+  if (!MAX_BUFFER_MODES.has(onMaxBuffer)) {
+    throw invalidArg(`options.onMaxBuffer must be 'truncate' or 'kill', got ${describe(onMaxBuffer)}`)
+  }
+  for (const [name, value] of [
+    ['reject', reject],
+    ['stripFinalNewline', stripFinalNewline],
+    ['all', all],
+  ]) {
+    if (typeof value !== 'boolean') throw invalidArg(`options.${name} must be a boolean, got ${describe(value)}`)
+  }
+  return { options, input, encoding, maxBuffer, reject, onMaxBuffer, stripFinalNewline, all }
+}
+
+/** Drops one final '\n' (or '\r\n') from a string or Buffer. */
+function stripNewline(value) {
+  if (typeof value === 'string') {
+    if (value.endsWith('\r\n')) return value.slice(0, -2)
+    return value.endsWith('\n') ? value.slice(0, -1) : value
+  }
+  let end = value.length
+  if (end > 0 && value[end - 1] === 10) end--
+  if (end > 0 && end < value.length && value[end - 1] === 13) end--
+  return end === value.length ? value : value.subarray(0, end)
+}
+
+async function runExec(child, command, args, o) {
+  const { options, input, encoding, maxBuffer, reject, onMaxBuffer, stripFinalNewline } = o
+  const state = { truncated: false, tooLarge: false }
+  const cap = onMaxBuffer === 'kill' ? maxBuffer : Math.max(maxBuffer * DRAIN_FACTOR, DRAIN_MIN)
+  const over = () => {
+    if (state.tooLarge) return
+    state.tooLarge = true
+    child.kill()
+  }
+  let all = null
+  if (o.all) {
+    const chunks = []
+    let size = 0
+    const limit = maxBuffer * 2
+    all = {
+      chunks,
+      cut: false,
+      add(chunk) {
+        if (size >= limit) {
+          all.cut = true
+          return
+        }
+        const part = size + chunk.length > limit ? chunk.subarray(0, limit - size) : chunk
+        if (part !== chunk) all.cut = true
+        chunks.push(part)
+        size += part.length
+      },
+    }
+  }
+  const out = collect(child.stdout, maxBuffer, cap, state, all, over)
+  const err = collect(child.stderr, maxBuffer, cap, state, all, over)
   if (input !== undefined && child.stdin) child.stdin.end(input)
   const decode = ({ chunks, cut }) => {
     const buf = Buffer.concat(chunks)
-    if (encoding === 'buffer' || encoding === null) return buf
-    // A head cut at maxBuffer may end inside a character: drop that partial character rather
-    // than decode it as U+FFFD, which the child never wrote.
-    const multiByte = /^(utf-?8|utf-?16le|ucs-?2)$/i.test(encoding)
-    return cut && multiByte ? new StringDecoder(encoding).write(buf) : buf.toString(encoding)
+    let value
+    if (encoding === 'buffer' || encoding === null) value = buf
+    else {
+      // A head cut at maxBuffer may end inside a character: drop that partial character rather
+      // than decode it as U+FFFD, which the child never wrote.
+      const multiByte = /^(utf-?8|utf-?16le|ucs-?2)$/i.test(encoding)
+      value = cut && multiByte ? new StringDecoder(encoding).write(buf) : buf.toString(encoding)
+    }
+    return stripFinalNewline ? stripNewline(value) : value
   }
   let result
   let failure
@@ -754,25 +845,72 @@ async function exec(command, args, options) {
   }
   const stdout = decode(out)
   const stderr = decode(err)
+  const fields = { stdout, stderr, truncated: state.truncated }
+  if (all !== null) fields.all = decode(all)
   if (options.signal?.aborted) {
-    const e = abortError(options.signal.reason)
-    Object.assign(e, { stdout, stderr, truncated: state.truncated })
-    throw e
+    throw Object.assign(abortError(options.signal.reason), fields)
   }
-  if (failure) {
-    Object.assign(failure, { stdout, stderr, truncated: state.truncated })
-    throw failure
-  }
+  if (failure) throw Object.assign(failure, fields)
   const { code, signal, durationMs } = result
+  const line = [command, ...(args ?? [])].join(' ')
+  if (state.tooLarge) {
+    const which = onMaxBuffer === 'kill' ? `maxBuffer (${maxBuffer} bytes)` : `${cap} bytes`
+    const e = new CorepoolError(
+      'ERR_OUTPUT_TOO_LARGE',
+      `Command wrote more than ${which} to stdout or stderr and was killed: ${line}`,
+    )
+    throw Object.assign(e, fields, { exitCode: code, signal, durationMs, command: line })
+  }
   if (reject && (code !== 0 || signal !== null)) {
-    const line = [command, ...(args ?? [])].join(' ')
     const why = signal !== null ? `was killed with ${signal}` : `failed with exit code ${code}`
     const tail = typeof stderr === 'string' && stderr.trim() !== '' ? `\n${stderr.trim().slice(-2000)}` : ''
     const e = new CorepoolError('ERR_CHILD_EXIT', `Command ${why}: ${line}${tail}`)
-    Object.assign(e, { exitCode: code, signal, stdout, stderr, truncated: state.truncated, durationMs, command: line })
-    throw e
+    throw Object.assign(e, fields, { exitCode: code, signal, durationMs, command: line })
   }
-  return { stdout, stderr, code, signal, truncated: state.truncated, durationMs }
+  return { ...fields, code, signal, durationMs }
+}
+
+/** Adds the handle of a running exec to its promise (execa-style). */
+function execHandle(promise, child) {
+  const rejected = child === null ? promise.then(() => undefined) : null
+  rejected?.catch(noop)
+  Object.defineProperties(promise, {
+    child: { value: child },
+    pid: { get: () => child?.pid },
+    stdin: { value: child?.stdin ?? null },
+    stdout: { value: child?.stdout ?? null },
+    stderr: { value: child?.stderr ?? null },
+    exited: { value: child?.exited ?? rejected },
+    kill: { value: (signal, options) => (child === null ? false : child.kill(signal, options)) },
+  })
+  return promise
+}
+
+/**
+ * Runs `command` with `args` (no shell) and resolves `{ stdout, stderr, code, signal, truncated,
+ * durationMs, all? }`. The returned promise is also a handle on the running child: `pid`,
+ * `kill()`, `stdin`/`stdout`/`stderr`, `exited`, `child`. Output beyond `maxBuffer` bytes per
+ * stream is dropped (the head is kept, `truncated` set) or, with `onMaxBuffer: 'kill'`, kills the
+ * child and rejects with ERR_OUTPUT_TOO_LARGE. A non-zero exit or a signal rejects with
+ * ERR_CHILD_EXIT unless `reject: false`.
+ */
+function exec(command, args, options) {
+  let child = null
+  let promise
+  try {
+    unsupported()
+    ;[args, options] = optionalArgs(args, options)
+    const o = execOptions(options)
+    if (o.options.signal?.aborted) throw abortError(o.options.signal.reason)
+    // `input` wins over a stdin given in `stdio`, as in child_process and execa.
+    const given = Array.isArray(o.options.stdio) ? o.options.stdio[0] : o.options.stdio
+    const stdin = o.input !== undefined ? 'pipe' : (given ?? 'ignore')
+    child = spawn(command, args, { ...o.options, stdio: [stdin, 'pipe', 'pipe'] })
+    promise = runExec(child, command, args, o)
+  } catch (err) {
+    promise = Promise.reject(err)
+  }
+  return execHandle(promise, child)
 }
 
 module.exports = { spawn, exec, fork, Child }

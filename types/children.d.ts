@@ -157,12 +157,41 @@ export interface ExecOptions extends SpawnOptions {
   /** `'utf8'` (default) or another Buffer encoding for strings, `'buffer'` for Buffers. */
   encoding?: BufferEncoding | 'buffer' | null
   /**
-   * Bytes kept per stream (default 1 MiB): the head is kept, the rest read and dropped, and
-   * `truncated` set. The child is not killed and `exec` never hangs on a full pipe.
+   * Bytes kept per stream (default 1 MiB, `Infinity`: no limit): the head is kept and `truncated`
+   * set. What happens past it depends on `onMaxBuffer`; `exec` never hangs on a full pipe.
    */
   maxBuffer?: number
+  /**
+   * `'truncate'` (default): output past `maxBuffer` is read and dropped while the child runs on —
+   * up to 64 × `maxBuffer` (at least 256 MiB) per stream; past that the child is killed and
+   * `exec` rejects with ERR_OUTPUT_TOO_LARGE, so it never stays pending on a program that writes
+   * without end. `'kill'` (as `child_process` and execa): past `maxBuffer` the child is killed
+   * (`killSignal`, the tree) and `exec` rejects with ERR_OUTPUT_TOO_LARGE carrying the head in
+   * `stdout`/`stderr`.
+   */
+  onMaxBuffer?: 'truncate' | 'kill'
+  /** Drop one final `\n` (or `\r\n`) from `stdout`, `stderr` and `all`, as execa does. Default false. */
+  stripFinalNewline?: boolean
+  /** Also collect `all`: stdout and stderr interleaved in arrival order (at most 2 × `maxBuffer`). */
+  all?: boolean
   /** Default true: a non-zero exit or a signal rejects with ERR_CHILD_EXIT. */
   reject?: boolean
+}
+
+/** The promise `exec` returns is also a handle on the running child. */
+export interface ExecPromise<T> extends Promise<T> {
+  /** The child (null when the arguments were invalid). */
+  readonly child: Child | null
+  /** The pid, once the child runs (`await promise.child.spawned`). */
+  readonly pid: number | undefined
+  readonly stdin: Writable | null
+  /** The child's stdout (exec reads it; extra listeners see the same data). */
+  readonly stdout: Readable | null
+  readonly stderr: Readable | null
+  /** `child.exited` (rejects like the promise when the arguments were invalid). */
+  readonly exited: Promise<ExitResult>
+  /** `child.kill()`; false when there is no running child. */
+  kill(signal?: Signal, options?: KillOptions): boolean
 }
 
 /** What `exec` resolves to. */
@@ -174,6 +203,8 @@ export interface ExecResult<T = string | Buffer> {
   /** True when a stream exceeded `maxBuffer`. */
   truncated: boolean
   durationMs: number
+  /** With `all: true`: stdout and stderr interleaved in arrival order. */
+  all?: T
 }
 
 /**
@@ -186,21 +217,21 @@ export declare function exec(
   command: string,
   args?: readonly string[],
   options?: ExecOptions & { encoding?: BufferEncoding },
-): Promise<ExecResult<string>>
+): ExecPromise<ExecResult<string>>
 export declare function exec(
   command: string,
   args: readonly string[] | undefined,
   options: ExecOptions & { encoding: 'buffer' | null },
-): Promise<ExecResult<Buffer>>
+): ExecPromise<ExecResult<Buffer>>
 /** `exec(command, options)`: no arguments. */
 export declare function exec(
   command: string,
   options?: ExecOptions & { encoding?: BufferEncoding },
-): Promise<ExecResult<string>>
+): ExecPromise<ExecResult<string>>
 export declare function exec(
   command: string,
   options: ExecOptions & { encoding: 'buffer' | null },
-): Promise<ExecResult<Buffer>>
+): ExecPromise<ExecResult<Buffer>>
 
 /** Options of `fork`. */
 export interface ForkOptions extends Omit<SpawnOptions, 'shell'> {
@@ -210,8 +241,11 @@ export interface ForkOptions extends Omit<SpawnOptions, 'shell'> {
   execArgv?: string[]
   /** Pipe stdio instead of inheriting it (the default). */
   silent?: boolean
-  /** Only `'json'` (the default) is supported. */
-  serialization?: 'json'
+  /**
+   * `'json'` (default: newline-delimited JSON) or `'advanced'` (Node's structured-clone IPC:
+   * Map, Set, Date, BigInt, Buffers and typed arrays; the child uses plain `process.send`).
+   */
+  serialization?: 'json' | 'advanced'
 }
 
 /**
