@@ -106,8 +106,8 @@ class Pool extends EventEmitter {
     this.#maxQueue = maxQueue === undefined || maxQueue === Infinity ? -1 : maxQueue
     this.#closeTimeout = closeTimeout ?? Infinity
     // Checked whether or not `filename` is given (a pool without it may still get per-task ones).
-    const js = jsOptions(options ?? {}, this.#threads)
-    if (filename !== undefined || js.perTask) this.#js = js
+    // A pool without a task module still runs per-task ones (`run(data, { filename })`).
+    this.#js = jsOptions(options ?? {}, this.#threads)
     if (counters !== undefined) {
       if (!(counters instanceof SharedCounters)) {
         throw invalidArg(`options.counters must be a SharedCounters, got ${describe(counters)}`)
@@ -176,7 +176,6 @@ class Pool extends EventEmitter {
     let relayed = false
     let progress
     try {
-      if (this.#js === null) throw invalidArg('pool.run() needs a pool created with options.filename')
       let list = null
       if (options !== undefined && options !== null && typeof options === 'object') {
         name = options.name ?? null
@@ -352,9 +351,19 @@ class Pool extends EventEmitter {
 
   #stop(how) {
     if (this.#state === 'open') this.#state = 'closing'
-    if (this.#native === null) return Promise.resolve()
+    if (this.#native === null) return this.#closed(Promise.resolve())
     const stopped = how === 'destroy' ? this.#native.destroy() : (this.#stopped ??= this.#native.close())
-    return this.#js === null ? stopped : stopped.then(() => this.#terminateWorkers())
+    return this.#closed(stopped.then(() => this.#terminateWorkers()))
+  }
+
+  // 'close' is emitted once, when the pool has stopped (as piscina does).
+  #closed(stopped) {
+    return stopped.then(() => {
+      if (this.#state !== 'closed') {
+        this.#state = 'closed'
+        this.emit('close')
+      }
+    })
   }
 
   async #terminateWorkers() {
@@ -496,7 +505,7 @@ function taskFilename(filename, what) {
 
 function jsOptions(options, threads) {
   const { filename, minThreads, idleTimeout, abortGrace, resourceLimits, env, execArgv, workerData } = options
-  const file = filename === undefined ? null : taskFilename(filename, 'options.filename')
+  const file = filename === undefined || filename === null ? null : taskFilename(filename, 'options.filename')
   if (minThreads !== undefined && !(Number.isInteger(minThreads) && minThreads >= 0 && minThreads <= threads)) {
     throw invalidArg(
       `options.minThreads must be an integer from 0 to threads (${threads}), got ${describe(minThreads)}`,
@@ -530,15 +539,6 @@ function jsOptions(options, threads) {
   if (execArgv !== undefined) workerOptions.execArgv = execArgv
   return {
     filename: file,
-    // Worker options without a pool-wide module: the pool runs per-task modules only.
-    perTask:
-      minThreads !== undefined ||
-      idleTimeout !== undefined ||
-      abortGrace !== undefined ||
-      resourceLimits !== undefined ||
-      env !== undefined ||
-      execArgv !== undefined ||
-      workerData !== undefined,
     minThreads: minThreads ?? Math.min(1, threads),
     idleTimeout: idleTimeout ?? 10_000,
     abortGrace: abortGrace ?? 1000,

@@ -146,6 +146,8 @@ export class Pool extends EventEmitter {
   on(event: 'message', listener: (value: unknown) => void): this
   /** A worker failed outside any task (emitted only when listened to). */
   on(event: 'error', listener: (err: Error) => void): this
+  /** The pool stopped (after `close()` or `destroy()`). */
+  on(event: 'close', listener: () => void): this
   /** A worker was started / has exited. */
   on(event: 'workerCreate' | 'workerDestroy', listener: (worker: { threadId: number; slot: number }) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this
