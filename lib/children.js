@@ -326,7 +326,10 @@ class Child extends EventEmitter {
       }, o.timeout)
     }
     if (o.signal !== undefined) {
-      const onAbort = () => this.kill(o.killSignal)
+      // As child_process: an abort that kills the child is also an 'error' (AbortError).
+      const onAbort = () => {
+        if (this.kill(o.killSignal)) this.#emitError(abortError(o.signal.reason))
+      }
       if (o.signal.aborted) queueMicrotask(onAbort)
       else {
         o.signal.addEventListener('abort', onAbort, { once: true })
@@ -708,6 +711,8 @@ function collect(stream, limit, cap, state, all, over) {
   const result = { chunks, done: Promise.resolve(), cut: false }
   if (stream === null) return result
   stream.on('data', (chunk) => {
+    // Someone may have called setEncoding() on the stream (as child_process allows).
+    if (typeof chunk === 'string') chunk = Buffer.from(chunk, stream.readableEncoding ?? 'utf8')
     seen += chunk.length
     if (all !== null) all.add(chunk)
     if (seen > cap) over()
