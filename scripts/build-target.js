@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+'use strict'
+// The release binaries (the addon and the corepool-watchdog helper) for one target of package.json's `napi.targets`, for the release workflow
+// (.github/workflows/release.yml), which runs it once per target and hands the files to
+// `npm run prebuilds -- --artifacts DIR --all`.
+//
+//   node scripts/build-target.js <rust target> [--out DIR (default artifacts/)]
+//
+// It cross-compiles with cargo-zigbuild (`pip install ziglang cargo-zigbuild`, plus
+// `rustup target add <rust target>`): zig links glibc targets against glibc 2.17, so the
+// binary loads on any distribution since 2014 (a plain build needs the builder's glibc), and it
+// provides the C cross compiler zstd needs. musl targets are built with the C runtime linked
+// dynamically (-crt-static), as a Node addon must be.
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+const { rustTargets, nativeFileName } = require('../lib/platform')
+
+const root = path.join(__dirname, '..')
+const [target] = process.argv.slice(2).filter((a) => !a.startsWith('--'))
+const outIndex = process.argv.indexOf('--out')
+const out = path.resolve(outIndex > 0 ? process.argv[outIndex + 1] : path.join(root, 'artifacts'))
+const t = rustTargets[target]
+if (!t) {
+  console.error(`usage: build-target.js <${Object.keys(rustTargets).join(' | ')}> [--out DIR]`)
+  process.exit(2)
+}
+const zigTarget = t.libc === 'glibc' ? `${target}.2.17` : target
+const env = { ...process.env }
+if (t.libc === 'musl') env.RUSTFLAGS = `${env.RUSTFLAGS ?? ''} -C target-feature=-crt-static`.trim()
+const args = ['zigbuild', '--release', '--locked', '--lib', '--target', zigTarget]
+for (const extra of [[], ['-p', 'corepool-core', '--bin', 'corepool-watchdog']]) {
+  const a = [...args.filter((x) => extra.length === 0 || x !== '--lib'), ...extra]
+  console.log(`build-target: cargo ${a.join(' ')}`)
+  const r = spawnSync('cargo', a, { cwd: root, stdio: 'inherit', env })
+  if (r.status !== 0) process.exit(r.status ?? 1)
+}
+const targetDir = env.CARGO_TARGET_DIR ? path.resolve(root, env.CARGO_TARGET_DIR) : path.join(root, 'target')
+fs.mkdirSync(out, { recursive: true })
+const file = path.join(out, nativeFileName(t.triple))
+fs.copyFileSync(path.join(targetDir, target, 'release', 'libcorepool.so'), file)
+const watchdog = path.join(out, `corepool-watchdog.${t.triple}`)
+fs.copyFileSync(path.join(targetDir, target, 'release', 'corepool-watchdog'), watchdog)
+console.log(`build-target: ${file}, ${watchdog}`)
