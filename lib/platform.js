@@ -130,11 +130,11 @@ function describeError(err) {
 // Tries, in order: COREPOOL_NATIVE_PATH (alone, when set), the prebuilt platform package, the
 // local build. Returns { binding, from, file, attempts } (attempts: [{ what, error }], those that
 // failed first) or { binding: null, attempts, triple }.
-// `options` exist for tests: another package root, another triple, another require.
+// `options` (for tests and the install script): another package root, triple or environment.
 function findNative(options = {}) {
   const dir = options.root ?? root
   const triple = options.triple ?? platformTriple()
-  const req = options.require ?? require
+  const req = require
   const env = options.env ?? process.env
   const attempts = []
   // load() returns the file it loaded: { binding, from, file, attempts }.
@@ -167,7 +167,8 @@ function findNative(options = {}) {
 }
 
 // The oldest cargo that builds corepool: `rust-version` in Cargo.toml (the highest of Cargo.lock
-// version 4's need, 1.78, and the dependencies' own rust-version; CI checks it).
+// version 4's need, 1.78, and the dependencies' own rust-version; __test__/platform.test.mjs
+// checks it).
 function minCargo(dir = root) {
   try {
     const toml = fs.readFileSync(path.join(dir, 'Cargo.toml'), 'utf8')
