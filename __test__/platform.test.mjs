@@ -128,7 +128,11 @@ function tree(name, { platformVersion = null, local = false } = {}) {
       path.join(p, 'package.json'),
       JSON.stringify({ name: platform.packageName(TRIPLE), version: platformVersion, main: 'binding.js' }),
     )
-    fs.writeFileSync(path.join(p, 'binding.js'), 'module.exports = { from: "platform package" }\n')
+    fs.writeFileSync(
+      path.join(p, 'binding.js'),
+      'module.exports = { from: "platform package", configureSubreaper(p) { this.helper = p } }\n',
+    )
+    fs.writeFileSync(path.join(p, 'corepool-watchdog'), '')
   }
   if (local) fs.copyFileSync(LOCAL, path.join(core, platform.nativeFileName(TRIPLE)))
   return core
@@ -140,11 +144,12 @@ function load(core, env = {}) {
     const r = findNative()
     let error = null
     try { require('./lib/native') } catch (e) { error = { code: e.code, message: e.message } }
-    console.log(JSON.stringify({ from: r.from ?? null, attempts: r.attempts, marker: r.binding?.from ?? null, error }))`
+    const helper = r.binding?.helper ?? null
+    console.log(JSON.stringify({ from: r.from ?? null, attempts: r.attempts, marker: r.binding?.from ?? null, helper, error }))`
   const r = spawnSync(process.execPath, ['-e', code], {
     cwd: core,
     encoding: 'utf8',
-    env: { ...process.env, COREPOOL_NATIVE_PATH: '', ...env },
+    env: { ...process.env, COREPOOL_NATIVE_PATH: '', COREPOOL_SUBREAPER_PATH: undefined, ...env },
   })
   assert.equal(r.status, 0, r.stderr)
   return JSON.parse(r.stdout)
@@ -155,6 +160,8 @@ test('the loader takes the platform package first, the local build after it', { 
   assert.equal(both.from, `package ${platform.packageName(TRIPLE)}`)
   assert.equal(both.marker, 'platform package')
   assert.equal(both.error, null)
+  // The children's subreaper helper is the one beside the addon that loaded.
+  assert.equal(both.helper, path.join(tmp, 'both', 'node_modules', platform.packageName(TRIPLE), 'corepool-watchdog'))
 
   const localOnly = tree('local', { local: true })
   const local = load(localOnly)
