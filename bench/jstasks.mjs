@@ -104,9 +104,27 @@ async function main() {
           THREADS * 2,
         ),
     ],
+    [
+      '1 MiB result (tasks/s; corepool and piscina: move())',
+      'result',
+      true,
+      (p) =>
+        throughput(
+          async () => {
+            const r = await p.run({ kind: 'result' })
+            if (r[0] !== 1 || r.length !== 1 << 20) throw new Error('bad result')
+          },
+          MB,
+          THREADS * 2,
+        ),
+    ],
   ]
   // results[name][key] = one value per round; samples[name] = every latency sample.
-  const results = Object.fromEntries(names.map((n) => [n, { trivial: [], p50: [], p99: [], fib: [], mib: [] }]))
+  const results = Object.fromEntries(
+    names.map((n) => [n, { trivial: [], p50: [], p99: [], fib: [], mib: [], result: [] }]),
+  )
+  const rss = () => `${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB`
+  console.log(`rss after warm-up: ${rss()}`)
   const samples = Object.fromEntries(names.map((n) => [n, []]))
   for (let round = 0; round < ROUNDS; round++) {
     const order = names.map((_, i) => names[(i + round) % names.length])
@@ -122,7 +140,7 @@ async function main() {
         }
       }
     }
-    console.log(`  round ${round + 1}/${ROUNDS} done`)
+    console.log(`  round ${round + 1}/${ROUNDS} done (rss ${rss()})`)
   }
   for (const name of names) await pools[name].close()
 
