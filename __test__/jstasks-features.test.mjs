@@ -137,7 +137,8 @@ test('close({ force }) rejects queued tasks and lets running ones finish; closeT
   const pool = new Pool({ filename: esmTask, threads: 1 })
   const running = pool.run({ ms: 100 }, { name: 'sleepy' })
   const queued = [pool.run({ n: 1 }), pool.run({ n: 2 })].map((p) => p.catch((err) => err.code))
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  // Until a pool thread picked the first task (a loaded machine may take a while).
+  for (let i = 0; i < 2000 && pool.stats.running === 0; i++) await new Promise((r) => setTimeout(r, 5))
   await pool.close({ force: true })
   assert.equal(await running, 'slept')
   assert.deepEqual(await Promise.all(queued), ['ERR_POOL_CLOSED', 'ERR_POOL_CLOSED'])

@@ -258,6 +258,10 @@ test("pool-close: 'close({force: true})' / 'queued tasks waits for all tasks alr
   const task1 = pool.run({ time: 1000 })
   const task2 = pool.run({ time: 200 })
   let closed
+  // piscina closes on setImmediate, when task1 was already posted to a worker. A corepool task
+  // runs once a pool thread picked it, which a loaded machine can delay past setImmediate: wait
+  // for that instead (bounded).
+  for (let i = 0; i < 2000 && pool.stats.running === 0; i++) await new Promise((r) => setTimeout(r, 5))
   setImmediate(() => (closed = pool.close({ force: true })))
   await Promise.all([
     once(pool, 'close'),
