@@ -3,15 +3,13 @@
 // The 100-run soak with timings is bench/orphans.mjs.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn as nodeSpawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { gone, waitGone } from './fixtures/proc.mjs'
+import { gone, waitGone, startOrphanParent } from './fixtures/proc.mjs'
 import { spawn } from '../index.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const parentScript = path.join(here, 'fixtures', 'orphan-parent.mjs')
 const helper = fs.existsSync(path.join(here, '..', 'corepool-watchdog')) && process.env.COREPOOL_SUBREAPER_PATH !== ''
 
 function session(pid) {
@@ -25,25 +23,13 @@ async function escapes(pid, other) {
   return session(pid) !== session(other)
 }
 
-function startParent(mode) {
-  const parent = nodeSpawn(process.execPath, [parentScript, mode], { stdio: ['ignore', 'pipe', 'inherit'] })
-  return new Promise((resolve, reject) => {
-    let out = ''
-    parent.stdout.on('data', (d) => {
-      out += d
-      if (out.includes('\n')) resolve({ parent, pids: JSON.parse(out) })
-    })
-    parent.on('exit', () => reject(new Error(`parent exited early: ${out}`)))
-  })
-}
-
 for (const mode of ['tree', 'setsid', 'daemon']) {
   test(
     `parent SIGKILLed: no survivor (${mode}), 10 runs`,
     { skip: !helper && mode !== 'tree' && 'needs the subreaper helper' },
     async () => {
       for (let run = 0; run < 10; run++) {
-        const { parent, pids } = await startParent(mode)
+        const { parent, pids } = await startOrphanParent(mode)
         const targets = [pids.child, pids.grandchild]
         try {
           assert.ok(!targets.some(gone), `run ${run}: ${JSON.stringify(pids)} not running`)

@@ -168,55 +168,40 @@ test('timeout.js: timedOut is false if timeout is 0', async () => {
   assert.equal(p.child.timedOut, false)
 })
 
-// test/arguments/env.js
-test('env.js: use environment variables by default', async () => {
+// test/arguments/env.js (execa sets process.env.FOO = 'foo' for the whole file)
+async function withFoo(fn) {
   process.env.FOO = 'foo'
   try {
-    const { stdout } = await exec(node, [compat('environment.cjs')], { stripFinalNewline: true })
+    return await fn()
+  } finally {
+    delete process.env.FOO
+  }
+}
+const environment = (options) => exec(node, [compat('environment.cjs')], { stripFinalNewline: true, ...options })
+test('env.js: use environment variables by default', () =>
+  withFoo(async () => {
+    const { stdout } = await environment()
     assert.deepEqual(stdout.split('\n'), ['foo', 'undefined'])
-  } finally {
-    delete process.env.FOO
-  }
-})
-test('env.js: extend environment variables by default', async () => {
-  process.env.FOO = 'foo'
-  try {
-    const { stdout } = await exec(node, [compat('environment.cjs')], { env: { BAR: 'bar' }, stripFinalNewline: true })
+  }))
+test('env.js: extend environment variables by default', () =>
+  withFoo(async () => {
+    const { stdout } = await environment({ env: { BAR: 'bar' } })
     assert.deepEqual(stdout.split('\n'), ['foo', 'bar'])
-  } finally {
-    delete process.env.FOO
-  }
-})
-test('env.js: do not extend environment with `extendEnv: false`', async () => {
-  process.env.FOO = 'foo'
-  try {
-    const { stdout } = await exec(node, [compat('environment.cjs')], {
-      env: { BAR: 'bar', PATH: process.env.PATH },
-      extendEnv: false,
-      stripFinalNewline: true,
-    })
+  }))
+test('env.js: do not extend environment with `extendEnv: false`', () =>
+  withFoo(async () => {
+    const { stdout } = await environment({ env: { BAR: 'bar', PATH: process.env.PATH }, extendEnv: false })
     assert.deepEqual(stdout.split('\n'), ['undefined', 'bar'])
-  } finally {
-    delete process.env.FOO
-  }
-})
+  }))
 for (const [name, options] of [
   ['no `env`', {}],
   ['`env: {}`', { env: {} }],
 ]) {
-  test(`env.js: do not use process.env with \`extendEnv: false\` and ${name}`, async () => {
-    process.env.FOO = 'foo'
-    try {
-      const { stdout } = await exec(node, [compat('environment.cjs')], {
-        extendEnv: false,
-        stripFinalNewline: true,
-        ...options,
-      })
+  test(`env.js: do not use process.env with \`extendEnv: false\` and ${name}`, () =>
+    withFoo(async () => {
+      const { stdout } = await environment({ extendEnv: false, ...options })
       assert.deepEqual(stdout.split('\n'), ['undefined', 'undefined'])
-    } finally {
-      delete process.env.FOO
-    }
-  })
+    }))
 }
 test('env.js: use extend environment with `extendEnv: true` and `shell: true`', async () => {
   process.env.TEST = 'test'

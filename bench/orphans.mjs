@@ -3,41 +3,19 @@
 // session while its parent lives (`setsid`), or is a double-forked daemon in a session of its
 // own (`daemon`); SIGKILL the parent and check that child and grandchild are gone within 1 s.
 // Usage: node bench/orphans.mjs [runs=100] [scenarios=tree,setsid,daemon]
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { gone } from '../__test__/fixtures/proc.mjs'
+import { gone, startOrphanParent } from '../__test__/fixtures/proc.mjs'
 
 const runs = Number(process.argv[2] ?? 100)
 const scenarios = (process.argv[3] ?? 'tree,setsid,daemon').split(',')
-const parentScript = path.join(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '__test__',
-  'fixtures',
-  'orphan-parent.mjs',
-)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function startParent(mode) {
-  const parent = spawn(process.execPath, [parentScript, mode], { stdio: ['ignore', 'pipe', 'inherit'] })
-  return new Promise((resolve, reject) => {
-    let out = ''
-    parent.stdout.on('data', (d) => {
-      out += d
-      if (out.includes('\n')) resolve({ parent, pids: JSON.parse(out) })
-    })
-    parent.on('exit', () => reject(new Error(`parent exited early: ${out}`)))
-  })
-}
 
 let total = 0
 for (const mode of scenarios) {
   let orphans = 0
   let worst = 0
   for (let i = 0; i < runs; i++) {
-    const { parent, pids } = await startParent(mode)
+    const { parent, pids } = await startOrphanParent(mode)
     const killedAt = performance.now()
     parent.kill('SIGKILL')
     const targets = [pids.child, pids.grandchild]

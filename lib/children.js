@@ -426,7 +426,7 @@ class Child extends EventEmitter {
       }
       this.emit('exit', code, signal)
       // 'close' as in child_process: after 'exit' and once the output pipes have closed.
-      const open = [this.stdout, this.stderr].filter((st) => st !== null && !st.closed)
+      const open = [this.stdout, this.stderr].filter((st) => st !== null && !st[kCloseSeen])
       let left = open.length
       const closed = () => {
         if (--left === 0) this.emit('close', code, signal)
@@ -621,8 +621,15 @@ function unsupported() {
   }
 }
 
+// Set once a pipe emitted 'close' (a socket's `closed` and `closeEmitted` turn true before it
+// emits 'close', which comes when its handle has closed).
+const kCloseSeen = Symbol('corepool.closeSeen')
+
 function pipeSocket(fd, readable) {
   const socket = new net.Socket({ fd, readable, writable: !readable, allowHalfOpen: true })
+  socket.once('close', () => {
+    socket[kCloseSeen] = true
+  })
   // EPIPE on stdin (the child stopped reading) and the like must not crash an unobserving
   // program; listeners added by the user still see them.
   socket.on('error', noop)

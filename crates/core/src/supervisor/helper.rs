@@ -60,28 +60,18 @@ fn start(path: &CString) -> io::Result<Running> {
     let (events, report) = sys::pipe()?;
     let null = sys::open("/dev/null", libc::O_RDWR)?;
     let c = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
-    let plan = Plan {
-        candidates: vec![path.clone()],
-        argv: vec![c("corepool-watchdog")?],
-        envp: Vec::new(),
-        cwd: Some(c("/")?),
-        fds: vec![
+    let plan = Plan::helper(
+        path.clone(),
+        vec![c("corepool-watchdog")?],
+        Vec::new(),
+        vec![
             (null.as_raw_fd(), 0),
             (null.as_raw_fd(), 1),
             (null.as_raw_fd(), 2),
             (theirs.as_raw_fd(), subreaper::REQUEST_FD),
             (report.as_raw_fd(), subreaper::EVENT_FD),
         ],
-        inherit: Vec::new(),
-        umask: None,
-        uid: None,
-        gid: None,
-        // It must outlive us to clean up after us.
-        death_signal: 0,
-        parent_pid: sys::getpid(),
-        new_session: false,
-        register_fd: None,
-    };
+    );
     let pid = sys::spawn(&plan).map_err(|(e, _)| e)?;
     let registry = Arc::new(Registry::default());
     let r = Arc::clone(&registry);

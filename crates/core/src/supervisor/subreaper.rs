@@ -23,7 +23,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::sys::{self, Plan, WaitStatus};
+use super::sys::{self, Plan};
 
 /// The request socket in the helper.
 pub const REQUEST_FD: RawFd = 3;
@@ -339,24 +339,10 @@ fn run_shim(helper: i32, plan: &Plan, reply: OwnedFd, fds: Vec<OwnedFd>) -> ! {
             unsafe { libc::_exit(0) }
         }
         if pid == child {
-            let ws = decode_status(status);
+            let ws = sys::decode_status(status);
             let record = ints([pid, ws.code.unwrap_or(-1), ws.signal.unwrap_or(0)]);
             // SAFETY: a 12-byte write (atomic on a pipe) to the event descriptor.
             unsafe { libc::write(EVENT_FD, record.as_ptr() as *const libc::c_void, 12) };
-        }
-    }
-}
-
-fn decode_status(status: libc::c_int) -> WaitStatus {
-    if libc::WIFEXITED(status) {
-        WaitStatus {
-            code: Some(libc::WEXITSTATUS(status)),
-            signal: None,
-        }
-    } else {
-        WaitStatus {
-            code: None,
-            signal: Some(libc::WTERMSIG(status)),
         }
     }
 }

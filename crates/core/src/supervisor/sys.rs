@@ -245,7 +245,12 @@ pub fn waitpid(pid: i32, block: bool) -> io::Result<Option<WaitStatus>> {
         }
         break;
     }
-    Ok(Some(if libc::WIFEXITED(status) {
+    Ok(Some(decode_status(status)))
+}
+
+/// A `waitpid` status as exit code or signal.
+pub fn decode_status(status: c_int) -> WaitStatus {
+    if libc::WIFEXITED(status) {
         WaitStatus {
             code: Some(libc::WEXITSTATUS(status)),
             signal: None,
@@ -255,7 +260,7 @@ pub fn waitpid(pid: i32, block: bool) -> io::Result<Option<WaitStatus>> {
             code: None,
             signal: Some(libc::WTERMSIG(status)),
         }
-    }))
+    }
 }
 
 pub fn getpid() -> i32 {
@@ -297,6 +302,33 @@ pub struct Plan {
     pub new_session: bool,
     /// The watchdog's pipe: the child writes `+<its pid>\n` there before exec.
     pub register_fd: Option<RawFd>,
+}
+
+impl Plan {
+    /// A helper process of ours (the watchdogs): no death signal — it must outlive us to clean
+    /// up after us — working directory `/`, and `fds` as `(source, target)`.
+    pub fn helper(
+        program: CString,
+        argv: Vec<CString>,
+        envp: Vec<CString>,
+        fds: Vec<(RawFd, RawFd)>,
+    ) -> Plan {
+        Plan {
+            candidates: vec![program],
+            argv,
+            envp,
+            cwd: CString::new("/").ok(),
+            fds,
+            inherit: Vec::new(),
+            umask: None,
+            uid: None,
+            gid: None,
+            death_signal: 0,
+            parent_pid: getpid(),
+            new_session: false,
+            register_fd: None,
+        }
+    }
 }
 
 /// Where the child failed before exec.

@@ -42,26 +42,16 @@ fn start() -> Option<(std::fs::File, i32)> {
     let (read, write) = sys::pipe().ok()?;
     let null = sys::open("/dev/null", libc::O_RDWR).ok()?;
     let c = |s: &str| std::ffi::CString::new(s).ok();
-    let plan = sys::Plan {
-        candidates: vec![c("/bin/sh")?],
-        argv: vec![c("sh")?, c("-c")?, c(SCRIPT)?],
-        envp: vec![c("PATH=/usr/local/bin:/usr/bin:/bin")?],
-        cwd: Some(c("/")?),
-        fds: vec![
+    let plan = sys::Plan::helper(
+        c("/bin/sh")?,
+        vec![c("sh")?, c("-c")?, c(SCRIPT)?],
+        vec![c("PATH=/usr/local/bin:/usr/bin:/bin")?],
+        vec![
             (read.as_raw_fd(), 0),
             (null.as_raw_fd(), 1),
             (null.as_raw_fd(), 2),
         ],
-        inherit: Vec::new(),
-        umask: None,
-        uid: None,
-        gid: None,
-        // It must outlive us to do its job.
-        death_signal: 0,
-        parent_pid: sys::getpid(),
-        new_session: false,
-        register_fd: None,
-    };
+    );
     let pid = sys::spawn(&plan).ok()?;
     // Never block a spawn on a stalled watchdog: a full pipe drops the entry instead.
     sys::set_nonblocking(&write).ok()?;
