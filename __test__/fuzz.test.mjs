@@ -303,3 +303,57 @@ test('a Supervisor refuses an oversized child id instead of copying it around', 
   assert.throws(() => sup.add({ id: 'x'.repeat(257), command: 'true' }), { code: 'ERR_INVALID_ARG' })
   sup.add({ id: 'x'.repeat(256), command: 'true' })
 })
+
+test('spawn, exec and Supervisor: hostile arguments and options (harmless commands only)', async () => {
+  // Only these programs ever run; `shell` is never fuzzed (no command line is ever interpreted).
+  const commands = fc.oneof(fc.constantFrom('true', 'false', 'corepool-missing-command', ''), hostileValue)
+  const childOptions = fc.oneof(
+    hostileValue,
+    fc.dictionary(
+      fc.constantFrom(
+        'cwd',
+        'env',
+        'argv0',
+        'stdio',
+        'detached',
+        'uid',
+        'gid',
+        'timeout',
+        'killSignal',
+        'forceKillAfter',
+        'signal',
+        'input',
+        'encoding',
+        'maxBuffer',
+        'reject',
+        'extendEnv',
+      ),
+      hostileValue,
+      { maxKeys: 4 },
+    ),
+  )
+  const args = fc.oneof(fc.array(hostileValue, { maxLength: 3 }), hostileValue)
+  await property('children', [commands, args, childOptions, hostileValue], async (command, a, o, signal) => {
+    if (o !== null && typeof o === 'object' && !Array.isArray(o)) {
+      try {
+        o = { ...o, shell: false, stdio: o.stdio === 'inherit' ? 'ignore' : o.stdio }
+      } catch {
+        // A getter bomb is passed on as it is.
+      }
+    }
+    await asyncCall('exec', () => corepool.exec(command, a, o))
+    const child = syncCall('spawn', () => corepool.spawn(command, a, o))
+    if (child !== undefined) {
+      syncCall('child.kill', () => child.kill(signal))
+      await child.exited.then(
+        () => {},
+        (err) => checkError(err, 'child.exited'),
+      )
+    }
+    const sup = syncCall('new Supervisor', () => new corepool.Supervisor(o))
+    if (sup !== undefined) {
+      syncCall('sup.add', () => sup.add({ id: 'c', command, args: a, options: o, shutdownMs: signal }))
+      await asyncCall('sup.stop', () => sup.stop())
+    }
+  })
+})

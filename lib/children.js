@@ -10,7 +10,7 @@ const { StringDecoder } = require('node:string_decoder')
 const { fileURLToPath } = require('node:url')
 const { isMainThread } = require('node:worker_threads')
 const native = require('./native')
-const { CorepoolError, invalidArg, abortError, describe, systemError } = require('./errors')
+const { CorepoolError, invalidArg, abortError, describe, systemError, asArgError, guardMethods } = require('./errors')
 const { signalOption } = require('./options')
 const { longTimeout } = require('./timers')
 const ipc = require('./ipc')
@@ -920,9 +920,11 @@ function exec(command, args, options) {
     child = spawn(command, args, { ...o.options, stdio: [stdin, 'pipe', 'pipe'] })
     promise = runExec(child, command, args, o)
   } catch (err) {
-    promise = Promise.reject(err)
+    promise = Promise.reject(asArgError(err))
   }
   return execHandle(promise, child)
 }
 
 module.exports = { spawn, exec, fork, Child }
+// What checking the caller's arguments throws (a getter of `options`, say) is ERR_INVALID_ARG.
+guardMethods(module.exports, ['spawn', 'fork'])

@@ -4,7 +4,7 @@
 const { EventEmitter } = require('node:events')
 const { isDeepStrictEqual } = require('node:util')
 const { spawn, fork } = require('./children')
-const { CorepoolError, invalidArg, invalidState, describe } = require('./errors')
+const { CorepoolError, invalidArg, invalidState, describe, asArgError, guardMethods } = require('./errors')
 const { SharedCounters } = require('./counters')
 const { longTimeout } = require('./timers')
 
@@ -79,6 +79,14 @@ class Supervisor extends EventEmitter {
    */
   constructor(options) {
     super()
+    try {
+      this.#configure(options)
+    } catch (err) {
+      throw asArgError(err) // e.g. a getter of `options` that throws
+    }
+  }
+
+  #configure(options) {
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw invalidArg(`options must be an object, got ${describe(options)}`)
     }
@@ -456,5 +464,8 @@ class Supervisor extends EventEmitter {
     }
   }
 }
+
+// Child specs are the caller's objects: what reading them throws is ERR_INVALID_ARG.
+guardMethods(Supervisor.prototype, ['add'])
 
 module.exports = { Supervisor }
