@@ -61,6 +61,12 @@ import { spawn, exec, Supervisor } from 'corepool'
 const child = spawn('true', [], { timeout: 1000 })
 const { code } = await child.exited
 const out = await exec('echo', ['hi'])
+const running = exec('yes', [], { onMaxBuffer: 'kill', stripFinalNewline: true, all: true })
+const killed: boolean = running.kill('SIGTERM', { tree: true })
+const runningPid: number | undefined = running.pid
+const all: string | undefined = (await running).all
+import { fork as forkChild } from 'corepool'
+const advanced = forkChild('./w.js', [], { serialization: 'advanced' })
 const sup = new Supervisor({ strategy: 'one_for_one', intensity: 3, period: 1000 })
 import { createWorker, cancelJob, hostCounters } from 'corepool/bullmq'
 import { Queue } from 'bullmq'
