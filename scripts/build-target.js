@@ -7,10 +7,12 @@
 //   node scripts/build-target.js <rust target> [--out DIR (default artifacts/)]
 //
 // It cross-compiles with cargo-zigbuild (`pip install ziglang cargo-zigbuild`, plus
-// `rustup target add <rust target>`): zig links glibc targets against glibc 2.17, so the
-// binary loads on any distribution since 2014 (a plain build needs the builder's glibc), and it
-// provides the C cross compiler zstd needs. musl targets are built with the C runtime linked
-// dynamically (-crt-static), as a Node addon must be.
+// `rustup target add <rust target>`): zig links glibc targets against an old glibc (a plain
+// build needs the builder's), and it provides the C cross compiler zstd needs. The addon links
+// against glibc 2.17; corepool-watchdog against 2.30, because Rust's std in an executable calls
+// gettid (glibc 2.30) and does not link against 2.17 (checked with Rust 1.95, cargo-zigbuild
+// 0.24). musl targets are built with the C runtime linked dynamically (-crt-static), as a Node
+// addon must be.
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
@@ -25,12 +27,13 @@ if (!t) {
   console.error(`usage: build-target.js <${Object.keys(rustTargets).join(' | ')}> [--out DIR]`)
   process.exit(2)
 }
-const zigTarget = t.libc === 'glibc' ? `${target}.2.17` : target
+const glibc = (version) => (t.libc === 'glibc' ? `${target}.${version}` : target)
 const env = { ...process.env }
 if (t.libc === 'musl') env.RUSTFLAGS = `${env.RUSTFLAGS ?? ''} -C target-feature=-crt-static`.trim()
-const args = ['zigbuild', '--release', '--locked', '--lib', '--target', zigTarget]
-for (const extra of [[], ['-p', 'corepool-core', '--bin', 'corepool-watchdog']]) {
-  const a = [...args.filter((x) => extra.length === 0 || x !== '--lib'), ...extra]
+for (const a of [
+  ['zigbuild', '--release', '--locked', '--lib', '--target', glibc('2.17')],
+  ['zigbuild', '--release', '--locked', '-p', 'corepool-core', '--bin', 'corepool-watchdog', '--target', glibc('2.30')],
+]) {
   console.log(`build-target: cargo ${a.join(' ')}`)
   const r = spawnSync('cargo', a, { cwd: root, stdio: 'inherit', env })
   if (r.status !== 0) process.exit(r.status ?? 1)
