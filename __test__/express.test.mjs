@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import http from 'node:http'
+import os from 'node:os'
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 let server
@@ -145,10 +146,48 @@ test('a client that goes away cancels its task', async () => {
   })
   for (let i = 0; i < 200; i++) {
     const m = (await get('/metrics')).body.toString()
-    if (/^corepool_tasks_cancelled_total 1$/m.test(m)) return
+    if (/^corepool_tasks_cancelled_total 1$/m.test(m)) {
+      // The request is counted although no response was sent.
+      assert.match(m, /^http_requests_disconnected_total\{route="\/compute"\} 1$/m)
+      assert.match(m, /^http_request_duration_seconds_count\{route="\/compute"\} [1-9]\d*$/m)
+      return
+    }
     await new Promise((r) => setTimeout(r, 25))
   }
   assert.fail('the task of the closed request was not cancelled')
+})
+
+test('empty bodies and other client errors: 4xx with a corepool code and a helpful message', async () => {
+  const post = (url, body) => get(url, { method: 'POST', ...(body === undefined ? {} : { body }) })
+  for (const [url, hint] of [
+    ['/hash', /request body is empty: send the bytes to hash/],
+    ['/thumbnail', /request body is empty: send an image/],
+    ['/jobs/transcode', /send the media to transcode as the request body/],
+  ]) {
+    for (const body of [undefined, Buffer.alloc(0)]) {
+      const r = await post(url, body)
+      assert.equal(r.status, 400, url)
+      assert.equal(r.body.error, 'ERR_INVALID_ARG', url)
+      assert.match(r.body.message, hint)
+    }
+  }
+  // A body in an encoding the server does not read is the client's error too (415), labelled
+  // with a corepool code rather than ERR_INTERNAL.
+  const badEncoding = await get('/hash', { method: 'POST', body: 'abc', headers: { 'content-encoding': 'bogus' } })
+  assert.equal(badEncoding.status, 415)
+  assert.equal(badEncoding.body.error, 'ERR_INVALID_ARG')
+})
+
+test("POST /hash and /thumbnail run on the app's pool (its totals count them)", async () => {
+  const completed = async () =>
+    Number(/^corepool_tasks_completed_total (\d+)$/m.exec((await get('/metrics')).body.toString())[1])
+  const before = await completed()
+  assert.equal((await get('/hash', { method: 'POST', body: 'abc' })).status, 200)
+  assert.equal(await completed(), before + 1)
+  assert.match(
+    (await get('/metrics')).body.toString(),
+    /^corepool_task_duration_seconds_count\{pool="native"\} [1-9]\d*$/m,
+  )
 })
 
 test('GET /metrics is valid Prometheus text', async () => {
@@ -219,6 +258,7 @@ test('POST /jobs/transcode runs a supervised transcoder child; GET /jobs/:id sho
   assert.equal(job.state, 'failed')
   assert.equal(job.error.code, 'ERR_CHILD_EXIT')
   assert.match(job.error.message, /Invalid data/)
+  assert.ok(!job.error.message.includes(os.tmpdir()), `no server path in ${job.error.message}`)
   assert.equal((await get('/jobs/nope')).status, 404)
   assert.equal((await get('/jobs/transcode?format=../x', { method: 'POST', body: media })).status, 400)
 })
@@ -230,10 +270,22 @@ test('--workers 2: processes share the port and the counters; a killed worker is
   const pids = new Set()
   for (let i = 0; i < 40; i++) pids.add((await health()).pid)
   assert.ok(pids.size >= 1)
-  // Any worker reports the totals of all of them.
-  const metrics = await (await fetch(`${url}/metrics`, { headers: { connection: 'close' } })).text()
+  // Any worker reports the totals of all of them, and every worker's gauges (labelled).
+  const scrape = async () => (await fetch(`${url}/metrics`, { headers: { connection: 'close' } })).text()
+  const metrics = await scrape()
   const total = Number(/^http_requests_total\{route="\/health"\} (\d+)$/m.exec(metrics)[1])
   assert.equal(total, 40)
+  assert.equal(
+    Number(/^http_request_duration_seconds_count\{route="\/health"\} (\d+)$/m.exec(metrics)[1]),
+    40,
+    'the latency histogram counts every request of every worker',
+  )
+  assert.match(metrics, /^http_request_duration_seconds_bucket\{route="\/health",le="\+Inf"\} 40$/m)
+  const gaugeLabels = (text) =>
+    [...text.matchAll(/^corepool_pool_queued\{pool="native",(worker="\d+")\} \d+$/gm)].map((m) => m[1]).sort()
+  assert.deepEqual(gaugeLabels(metrics), ['worker="0"', 'worker="1"'])
+  // Whichever worker answers, the same series.
+  for (let i = 0; i < 6; i++) assert.deepEqual(gaugeLabels(await scrape()), ['worker="0"', 'worker="1"'])
   // Kill one worker: the supervisor starts another; the service keeps answering.
   const victim = [...pids][0]
   process.kill(victim, 'SIGKILL')
@@ -247,10 +299,7 @@ test('--workers 2: processes share the port and the counters; a killed worker is
   let restarts = 0
   for (let i = 0; i < 100 && restarts < 1; i++) {
     const text = await (await fetch(`${url}/metrics`, { headers: { connection: 'close' } })).text()
-    restarts = [...text.matchAll(/^supervisor_restarts_total\{id="web_\d"\} (\d+)$/gm)].reduce(
-      (a, m) => a + Number(m[1]),
-      0,
-    )
+    restarts = Number(/^corepool_cluster_worker_restarts_total (\d+)$/m.exec(text)?.[1] ?? 0)
     if (restarts < 1) await new Promise((r) => setTimeout(r, 25))
   }
   assert.equal(restarts, 1, 'the restart shows in /metrics')
@@ -269,4 +318,38 @@ test('--workers 2: processes share the port and the counters; a killed worker is
     }
     assert.equal(alive, false, `worker ${pid} is gone`)
   }
+})
+
+test('SIGTERM to `npm start` (what docker stop sends to CMD npm start) stops the server', async () => {
+  const npm = spawn('npm', ['start', '--silent'], {
+    cwd: root,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const exited = new Promise((resolve) => npm.once('exit', (code, signal) => resolve({ code, signal })))
+  let out = ''
+  npm.stdout.setEncoding('utf8')
+  const url = await new Promise((resolve, reject) => {
+    npm.stdout.on('data', (d) => {
+      out += d
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+      if (m) resolve(m[1])
+    })
+    npm.once('exit', () => reject(new Error(`npm start exited: ${out}`)))
+  })
+  const { pid } = await (await fetch(`${url}/health`, { headers: { connection: 'close' } })).json()
+  // "start" execs node: the server is npm's child itself, not a shell's.
+  npm.kill('SIGTERM')
+  await exited
+  let alive = true
+  for (let i = 0; i < 200 && alive; i++) {
+    try {
+      process.kill(pid, 0)
+      await new Promise((r) => setTimeout(r, 25))
+    } catch {
+      alive = false
+    }
+  }
+  if (alive) process.kill(pid, 'SIGKILL')
+  assert.equal(alive, false, 'the server stopped with npm')
 })

@@ -9,14 +9,12 @@
 // - SIGTERM/SIGINT, when the app installs no handler of its own: stop accepting, finish the
 //   in-flight requests, then exit.
 const net = require('node:net')
+const { trackResponses, closeGracefully } = require('./graceful')
 
 const port = Number(process.env.COREPOOL_CLUSTER_PORT)
 const host = process.env.COREPOOL_CLUSTER_HOST || '0.0.0.0'
 const sharedFd = process.env.COREPOOL_LISTEN_FD === undefined ? null : Number(process.env.COREPOOL_LISTEN_FD)
 const servers = new Set()
-// Idle keep-alive connections are closed this long after the server stops accepting (a
-// connection that carries another request before that is told `Connection: close`).
-const IDLE_GRACE_MS = 1000
 
 /** The port a `listen(...)` call asks for, or null (a path, a handle, no port). */
 function requestedPort(args) {
@@ -43,38 +41,6 @@ if (Number.isInteger(port) && port > 0) {
   }
 }
 
-const kInFlight = Symbol('corepool.inFlight')
-const kClosing = Symbol('corepool.closing')
-
-/** HTTP servers: remember the responses in flight, and end keep-alive once closing. */
-function trackResponses(server) {
-  if (typeof server.closeIdleConnections !== 'function') return // not an HTTP server
-  server[kInFlight] = new Set()
-  server.on('request', (req, res) => {
-    if (server[kClosing]) res.shouldKeepAlive = false
-    server[kInFlight].add(res)
-    res.once('close', () => server[kInFlight].delete(res))
-  })
-}
-
-/**
- * Stops accepting on `server` and lets its connections end without a request failing: responses
- * not yet started say `Connection: close`, requests arriving on kept-alive connections are
- * answered (with `Connection: close`), idle connections are closed after IDLE_GRACE_MS.
- * (http.Server#close() would close idle connections at once, which resets a request the client
- * is sending at that moment.) Calls `done` once every connection ended.
- */
-function closeGracefully(server, done) {
-  server[kClosing] = true
-  for (const res of server[kInFlight] ?? []) if (!res.headersSent) res.shouldKeepAlive = false
-  net.Server.prototype.close.call(server, done)
-  if (server[kInFlight] !== undefined) {
-    const timer = setInterval(() => server.closeIdleConnections(), IDLE_GRACE_MS)
-    timer.unref()
-    server.once('close', () => clearInterval(timer))
-  }
-}
-
 function shutdown(signal) {
   // The app has its own handler: it decides (this one was installed first).
   if (process.listenerCount(signal) > 1) return
@@ -86,6 +52,4 @@ function shutdown(signal) {
     })
   }
 }
-
-module.exports = { closeGracefully }
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => shutdown(signal))

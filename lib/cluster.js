@@ -10,6 +10,7 @@ const path = require('node:path')
 const { Supervisor } = require('./supervisor')
 const { SharedCounters } = require('./counters')
 const { listenReusePort } = require('./net')
+const { closeGracefully } = require('./graceful')
 const { CorepoolError, invalidArg, describe } = require('./errors')
 
 const WORKER_PRELOAD = path.join(__dirname, 'cluster-worker.js')
@@ -774,5 +775,20 @@ cluster.list = function list() {
 }
 
 cluster.controlPath = controlPath
+
+/**
+ * Stops `server` (an http.Server) from accepting and resolves once its connections ended, failing
+ * no request: responses not yet started and requests arriving on kept-alive connections get
+ * `Connection: close`, idle connections are closed after a second. For apps with their own
+ * SIGTERM handler (a worker without one is stopped this way by the cluster).
+ */
+cluster.closeGracefully = function closeServerGracefully(server) {
+  if (!(server instanceof net.Server))
+    return Promise.reject(invalidArg(`server must be a net.Server, got ${describe(server)}`))
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve()
+    closeGracefully(server, () => resolve())
+  })
+}
 
 module.exports = { cluster, Cluster }

@@ -21,20 +21,58 @@ const ROUTES = [
   '/metrics',
   'other',
 ]
-const slug = (route) => route.replace(/[^a-z0-9]+/gi, '_').replace(/^_|_$/g, '') || 'root'
 const POOL_COUNTERS = [
   'corepool_tasks_completed_total',
   'corepool_tasks_failed_total',
   'corepool_tasks_cancelled_total',
 ]
+// Seconds; from 1 ms (/health) to 30 s (a long /compute).
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+const POOLS = ['native', 'js']
+const HELP = {
+  http_requests_total: 'HTTP requests by route, all processes.',
+  http_request_errors_total: 'HTTP responses with status >= 400, all processes.',
+  http_requests_disconnected_total: 'Requests whose client went away before the response, all processes.',
+  http_request_duration_seconds: 'Time to answer, by route, all processes.',
+  corepool_task_duration_seconds: 'Pool task time (queued and running) seen by the app, all processes.',
+  corepool_pool_queued: 'Tasks waiting in the pool, per worker.',
+  corepool_pool_running: 'Tasks running in the pool, per worker.',
+  corepool_pool_utilization_ppm: 'Busy share of the pool threads over the last 10 s, in millionths, per worker.',
+  nodejs_eventloop_delay_p99_microseconds: 'Event-loop delay p99 over the last 10 s window, per worker.',
+}
 
-/** Names of the shared counters the app uses (every process of a group opens the same region). */
+/** Names of the shared metrics the app uses (every process of a cluster opens the same region). */
 function counterNames() {
   const names = []
   for (const route of ROUTES) {
-    names.push(`http_requests:${slug(route)}`, `http_errors:${slug(route)}`, `http_latency_us:${slug(route)}`)
+    const l = `{route="${route}"}`
+    names.push(`http_requests_total${l}`, `http_request_errors_total${l}`, `http_requests_disconnected_total${l}`)
+    names.push({ name: `http_request_duration_seconds${l}`, type: 'histogram', buckets: LATENCY_BUCKETS })
   }
+  for (const p of POOLS) {
+    const l = `{pool="${p}"}`
+    names.push({ name: `corepool_task_duration_seconds${l}`, type: 'histogram', buckets: LATENCY_BUCKETS })
+    for (const g of ['corepool_pool_queued', 'corepool_pool_running', 'corepool_pool_utilization_ppm']) {
+      names.push({ name: `${g}${l}`, type: 'gauge', perProcess: true })
+    }
+  }
+  names.push({ name: 'nodejs_eventloop_delay_p99_microseconds', type: 'gauge', perProcess: true })
   return [...names, ...POOL_COUNTERS]
+}
+
+/** A 4xx error with a corepool code. */
+function clientError(message, code = 'ERR_INVALID_ARG') {
+  const err = new Error(message)
+  err.code = code
+  return err
+}
+
+/** The request body as bytes, or a helpful 400 when there is none. */
+function requireBody(req, what) {
+  if (!Buffer.isBuffer(req.body) || req.body.length === 0) {
+    throw clientError(`the request body is empty: send ${what} as the body (any content type)`)
+  }
+  return req.body
 }
 
 const STATUS = {
@@ -88,18 +126,64 @@ function createApp(options = {}) {
   const loopDelay = monitorEventLoopDelay({ resolution: 10 })
   loopDelay.enable()
 
+  // Per-worker gauges, kept current by each process for itself (so every scrape, whichever
+  // worker answers it, shows all workers): queue, running, utilization and event-loop p99 over
+  // a recent window (10 s), not the process's lifetime.
+  const WINDOW = 40 // samples of 250 ms
+  const busy = Object.fromEntries(POOLS.map((p) => [p, []]))
+  let lastLoopP99 = 0
+  let windowStart = Date.now()
+  const sample = () => {
+    for (const [name, p] of [
+      ['native', pool],
+      ['js', jsPool],
+    ]) {
+      const st = p.stats
+      const l = `{pool="${name}"}`
+      counters.set(`corepool_pool_queued${l}`, st.queued)
+      counters.set(`corepool_pool_running${l}`, st.running)
+      const samples = busy[name]
+      samples.push(st.threads > 0 ? Math.min(1, st.running / st.threads) : 0)
+      if (samples.length > WINDOW) samples.shift()
+      const mean = samples.reduce((a, b) => a + b, 0) / samples.length
+      counters.set(`corepool_pool_utilization_ppm${l}`, Math.round(mean * 1e6))
+    }
+    if (Date.now() - windowStart >= 10_000) {
+      lastLoopP99 = loopDelay.percentile(99)
+      loopDelay.reset()
+      windowStart = Date.now()
+    }
+    const p99 = Math.max(lastLoopP99, loopDelay.count > 0 ? loopDelay.percentile(99) : 0)
+    counters.set('nodejs_eventloop_delay_p99_microseconds', Math.round(p99 / 1e3))
+  }
+  sample() // at once: the worker's gauges exist from its first scrape on
+  const sampler = setInterval(sample, 250)
+  sampler.unref()
+
+  /** `promise` of a task on pool `name`, its time recorded in the shared histogram. */
+  const timed = (name, promise) => {
+    const start = process.hrtime.bigint()
+    const record = () =>
+      counters.observe(`corepool_task_duration_seconds{pool="${name}"}`, Number(process.hrtime.bigint() - start) / 1e9)
+    promise.then(record, record)
+    return promise
+  }
+
   const app = express()
   app.disable('x-powered-by')
 
-  // Per-route request counts, errors and latency, in shared memory.
+  // Per-route requests, errors, disconnects and a latency histogram, in shared memory.
+  // 'close' fires for every response, also when the client went away before it was sent.
   app.use((req, res, next) => {
     const start = process.hrtime.bigint()
-    res.on('finish', () => {
+    res.once('close', () => {
       const route = req.route?.path ?? ''
-      const key = slug(ROUTES.find((r) => route === r || route.startsWith(r + '/')) ?? 'other')
-      counters.inc(`http_requests:${key}`)
-      if (res.statusCode >= 400) counters.inc(`http_errors:${key}`)
-      counters.add(`http_latency_us:${key}`, Number((process.hrtime.bigint() - start) / 1000n))
+      const key = ROUTES.find((r) => route === r || route.startsWith(r + '/')) ?? 'other'
+      const l = `{route="${key}"}`
+      counters.inc(`http_requests_total${l}`)
+      if (!res.writableFinished) counters.inc(`http_requests_disconnected_total${l}`)
+      else if (res.statusCode >= 400) counters.inc(`http_request_errors_total${l}`)
+      counters.observe(`http_request_duration_seconds${l}`, Number(process.hrtime.bigint() - start) / 1e9)
     })
     next()
   })
@@ -120,7 +204,7 @@ function createApp(options = {}) {
     '/compute',
     wrap(async (req, res) => {
       const n = parseCount(req.query.n ?? '10000000', 'n', Number.MAX_SAFE_INTEGER)
-      const result = await sqrtSum(n, { pool, timeout, signal: requestSignal(req, res) })
+      const result = await timed('native', sqrtSum(n, { pool, timeout, signal: requestSignal(req, res) }))
       res.json({ n, result })
     }),
   )
@@ -129,7 +213,7 @@ function createApp(options = {}) {
     '/compute-js',
     wrap(async (req, res) => {
       const n = parseCount(req.query.n ?? '10000000', 'n', Number.MAX_SAFE_INTEGER)
-      const result = await jsPool.run({ n }, { name: 'sqrtSum', timeout, signal: requestSignal(req, res) })
+      const result = await timed('js', jsPool.run({ n }, { name: 'sqrtSum', timeout, signal: requestSignal(req, res) }))
       res.json({ n, result })
     }),
   )
@@ -140,8 +224,9 @@ function createApp(options = {}) {
     '/hash',
     body,
     wrap(async (req, res) => {
-      const digest = await hash('sha256', req.body, { timeout, signal: requestSignal(req, res) })
-      res.json({ algorithm: 'sha256', bytes: req.body.length, digest })
+      const data = requireBody(req, 'the bytes to hash')
+      const digest = await timed('native', hash('sha256', data, { pool, timeout, signal: requestSignal(req, res) }))
+      res.json({ algorithm: 'sha256', bytes: data.length, digest })
     }),
   )
 
@@ -152,22 +237,22 @@ function createApp(options = {}) {
       const width = parseCount(req.query.width ?? '200', 'width', 4096)
       const height = req.query.height === undefined ? undefined : parseCount(req.query.height, 'height', 4096)
       const format = req.query.format ?? 'jpeg'
-      const out = await resize(req.body, {
-        width,
-        height,
-        format,
-        fit: 'inside',
-        timeout,
-        signal: requestSignal(req, res),
-      })
+      const image = requireBody(req, 'an image (JPEG, PNG, WebP, GIF, ...)')
+      const out = await timed(
+        'native',
+        resize(image, { width, height, format, fit: 'inside', pool, timeout, signal: requestSignal(req, res) }),
+      )
       res.set('x-image-size', `${out.width}x${out.height}`).type(`image/${out.format}`).send(out.data)
     }),
   )
 
   app.post('/jobs/transcode', body, (req, res) => {
     const format = String(req.query.format ?? 'mp4')
-    if (!/^[a-z0-9]{1,8}$/.test(format) || req.body.length === 0) {
-      res.status(400).json({ error: 'ERR_INVALID_ARG', message: 'send the media as the body; format=[a-z0-9]{1,8}' })
+    if (!/^[a-z0-9]{1,8}$/.test(format) || !Buffer.isBuffer(req.body) || req.body.length === 0) {
+      res.status(400).json({
+        error: 'ERR_INVALID_ARG',
+        message: 'send the media to transcode as the request body; format=[a-z0-9]{1,8} (default mp4)',
+      })
       return
     }
     const job = jobs.start(req.body, format)
@@ -198,52 +283,19 @@ function createApp(options = {}) {
         ['run time p99 (ms)', s.runTime.p99],
       ]
       const title = typeof req.query.title === 'string' ? req.query.title.slice(0, 200) : 'corepool report'
-      const pdf = await jsPool.run({ title, rows }, { name: 'report', timeout, signal: requestSignal(req, res) })
+      const pdf = await timed(
+        'js',
+        jsPool.run({ title, rows }, { name: 'report', timeout, signal: requestSignal(req, res) }),
+      )
       res.type('application/pdf').send(Buffer.from(pdf.buffer, pdf.byteOffset, pdf.byteLength))
     }),
   )
 
+  // Everything is in shared memory: counters and histograms are totals over every process of
+  // the cluster, per-worker gauges carry a worker="<id>" label (pid="<pid>" outside a cluster),
+  // so every scrape gives the same answer whichever worker serves it.
   app.get('/metrics', (req, res) => {
-    const lines = []
-    const metric = (name, type, help, samples) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
-      for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`)
-    }
-    const byRoute = (prefix, scale = 1) =>
-      ROUTES.map((r) => [`{route="${r}"}`, counters.get(`${prefix}:${slug(r)}`) * scale])
-    // Totals over every process sharing the region.
-    metric('http_requests_total', 'counter', 'HTTP requests by route.', byRoute('http_requests'))
-    metric('http_request_errors_total', 'counter', 'HTTP responses with status >= 400.', byRoute('http_errors'))
-    metric('http_request_duration_seconds_total', 'counter', 'Time spent answering.', byRoute('http_latency_us', 1e-6))
-    for (const name of POOL_COUNTERS) {
-      metric(name, 'counter', `Pool tasks (${name.split('_')[2]}), all processes.`, [['', counters.get(name)]])
-    }
-    // Starts, restarts and exits of the server processes (with --workers).
-    for (const kind of ['starts', 'restarts', 'exits']) {
-      const prefix = `supervisor_${kind}_total:`
-      const samples = counters.names
-        .filter((n) => n.startsWith(prefix))
-        .map((n) => [`{id="${n.slice(prefix.length)}"}`, counters.get(n)])
-      if (samples.length) metric(`supervisor_${kind}_total`, 'counter', `Server process ${kind}.`, samples)
-    }
-    // This process.
-    const pid = `{pid="${process.pid}"}`
-    for (const [name, p] of [
-      ['native', pool],
-      ['js', jsPool],
-    ]) {
-      const s = p.stats
-      metric(`corepool_${name}_queue_length`, 'gauge', `Tasks waiting in the ${name} pool.`, [[pid, s.queued]])
-      metric(`corepool_${name}_running`, 'gauge', `Tasks running in the ${name} pool.`, [[pid, s.running]])
-      metric(`corepool_${name}_utilization`, 'gauge', `Busy share of the ${name} pool threads.`, [[pid, s.utilization]])
-      metric(`corepool_${name}_run_time_p99_seconds`, 'gauge', `Task run time p99 (${name}).`, [
-        [pid, s.runTime.p99 / 1e3],
-      ])
-    }
-    metric('nodejs_eventloop_delay_p99_seconds', 'gauge', 'Event-loop delay, 99th percentile.', [
-      [pid, loopDelay.percentile(99) / 1e9],
-    ])
-    res.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n')
+    res.type('text/plain; version=0.0.4').send(counters.toPrometheus({ help: HELP }))
   })
 
   app.use((req, res) => {
@@ -252,13 +304,21 @@ function createApp(options = {}) {
 
   // eslint-disable-next-line no-unused-vars
   app.use((err, req, res, next) => {
-    const code = typeof err.code === 'string' ? err.code : 'ERR_INTERNAL'
-    const status =
-      err.type === 'entity.too.large' ? 413 : err.status >= 400 && err.status < 500 ? err.status : (STATUS[code] ?? 500)
+    // Errors of the request itself (body too large, bad encoding, ...) are the client's: 4xx
+    // with a corepool code. Only a failure of the server is ERR_INTERNAL.
+    const clientStatus = err.type === 'entity.too.large' ? 413 : err.status >= 400 && err.status < 500 ? err.status : 0
+    const code =
+      typeof err.code === 'string' && err.code.startsWith('ERR_') && !err.code.startsWith('ERR_HTTP')
+        ? err.code
+        : clientStatus
+          ? 'ERR_INVALID_ARG'
+          : 'ERR_INTERNAL'
+    const status = clientStatus || (STATUS[code] ?? 500)
     if (!res.headersSent) res.status(status).json({ error: code, message: err.message })
   })
 
   async function close() {
+    clearInterval(sampler)
     loopDelay.disable()
     await Promise.all([pool.close(), jsPool.close(), jobs.close()])
   }

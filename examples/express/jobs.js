@@ -22,6 +22,13 @@ function createJobs(options = {}) {
   const timeout = options.timeout ?? 10 * 60_000
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corepool-jobs-'))
   const jobs = new Map()
+  // The client sees its job's id, never where the server keeps its files.
+  const hidePaths = (text) =>
+    text
+      .split(dir + path.sep)
+      .join('')
+      .split(dir)
+      .join('')
 
   function view(job) {
     const { id, state, progress, error, exit, outputBytes, startedAt, finishedAt } = job
@@ -70,14 +77,14 @@ function createJobs(options = {}) {
           job.outputBytes = fs.existsSync(outFile) ? fs.statSync(outFile).size : 0
         } else {
           job.state = 'failed'
-          job.error = { code: 'ERR_CHILD_EXIT', message: stderr.trim().split('\n').slice(-3).join('\n') }
+          job.error = { code: 'ERR_CHILD_EXIT', message: hidePaths(stderr.trim().split('\n').slice(-3).join('\n')) }
         }
         fs.rm(inFile, { force: true }, () => {})
       },
       (err) => {
         job.state = 'failed'
         job.finishedAt = Date.now()
-        job.error = { code: err.code, message: err.message }
+        job.error = { code: err.code, message: hidePaths(err.message) }
         fs.rm(inFile, { force: true }, () => {})
       },
     )
