@@ -143,4 +143,10 @@ export declare const cluster: {
   list(): string[]
   /** The control socket path of cluster `name`. */
   controlPath(name: string): string
+  /**
+   * Stops `server` from accepting and resolves once its connections ended, failing no request:
+   * responses not yet started and requests on kept-alive connections get `Connection: close`,
+   * idle connections are closed after a second. For workers with their own SIGTERM handler.
+   */
+  closeGracefully(server: import('node:net').Server): Promise<void>
 }

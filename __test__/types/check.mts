@@ -90,3 +90,4 @@ const nWorkers: number = await cl.scale(2)
 const wid: number | null = cluster.workerId
 cl.on('restart', () => {})
 await cl.stop()
+await cluster.closeGracefully(new (await import('node:http')).Server())
