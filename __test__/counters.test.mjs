@@ -1,44 +1,19 @@
 import { test as nodeTest, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Worker } from 'node:worker_threads'
-import { spawn, execFile } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import fs from 'node:fs'
 import { setTimeout as delay } from 'node:timers/promises'
 import { promisify } from 'node:util'
-import { SharedCounters, CorepoolError } from '../index.mjs'
+import { SharedCounters } from '../index.mjs'
+import { countersFixture, code, CHILD, INDEX } from './fixtures/counters-helpers.mjs'
 import { hammerCounter } from '../testing.mjs'
 
 // Every test is bounded: a regression must fail, never hang the suite.
 const test = (name, fn) => nodeTest(name, { timeout: 120_000 }, fn)
 
-const CHILD = fileURLToPath(new URL('./fixtures/counters-child.mjs', import.meta.url))
-const INDEX = fileURLToPath(new URL('../index.js', import.meta.url))
-const regions = new Set()
-const regionName = (tag) => {
-  const name = `corepool-test-${process.pid}-${tag}`
-  SharedCounters.unlink(name)
-  regions.add(name)
-  return name
-}
-const children = new Set()
-function startChild(args) {
-  const child = spawn(process.execPath, [CHILD, ...args], { stdio: 'inherit' })
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  return child
-}
-after(() => {
-  for (const child of children) child.kill('SIGKILL')
-  for (const name of regions) SharedCounters.unlink(name)
-})
-
-const code = (c) => (err) => {
-  assert.equal(err.code, c, `expected ${c}, got ${err.code}: ${err.message}`)
-  assert.ok(err instanceof CorepoolError)
-  return true
-}
+const { regionName, startChild } = countersFixture('')
 
 function runWorker(source, workerData) {
   const w = new Worker(`const { SharedCounters } = require(${JSON.stringify(INDEX)});\n${source}`, {
