@@ -27,6 +27,15 @@ test('every copy of the error list matches crates/core/src/error.rs', () => {
   assert.ok(errors.CODES.has('ERR_SYSTEM'))
 })
 
+test('one errno naming for every error: the platform name, UNKNOWN when it has none', () => {
+  assert.equal(errors.errnoName(os.constants.errno.ENOENT), 'ENOENT')
+  assert.equal(errors.errnoName(os.constants.errno.ECHILD), 'ECHILD')
+  assert.equal(errors.errnoName(99999), 'UNKNOWN')
+  const err = errors.systemError('cannot do it', 99999, 'bind')
+  assert.equal(err.message, 'cannot do it: bind UNKNOWN')
+  assert.equal(err.errno, -99999)
+})
+
 test('a port held without SO_REUSEPORT is ERR_SYSTEM with errno and syscall, not a bad argument', async () => {
   const server = net.createServer()
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))

@@ -61,6 +61,11 @@ test('CJS and ESM expose the same API', () => {
   for (const name of named) assert.equal(esm[name], cjs[name], name)
 })
 
+test('Pool has no static members beyond the documented ones', () => {
+  const statics = Object.getOwnPropertyNames(Pool).filter((k) => !['length', 'name', 'prototype'].includes(k))
+  assert.deepEqual(statics, [])
+})
+
 test('sqrtSum matches the JS loop', async () => {
   const pool = new Pool({ threads: 2 })
   for (const n of [0, 1, 2, 3, 4, 5, 17, 1000, 65537, 1e6]) {

@@ -10,7 +10,16 @@ const { StringDecoder } = require('node:string_decoder')
 const { fileURLToPath } = require('node:url')
 const { isMainThread } = require('node:worker_threads')
 const native = require('./native')
-const { CorepoolError, invalidArg, abortError, describe, systemError, asArgError, guardMethods } = require('./errors')
+const {
+  CorepoolError,
+  invalidArg,
+  abortError,
+  describe,
+  systemError,
+  errnoName,
+  asArgError,
+  guardMethods,
+} = require('./errors')
 const { signalOption } = require('./options')
 const { longTimeout } = require('./timers')
 const ipc = require('./ipc')
@@ -18,7 +27,6 @@ const ipc = require('./ipc')
 const noop = () => {}
 const SIGNALS = os.constants.signals
 const SIGNAL_NAMES = new Map(Object.entries(SIGNALS).map(([name, n]) => [n, name]))
-const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]))
 const DEFAULT_FORCE_KILL_AFTER = 5000
 // How long a finished child's pipes may keep Node alive / exec may wait for their end, when a
 // grandchild still holds them open.
@@ -183,7 +191,7 @@ function normalize(command, args, options, defaults) {
 
 function spawnError(errno, detail, o) {
   const [syscall, file, message] = detail.split('\n')
-  const name = ERRNO_NAMES.get(errno) ?? 'EUNKNOWN'
+  const name = errnoName(errno)
   const text = syscall.startsWith('spawn ') ? `${syscall} ${name}` : `spawn ${o.command}: ${syscall} ${file} ${name}`
   const err = new CorepoolError('ERR_SPAWN', message && !message.endsWith(name) ? `${text} (${message})` : text)
   err.errno = -errno

@@ -62,12 +62,15 @@ function systemError(context, errno, syscall) {
   return err
 }
 
+let errnoNames
+
+/**
+ * The name of the positive OS error number `errno` (`2` → `'ENOENT'`); `'UNKNOWN'` for a number
+ * the platform has no name for, as Node names an unmapped system error.
+ */
 function errnoName(errno) {
-  try {
-    return require('node:util').getSystemErrorName(-errno)
-  } catch {
-    return `errno ${errno}`
-  }
+  errnoNames ??= new Map(Object.entries(require('node:os').constants.errno).map(([name, n]) => [n, name]))
+  return errnoNames.get(errno) ?? 'UNKNOWN'
 }
 
 /** The message of whatever was thrown, for wrapping it (never throws itself). */
@@ -142,6 +145,7 @@ module.exports = {
   invalidState,
   abortError,
   systemError,
+  errnoName,
   fromNative,
   describe,
   describeError,

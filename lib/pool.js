@@ -40,6 +40,9 @@ function parseNice(value) {
 const defaultThreads = () =>
   typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length
 
+/** Set by Pool's static block: start or terminate the worker of a slot. */
+let workerEvent
+
 /**
  * A pool of threads. Events (an `EventEmitter`): `'drain'` (the queue became empty),
  * `'needsDrain'` (queued plus running tasks reached `threads + maxQueue`), `'message'` (a
@@ -371,9 +374,10 @@ class Pool extends EventEmitter {
     await Promise.all(workers.map(({ worker }) => worker.terminate()))
   }
 
-  /** Requests from the pool threads: start or terminate the worker of a slot. */
-  static workerEvent(pool, terminate, slot, generation) {
-    pool.#workerEvent(terminate, slot, generation)
+  // Requests from the pool threads reach the private method through this module-level function
+  // (see workerEventHandler), not through a public static.
+  static {
+    workerEvent = (pool, terminate, slot, generation) => pool.#workerEvent(terminate, slot, generation)
   }
 
   #workerEvent(terminate, slot, generation) {
@@ -464,7 +468,7 @@ function workerEventHandler(pool) {
   const ref = new WeakRef(pool)
   return (terminate, slot, generation) => {
     const p = ref.deref()
-    if (p !== undefined) Pool.workerEvent(p, terminate, slot, generation)
+    if (p !== undefined) workerEvent(p, terminate, slot, generation)
   }
 }
 

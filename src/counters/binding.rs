@@ -377,8 +377,6 @@ unsafe extern "C" fn release_view(_env: sys::napi_env, _data: *mut c_void, hint:
 
 /// Test hook: `threads` Rust threads each add 1 to slot `index` `iterations` times through the
 /// Rust-side [`Counters`] API. Resolves when all are done.
-// Only registered with Node (not called from Rust), hence unused in `cargo test` builds.
-#[cfg_attr(test, allow(dead_code))]
 #[napi(js_name = "countersTestHammer")]
 pub fn counters_test_hammer(
     env: Env,

@@ -729,7 +729,6 @@ impl NativePool {
 /// `filename` overrides the pool's task module; `tag` (0: none) is the submitting thread's id
 /// for a task that talks to it: with `relayed`, that thread hands the data over itself; with
 /// `progress`, it listens to the task's progress values.
-#[allow(dead_code)] // registered with Node by #[napi]
 #[allow(clippy::too_many_arguments)]
 #[napi(js_name = "runJs")]
 pub fn run_js(
@@ -857,7 +856,6 @@ fn transferred(
 
 /// Called by a worker once its task module is loaded: `on_message(kind, value)` receives its
 /// tasks (see [`InboxArgs`]). Holding the inbox keeps the worker's event loop alive.
-#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsWorkerAttach")]
 pub fn js_worker_attach(
     pool_id: f64,
@@ -891,7 +889,6 @@ pub fn js_worker_attach(
 /// in front of it (the layout `lib/jscodec.js` decodes). Returns
 /// the next task for the worker (see [`task_value`]) when the next queued task is a JS task;
 /// otherwise `null` (the worker then waits for its inbox).
-#[allow(dead_code)] // registered with Node by #[napi]
 #[allow(clippy::too_many_arguments)]
 #[napi(js_name = "jsTaskDone")]
 pub fn js_task_done(
@@ -927,7 +924,6 @@ pub fn js_task_done(
 }
 
 /// An idle worker asks to exit; `true` means it may (no task is assigned to it).
-#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsWorkerRetire")]
 pub fn js_worker_retire(pool_id: f64, slot: u32, generation: f64) -> bool {
     JsSlots::<Output>::find(pool_id as u64)
@@ -936,7 +932,6 @@ pub fn js_worker_retire(pool_id: f64, slot: u32, generation: f64) -> bool {
 
 /// The pool's JS thread saw a worker exit (or fail to start) with `message`. Returns 0 for a
 /// stale report, 1 when no task had or waited for that worker, 2 when a task fails with it.
-#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsWorkerExited")]
 pub fn js_worker_exited(pool_id: f64, slot: u32, generation: f64, message: String) -> u32 {
     match JsSlots::<Output>::find(pool_id as u64)
@@ -950,7 +945,6 @@ pub fn js_worker_exited(pool_id: f64, slot: u32, generation: f64, message: Strin
 
 /// Lowers the calling thread's scheduling priority by `nice` (a worker applies its pool's
 /// `niceIncrement` to itself, as the pool threads do).
-#[allow(dead_code)] // registered with Node by #[napi]
 #[napi(js_name = "jsWorkerNice")]
 pub fn js_worker_nice(nice: i32) {
     if nice > 0 {

@@ -206,7 +206,7 @@ pub fn spawn_child(
             let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
             sink.failed(SpawnError {
                 errno,
-                message: format!("{syscall} {}", child::errno_name(errno)),
+                message: String::new(),
                 syscall: syscall.to_string(),
                 path: options.file,
             });

@@ -8,6 +8,7 @@ pub mod buffers;
 pub mod counters;
 pub mod error;
 pub mod kernels;
+pub mod net;
 pub mod pool;
 #[cfg(target_os = "linux")]
 pub mod supervisor;

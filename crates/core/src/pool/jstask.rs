@@ -837,6 +837,9 @@ mod tests {
         pool.submit(js(b"x"), SubmitOptions::default(), 7).unwrap();
         let (ticket, outcome) = recv(&rx);
         assert_eq!(ticket, 7);
-        assert_eq!(outcome.unwrap_err().code(), ErrorCode::TaskPanicked);
+        // Not a panic: the pool was made without a lender.
+        let err = outcome.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidState);
+        assert_eq!(err.message(), "this pool cannot run lent work");
     }
 }

@@ -655,19 +655,23 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                     let served = match &self.lender {
                         Some(lender) => {
                             catch_unwind(AssertUnwindSafe(|| lender.serve(lease, seq, job)))
-                                .map_err(panic_text)
+                                .map_err(|payload| TaskError::Panicked(panic_text(payload)))
                         }
-                        None => Err("this pool cannot run lent work".to_string()),
+                        // Not a panic: the task was submitted to a pool made without a lender.
+                        None => Err(TaskError::failed(
+                            ErrorCode::InvalidState,
+                            "this pool cannot run lent work",
+                        )),
                     };
                     // A lender must leave the slot empty; whatever it left is failed here.
                     let left = lock(&self.state).slots[index]
                         .as_ref()
                         .map(|r| r.task.key.1);
                     if let Some(seq) = left {
-                        let why = served
-                            .err()
-                            .unwrap_or_else(|| "the task was lost".to_string());
-                        self.finish(index, seq, Err(TaskError::Panicked(why)), false);
+                        let why = served.err().unwrap_or_else(|| {
+                            TaskError::Panicked("the task was lost".to_string())
+                        });
+                        self.finish(index, seq, Err(why), false);
                     }
                 }
             }

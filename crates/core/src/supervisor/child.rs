@@ -64,6 +64,8 @@ pub struct SpawnError {
     pub syscall: String,
     /// The path involved (program, cwd or stdio file).
     pub path: String,
+    /// What the errno does not say (empty when it says it all: JS names the errno, see
+    /// `errnoName` in `lib/errors.js`).
     pub message: String,
 }
 
@@ -312,7 +314,7 @@ struct Started {
 fn start(spec: &SpawnSpec, state: Option<StateSlot<'_>>) -> Result<Started, SpawnError> {
     let exec_error = |e: io::Error, syscall: String, path: &str| SpawnError {
         errno: e.raw_os_error().unwrap_or(libc::EINVAL),
-        message: format!("{syscall} {}", errno_name(e.raw_os_error().unwrap_or(0))),
+        message: String::new(),
         syscall,
         path: path.to_string(),
     };
@@ -514,30 +516,6 @@ fn candidates(file: &str, env: Option<&[String]>) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// The symbolic name of an errno (`ENOENT`), as Node puts in messages and `err.errnoName`.
-pub fn errno_name(errno: i32) -> &'static str {
-    match errno {
-        libc::ENOENT => "ENOENT",
-        libc::EACCES => "EACCES",
-        libc::EPERM => "EPERM",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EISDIR => "EISDIR",
-        libc::ENOEXEC => "ENOEXEC",
-        libc::E2BIG => "E2BIG",
-        libc::ENOMEM => "ENOMEM",
-        libc::EAGAIN => "EAGAIN",
-        libc::EMFILE => "EMFILE",
-        libc::ENFILE => "ENFILE",
-        libc::EINVAL => "EINVAL",
-        libc::ELOOP => "ELOOP",
-        libc::ENAMETOOLONG => "ENAMETOOLONG",
-        libc::ETXTBSY => "ETXTBSY",
-        libc::ESRCH => "ESRCH",
-        libc::EBADF => "EBADF",
-        _ => "EUNKNOWN",
-    }
 }
 
 #[cfg(test)]
