@@ -247,6 +247,55 @@ describe('per-process gauges', () => {
     await assert.rejects(c.waitFor('q', 1), code('ERR_INVALID_ARG'))
   })
 
+  test('per-process gauges hold Numbers: fractions as set, exact integers, exact adds across threads', async () => {
+    const name = regionName('pgf')
+    const c = SharedCounters.open(name, {
+      names: ['ready', { name: 'q', type: 'gauge', perProcess: true }],
+      create: true,
+      processes: 4,
+    })
+    c.set('q', 0.73)
+    assert.equal(c.get('q'), 0.73)
+    const own = () => samples(c.toPrometheus()).samples.find(([n, l]) => n === 'q' && l === `pid="${process.pid}"`)
+    assert.equal(own()[2], 0.73)
+    assert.match(c.toPrometheus(), new RegExp(`^q\\{pid="${process.pid}"\\} 0\\.73$`, 'm'))
+    // Another process's fraction reaches this one exactly, through the shared region.
+    const kid = startChild(['process-gauge', name, '0.125'], { COREPOOL_WORKER_ID: '3' })
+    await c.waitFor('ready', 1, { timeout: 30_000 })
+    assert.deepEqual(
+      c.perProcess('q').find((p) => p.worker === 3),
+      { pid: kid.pid, worker: 3, value: 0.125 },
+    )
+    assert.match(c.toPrometheus(), /^q\{worker="3"\} 0\.125$/m)
+    kid.kill('SIGKILL')
+    // Integers stay exact up to 2^53 - 1; BigInts in that range are accepted.
+    c.set('q', Number.MAX_SAFE_INTEGER)
+    assert.equal(c.get('q'), Number.MAX_SAFE_INTEGER)
+    assert.match(c.toPrometheus(), new RegExp(`^q\\{pid="${process.pid}"\\} 9007199254740991$`, 'm'))
+    c.set('q', -5n)
+    c.add('q', 2.5)
+    c.inc('q')
+    assert.equal(c.get('q'), -1.5)
+    // Four threads adding 0.5 10 000 times each, with compare-and-swap: exactly +20 000.
+    c.set('q', 0)
+    const src = `const { SharedCounters } = require(${JSON.stringify(INDEX)})
+       const c = SharedCounters.fromHandle(require('node:worker_threads').workerData)
+       for (let i = 0; i < 10000; i++) c.add('q', 0.5)`
+    const workers = Array.from({ length: 4 }, () => new Worker(src, { eval: true, workerData: c.handle }))
+    await Promise.all(workers.map((w) => once(w, 'exit')))
+    assert.equal(c.get('q'), 20_000)
+    for (const bad of [NaN, Infinity, -Infinity, 2n ** 53n, '1', null]) {
+      assert.throws(() => c.set('q', bad), code('ERR_INVALID_ARG'), String(bad))
+      assert.throws(() => c.add('q', bad), code('ERR_INVALID_ARG'), String(bad))
+    }
+    assert.throws(() => c.getBigInt('q'), code('ERR_INVALID_ARG'))
+    assert.equal(c.get('q'), 20_000)
+    // Shared gauges and counters stay 64-bit integers.
+    assert.throws(() => c.set('ready', 0.5), code('ERR_INVALID_ARG'))
+    c.reset('q')
+    assert.equal(c.get('q'), 0)
+  })
+
   test('a full process table → ERR_SHM; threads of one process share one entry', async () => {
     const c = new SharedCounters({ names: [{ name: 'q', type: 'gauge', perProcess: true }], processes: 1 })
     c.set('q', 3)

@@ -35,6 +35,7 @@ const MAX_PROCESSES = 4096
 // compare-and-swap; these two views of one 8-byte buffer convert between the two.
 const scratchFloat = new Float64Array(1)
 const scratchBits = new BigInt64Array(scratchFloat.buffer)
+const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER)
 
 function toInt64(value, what) {
   if (typeof value === 'bigint') {
@@ -45,6 +46,25 @@ function toInt64(value, what) {
   }
   if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value)
   throw invalidArg(`${what} must be a safe integer or a BigInt, got ${describe(value)}`)
+}
+
+/** A per-process gauge's value: a finite Number (integers are exact up to ±2^53 − 1). */
+function toGaugeValue(value, what) {
+  if (typeof value === 'number' && Number.isFinite(value)) return value
+  if (typeof value === 'bigint' && value >= -MAX_SAFE_BIG && value <= MAX_SAFE_BIG) return Number(value)
+  throw invalidArg(`${what} must be a finite number (or a BigInt within ±2^53 − 1), got ${describe(value)}`)
+}
+
+/** The f64 bit pattern of `v`, as the BigInt a 64-bit slot holds. */
+function floatBits(v) {
+  scratchFloat[0] = v
+  return scratchBits[0]
+}
+
+/** The f64 whose bit pattern a 64-bit slot holds. */
+function bitsFloat(bits) {
+  scratchBits[0] = bits
+  return scratchFloat[0]
 }
 
 function checkObject(value, what) {
@@ -404,10 +424,22 @@ class SharedCounters {
     if (this.#words[e * 2 + this.#waitersWord] !== 0) this.#native.wake(e / this.#stride)
   }
 
+  /** Adds `n` to this process's value of a per-process gauge (an f64: compare-and-swap). */
+  #addFloat(name, n) {
+    const array = this.#array
+    const e = this.#processElement(name)
+    let old = Atomics.load(array, e)
+    for (;;) {
+      const seen = Atomics.compareExchange(array, e, old, floatBits(bitsFloat(old) + n))
+      if (seen === old) return
+      old = seen
+    }
+  }
+
   /** Adds one. */
   inc(name) {
     const e = this.#slots.get(name)
-    if (e === undefined) return void Atomics.add(this.#array, this.#processElement(name), 1n)
+    if (e === undefined) return this.#addFloat(name, 1)
     Atomics.add(this.#array, e, 1n)
     // A plain read (cheaper than Atomics.load here): after the locked add it sees a waiter that
     // registered before it. Where the CPU could reorder it, a missed wake-up only delays the
@@ -415,30 +447,53 @@ class SharedCounters {
     if (this.#words[e * 2 + this.#waitersWord] !== 0) this.#native.wake(e / this.#stride)
   }
 
-  /** Adds `n` (a safe integer or a BigInt; negative for gauges). Wraps at 64 bits. */
+  /**
+   * Adds `n` (a safe integer or a BigInt; negative for gauges). Wraps at 64 bits. A per-process
+   * gauge holds a Number: `n` may have a fraction there.
+   */
   add(name, n) {
     const e = this.#slots.get(name)
+    if (e === undefined) {
+      if (this.#processGauges.has(name)) return this.#addFloat(name, toGaugeValue(n, 'n'))
+      throw this.#unknown(name)
+    }
     const v = typeof n === 'bigint' && n >= INT64_MIN && n <= INT64_MAX ? n : toInt64(n, 'n')
-    if (e === undefined) return void Atomics.add(this.#array, this.#processElement(name), v)
     Atomics.add(this.#array, e, v)
     this.#notify(e)
   }
 
-  /** The value as a Number (exact up to ±2^53 − 1; use getBigInt beyond). */
+  /**
+   * The value as a Number (exact up to ±2^53 − 1; use getBigInt beyond). For a per-process
+   * gauge, this process's value.
+   */
   get(name) {
-    return Number(this.getBigInt(name))
+    const e = this.#slots.get(name)
+    if (e === undefined) return bitsFloat(Atomics.load(this.#array, this.#processElement(name)))
+    return Number(Atomics.load(this.#array, e))
   }
 
-  /** The value as a BigInt (always exact). For a per-process gauge, this process's value. */
+  /** The value as a BigInt (always exact). Not for per-process gauges, which hold Numbers. */
   getBigInt(name) {
     const e = this.#slots.get(name)
-    return Atomics.load(this.#array, e === undefined ? this.#processElement(name) : e)
+    if (e === undefined) {
+      if (this.#processGauges.has(name)) {
+        throw invalidArg(`${JSON.stringify(name)} is a per-process gauge, which holds a Number: use get`)
+      }
+      throw this.#unknown(name)
+    }
+    return Atomics.load(this.#array, e)
   }
 
-  /** Stores `value` (a safe integer or a BigInt). For a per-process gauge, this process's value. */
+  /**
+   * Stores `value` (a safe integer or a BigInt). For a per-process gauge, this process's value:
+   * any finite Number (`set('utilization', 0.73)`).
+   */
   set(name, value) {
     const e = this.#slots.get(name)
-    if (e === undefined) return void Atomics.store(this.#array, this.#processElement(name), toInt64(value, 'value'))
+    if (e === undefined) {
+      const bits = floatBits(toGaugeValue(value, 'value'))
+      return void Atomics.store(this.#array, this.#processElement(name), bits)
+    }
     Atomics.store(this.#array, e, toInt64(value, 'value'))
     this.#notify(e)
   }
@@ -522,7 +577,7 @@ class SharedCounters {
       out.push({
         pid: live[i + 1],
         worker: live[i + 2] === 0 ? null : live[i + 2] - 1,
-        value: Number(Atomics.load(this.#array, base + live[i])),
+        value: bitsFloat(Atomics.load(this.#array, base + live[i])),
       })
     }
     return out
@@ -697,7 +752,8 @@ class SharedCounters {
         } else if (kind === PROCESS_GAUGE) {
           const base = this.#processGauges.get(name)
           for (let i = 0; i < live.length; i += 2) {
-            out += `${metric}${joinLabels(labels, live[i + 1], extra)} ${Atomics.load(array, base + live[i])}\n`
+            const v = formatFloat(bitsFloat(Atomics.load(array, base + live[i])))
+            out += `${metric}${joinLabels(labels, live[i + 1], extra)} ${v}\n`
           }
         } else {
           out += `${metric}${joinLabels(labels, extra)} ${Atomics.load(array, this.#slots.get(name))}\n`
@@ -764,7 +820,7 @@ class SharedCounters {
             const base = this.#processGauges.get(name)
             for (let i = 0; i < live.length; i += 3) {
               const who = live[i + 2] === 0 ? { pid: String(live[i + 1]) } : { worker: String(live[i + 2] - 1) }
-              values.push({ labels: labelObject(labels, who), value: Number(Atomics.load(array, base + live[i])) })
+              values.push({ labels: labelObject(labels, who), value: bitsFloat(Atomics.load(array, base + live[i])) })
             }
           } else {
             values.push({ labels: labelObject(labels), value: Number(Atomics.load(array, this.#slots.get(name))) })

@@ -149,11 +149,14 @@ export declare class SharedCounters {
   inc(name: string): void
   /** Adds `n` (negative to decrement a gauge). */
   add(name: string, n: number | bigint): void
-  /** The value as a Number (exact up to ±2^53 − 1). */
+  /** The value as a Number (exact up to ±2^53 − 1). A per-process gauge's may have a fraction. */
   get(name: string): number
-  /** The value as a BigInt (always exact). */
+  /** The value as a BigInt (always exact). Not for per-process gauges (`ERR_INVALID_ARG`). */
   getBigInt(name: string): bigint
-  /** Stores `value`. */
+  /**
+   * Stores `value`: a safe integer or a BigInt; for a per-process gauge, any finite Number
+   * (`set('utilization', 0.73)`), whose export shows it as it is.
+   */
   set(name: string, value: number | bigint): void
   /**
    * Stores `value` if the counter equals `expected`; returns the previous value (the exchange

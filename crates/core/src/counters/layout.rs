@@ -9,7 +9,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic "CPCNTRS\x01"
-//!      8     4  version (2)
+//!      8     4  version (3)
 //!     12     4  header_len: offset of slot 0, a multiple of the slot stride
 //!     16     4  slot_count
 //!     20     4  slot_stride (bytes between two slots; a padded cache line)
@@ -32,7 +32,9 @@
 //!   0 = none, else id + 1) and the claim time (u64, ms since the epoch);
 //! - per histogram, `buckets + 1` 64-bit counts (not cumulative; the last one is `+Inf`). The
 //!   histogram's sum is the f64 bit pattern in its slot's value;
-//! - per per-process gauge, one 64-bit value per process-table entry.
+//! - per per-process gauge, one value per process-table entry: the bit pattern of an f64
+//!   (version 3; version 2 held integers), so a gauge can hold 0.73 and integers stay exact up
+//!   to 2^53.
 //!
 //! A metric name may carry constant labels, `name{k="v",...}` (Prometheus text syntax): slots
 //! sharing a base name form one metric family, which must have one kind.
@@ -46,7 +48,7 @@ use crossbeam_utils::CachePadded;
 /// First 8 bytes of every region.
 pub const MAGIC: [u8; 8] = *b"CPCNTRS\x01";
 /// Bumped whenever the layout changes; a region of another version is refused.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Fixed part of the header, before the names block.
 pub const FIXED_HEADER: usize = 64;
 /// Most slots a region may have.

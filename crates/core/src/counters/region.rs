@@ -654,7 +654,8 @@ impl View {
         out
     }
 
-    /// The value of per-process gauge `index` for process-table entry `entry`.
+    /// The value of per-process gauge `index` for process-table entry `entry`: an f64's bit
+    /// pattern (see the layout).
     pub fn process_value(&self, index: usize, entry: usize) -> &AtomicI64 {
         let data = self.kind_data(index, Kind::ProcessGauge);
         assert!(entry < self.layout().processes);
