@@ -218,6 +218,32 @@ test('GET /metrics is valid Prometheus text', async () => {
   assert.match(text, /^corepool_tasks_completed_total [1-9]\d*$/m)
 })
 
+test('pool gauges: measured utilization and run-time p99 over the last 10 s, as fractions', async () => {
+  const s = await startServer()
+  try {
+    const gauge = async (name) => {
+      const text = await (await fetch(`${s.base}/metrics`)).text()
+      const m = new RegExp(`^${name}\\{pool="native",pid="\\d+"\\} (\\S+)$`, 'm').exec(text)
+      assert.ok(m, `${name} in ${text}`)
+      return Number(m[1])
+    }
+    assert.equal(await gauge('corepool_pool_utilization'), 0)
+    await Promise.all(Array.from({ length: 4 }, () => fetch(`${s.base}/compute?n=20000000`).then((r) => r.json())))
+    await new Promise((r) => setTimeout(r, 600)) // two sampler periods
+    const util = await gauge('corepool_pool_utilization')
+    const p99 = await gauge('corepool_pool_run_time_p99_seconds')
+    assert.ok(util > 0 && util <= 1, `utilization ${util} is a share of the threads' time`)
+    assert.ok(!Number.isInteger(util), `utilization ${util} is not rounded to an integer unit`)
+    assert.ok(p99 > 0 && p99 < 60, `run-time p99 ${p99} s`)
+    // Idle for longer than the window: both fall back to 0 (a lifetime measure would not).
+    await new Promise((r) => setTimeout(r, 11_500))
+    assert.equal(await gauge('corepool_pool_utilization'), 0)
+    assert.equal(await gauge('corepool_pool_run_time_p99_seconds'), 0)
+  } finally {
+    s.child.kill('SIGKILL')
+  }
+})
+
 test('SIGTERM finishes in-flight requests and exits cleanly', async () => {
   const s = await startServer()
   const inflight = fetch(`${s.base}/compute?n=300000000`).then((r) => r.json())

@@ -288,6 +288,59 @@ test('bad pool options throw ERR_INVALID_ARG from the constructor', () => {
   assert.equal(new Pool({ threads: undefined }).threads, os.availableParallelism())
 })
 
+for (const kind of ['native', 'JS']) {
+  test(`${kind} tasks: busy time and the run-time histogram measure run time only, never going back`, async () => {
+    const t0 = performance.now()
+    const filename = path.join(root, '__test__', 'fixtures', 'timed-task.cjs')
+    const pool = kind === 'native' ? new Pool({ threads: 1 }) : new Pool({ threads: 1, filename })
+    // The task's own run time: measured by itself (JS), at least the sleep (native).
+    const task = (ms) => (kind === 'native' ? sleep(ms, { pool }).then(() => ms) : pool.run(ms))
+    const empty = pool.stats
+    assert.equal(empty.busyTime, 0)
+    assert.deepEqual(
+      [empty.runTimeHistogram.count, empty.runTimeHistogram.sum, empty.runTimeHistogram.buckets.at(-1)],
+      [0, 0, { le: Infinity, count: 0 }],
+    )
+    // The one thread is held 200 ms: the five tasks submitted meanwhile queue behind it.
+    const blocker = task(200)
+    await waitUntil(() => pool.stats.running === 1, 'the blocker to start')
+    const a = pool.stats
+    await new Promise((r) => setTimeout(r, 25))
+    const b = pool.stats
+    assert.ok(
+      b.busyTime - a.busyTime >= 20,
+      `a running task's time counts while it runs (${a.busyTime} → ${b.busyTime})`,
+    )
+    assert.equal(b.runTimeHistogram.count, 0, 'nothing finished yet')
+    const queued = Array.from({ length: 5 }, () => task(2))
+    let last = b.busyTime
+    const poll = setInterval(() => {
+      const now = pool.stats.busyTime
+      assert.ok(now >= last, `busy time never goes back (${last} → ${now})`)
+      last = now
+    }, 1)
+    const own = await Promise.all([blocker, ...queued])
+    clearInterval(poll)
+    const s = pool.stats
+    const elapsed = performance.now() - t0
+    const ownSum = own.reduce((x, y) => x + y, 0)
+    assert.ok(s.busyTime >= ownSum, `busy ${s.busyTime} ms >= the tasks' own ${ownSum} ms`)
+    assert.ok(s.busyTime <= elapsed * s.threads, `busy ${s.busyTime} ms <= ${elapsed} ms × 1 thread`)
+    const h = s.runTimeHistogram
+    assert.equal(h.count, 6, 'one count per task run')
+    assert.equal(h.buckets.at(-1).count, 6)
+    assert.ok(h.sum >= ownSum)
+    // One thread runs one task at a time, so run times add up to at most the elapsed time;
+    // with the ~200 ms each queued task waited counted in, they would add up to far more.
+    assert.ok(h.sum <= elapsed, `run times ${h.sum} ms <= elapsed ${elapsed} ms: no queue time`)
+    assert.equal(h.buckets.find((x) => x.le === 1).count, 0, 'every task ran 2 ms or more')
+    for (let i = 1; i < h.buckets.length; i++) {
+      assert.ok(h.buckets[i].le > h.buckets[i - 1].le && h.buckets[i].count >= h.buckets[i - 1].count)
+    }
+    await pool.close()
+  })
+}
+
 test('stats report counts, percentiles and utilization', async () => {
   const pool = new Pool({ threads: 2 })
   await Promise.all(Array.from({ length: 20 }, () => sleep(2, { pool })))

@@ -565,9 +565,37 @@ function emptyStats(threads) {
     timedOut: 0,
     waitTime: t,
     runTime: { ...t },
+    runTimeHistogram: { buckets: RUN_BUCKETS_MS.map((le) => ({ le, count: 0 })), sum: 0, count: 0 },
+    busyTime: 0,
     utilization: 0,
   }
 }
+
+/** Upper bounds (ms) of the run-time histogram's buckets (crates/core/src/pool/stats.rs). */
+const RUN_BUCKETS_MS = [
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  25,
+  50,
+  100,
+  250,
+  500,
+  1000,
+  2500,
+  5000,
+  10000,
+  30000,
+  60000,
+  Infinity,
+]
 
 let defaultPoolInstance = null
 function getDefaultPool() {

@@ -94,6 +94,20 @@ export interface TimeSummary {
   p99: number
 }
 
+/**
+ * A cumulative histogram of task run times with fixed buckets, the shape of
+ * `SharedCounters#histogram`: the counts only grow, so the difference of two snapshots is the
+ * histogram of the tasks that finished in between (a recent window).
+ */
+export interface RunTimeHistogram {
+  /** Upper bounds in ms (fixed: 0.01 ms to 60 s, then `Infinity`) with the tasks that ran at most that long. */
+  buckets: { le: number; count: number }[]
+  /** Run time of those tasks, summed, in ms. */
+  sum: number
+  /** Tasks counted (the last bucket's count). */
+  count: number
+}
+
 /** A snapshot of a pool's counters. */
 export interface PoolStats {
   threads: number
@@ -113,6 +127,17 @@ export interface PoolStats {
   waitTime: TimeSummary
   /** Time from start to end. */
   runTime: TimeSummary
+  /**
+   * Run time only (from start to end, not the wait in the queue) of every task that ran, in
+   * fixed buckets; diff two snapshots for the quantiles of a recent window.
+   */
+  runTimeHistogram: RunTimeHistogram
+  /**
+   * Thread time spent running tasks since the pool started, in ms, summed over the threads and
+   * including the tasks running now; it never decreases. Utilization over a window:
+   * `(b.busyTime - a.busyTime) / (elapsed ms × threads)`.
+   */
+  busyTime: number
   /** Busy thread time over available thread time since the pool started (0–1). */
   utilization: number
 }

@@ -37,8 +37,9 @@ const HELP = {
   corepool_task_duration_seconds: 'Pool task time (queued and running) seen by the app, all processes.',
   corepool_pool_queued: 'Tasks waiting in the pool, per worker.',
   corepool_pool_running: 'Tasks running in the pool, per worker.',
-  corepool_pool_utilization_ppm: 'Busy share of the pool threads over the last 10 s, in millionths, per worker.',
-  nodejs_eventloop_delay_p99_microseconds: 'Event-loop delay p99 over the last 10 s window, per worker.',
+  corepool_pool_utilization: 'Busy share of the pool threads over the last 10 s (0-1, measured busy time), per worker.',
+  corepool_pool_run_time_p99_seconds: 'Pool task run time (not queue time) p99 over the last 10 s, per worker.',
+  nodejs_eventloop_delay_p99_seconds: 'Event-loop delay p99 over the last 10 s window, per worker.',
 }
 
 /** Names of the shared metrics the app uses (every process of a cluster opens the same region). */
@@ -52,12 +53,39 @@ function counterNames() {
   for (const p of POOLS) {
     const l = `{pool="${p}"}`
     names.push({ name: `corepool_task_duration_seconds${l}`, type: 'histogram', buckets: LATENCY_BUCKETS })
-    for (const g of ['corepool_pool_queued', 'corepool_pool_running', 'corepool_pool_utilization_ppm']) {
+    for (const g of [
+      'corepool_pool_queued',
+      'corepool_pool_running',
+      'corepool_pool_utilization',
+      'corepool_pool_run_time_p99_seconds',
+    ]) {
       names.push({ name: `${g}${l}`, type: 'gauge', perProcess: true })
     }
   }
-  names.push({ name: 'nodejs_eventloop_delay_p99_microseconds', type: 'gauge', perProcess: true })
+  names.push({ name: 'nodejs_eventloop_delay_p99_seconds', type: 'gauge', perProcess: true })
   return [...names, ...POOL_COUNTERS]
+}
+
+/**
+ * Quantile `q` of the tasks counted by cumulative histogram `newer` and not by the older
+ * snapshot `older` (the same buckets, `{ le, count }[]`), interpolated inside its bucket as
+ * Prometheus's histogram_quantile does; 0 when no task finished in between.
+ */
+function windowQuantile(q, older, newer) {
+  const total = newer[newer.length - 1].count - older[older.length - 1].count
+  if (total <= 0) return 0
+  const rank = q * total
+  let below = 0
+  for (let i = 0; i < newer.length; i++) {
+    const upTo = newer[i].count - older[i].count
+    if (upTo >= rank) {
+      const lower = i === 0 ? 0 : newer[i - 1].le
+      if (newer[i].le === Infinity) return lower
+      return lower + ((newer[i].le - lower) * (rank - below)) / (upTo - below || 1)
+    }
+    below = upTo
+  }
+  return 0
 }
 
 /** A 4xx error with a corepool code. */
@@ -127,10 +155,12 @@ function createApp(options = {}) {
   loopDelay.enable()
 
   // Per-worker gauges, kept current by each process for itself (so every scrape, whichever
-  // worker answers it, shows all workers): queue, running, utilization and event-loop p99 over
-  // a recent window (10 s), not the process's lifetime.
-  const WINDOW = 40 // samples of 250 ms
-  const busy = Object.fromEntries(POOLS.map((p) => [p, []]))
+  // worker answers it, shows all workers): queue, running, and over a recent window (10 s, not
+  // the process's lifetime) utilization, run-time p99 and event-loop p99. Utilization and run
+  // times are measured by the pool: busy time and a run-time histogram, both cumulative, so a
+  // window is the difference of two snapshots.
+  const WINDOW_MS = 10_000
+  const history = Object.fromEntries(POOLS.map((p) => [p, []]))
   let lastLoopP99 = 0
   let windowStart = Date.now()
   const sample = () => {
@@ -142,11 +172,16 @@ function createApp(options = {}) {
       const l = `{pool="${name}"}`
       counters.set(`corepool_pool_queued${l}`, st.queued)
       counters.set(`corepool_pool_running${l}`, st.running)
-      const samples = busy[name]
-      samples.push(st.threads > 0 ? Math.min(1, st.running / st.threads) : 0)
-      if (samples.length > WINDOW) samples.shift()
-      const mean = samples.reduce((a, b) => a + b, 0) / samples.length
-      counters.set(`corepool_pool_utilization_ppm${l}`, Math.round(mean * 1e6))
+      const now = performance.now()
+      const h = history[name]
+      h.push({ t: now, busy: st.busyTime, buckets: st.runTimeHistogram.buckets })
+      // Keep the newest snapshot that is at least WINDOW_MS old as the window's start.
+      while (h.length > 2 && now - h[1].t >= WINDOW_MS) h.shift()
+      const first = h[0]
+      const span = (now - first.t) * st.threads
+      counters.set(`corepool_pool_utilization${l}`, span > 0 ? Math.min(1, (st.busyTime - first.busy) / span) : 0)
+      const p99 = windowQuantile(0.99, first.buckets, st.runTimeHistogram.buckets)
+      counters.set(`corepool_pool_run_time_p99_seconds${l}`, p99 / 1000)
     }
     if (Date.now() - windowStart >= 10_000) {
       lastLoopP99 = loopDelay.percentile(99)
@@ -154,7 +189,7 @@ function createApp(options = {}) {
       windowStart = Date.now()
     }
     const p99 = Math.max(lastLoopP99, loopDelay.count > 0 ? loopDelay.percentile(99) : 0)
-    counters.set('nodejs_eventloop_delay_p99_microseconds', Math.round(p99 / 1e3))
+    counters.set('nodejs_eventloop_delay_p99_seconds', p99 / 1e9)
   }
   sample() // at once: the worker's gauges exist from its first scrape on
   const sampler = setInterval(sample, 250)

@@ -25,7 +25,7 @@ use super::scheduler::{
     lower_thread_priority, CancelReason, Lender, Pool, PoolOptions, Sink, SubmitError,
     SubmitOptions, TaskCtx, TaskError, TaskHandle, Work,
 };
-use super::stats::{Mirror, Summary};
+use super::stats::{Mirror, Summary, RUN_BUCKETS_NS};
 use super::timer::millis;
 use crate::counters::binding::NativeCounters;
 use crate::counters::Counters;
@@ -352,6 +352,43 @@ impl From<Summary> for TimeSummary {
     }
 }
 
+/// One bucket of a cumulative histogram: the tasks that ran at most `le` ms.
+#[napi(object)]
+pub struct HistogramBucket {
+    pub le: f64,
+    pub count: f64,
+}
+
+/// Run times in fixed buckets (cumulative counts, `Infinity` last), their sum (ms) and count.
+#[napi(object)]
+pub struct RunTimeHistogram {
+    pub buckets: Vec<HistogramBucket>,
+    pub sum: f64,
+    pub count: f64,
+}
+
+fn run_time_histogram(counts: &[u64], sum_ns: u64) -> RunTimeHistogram {
+    let mut total = 0u64;
+    let buckets = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            total += n;
+            HistogramBucket {
+                le: RUN_BUCKETS_NS
+                    .get(i)
+                    .map_or(f64::INFINITY, |&ns| ns as f64 / 1e6),
+                count: total as f64,
+            }
+        })
+        .collect();
+    RunTimeHistogram {
+        buckets,
+        sum: sum_ns as f64 / 1e6,
+        count: total as f64,
+    }
+}
+
 /// A snapshot of a pool's counters.
 #[napi(object)]
 pub struct PoolStats {
@@ -365,6 +402,10 @@ pub struct PoolStats {
     pub timed_out: f64,
     pub wait_time: TimeSummary,
     pub run_time: TimeSummary,
+    /// Run time only (not queue time) in fixed buckets; only grows.
+    pub run_time_histogram: RunTimeHistogram,
+    /// Thread time spent running tasks, ms, summed over threads, running tasks included.
+    pub busy_time: f64,
     pub utilization: f64,
 }
 
@@ -636,6 +677,8 @@ impl NativePool {
             timed_out: s.timed_out as f64,
             wait_time: s.wait_time.into(),
             run_time: s.run_time.into(),
+            run_time_histogram: run_time_histogram(&s.run_buckets, s.run_sum_ns),
+            busy_time: s.busy_ns as f64 / 1e6,
             utilization: s.utilization,
         }
     }

@@ -542,10 +542,19 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
     pub fn stats(&self) -> StatsSnapshot {
         let st = lock(&self.inner.state);
         let (queued, running) = (st.queue.len(), st.running);
+        // Under the lock a task leaves its slot under (`Stats::vacated`): each task's time is
+        // counted once, as running or as done, so busy time never goes back.
+        let now = Instant::now();
+        let busy = st
+            .slots
+            .iter()
+            .flatten()
+            .map(|r| now.saturating_duration_since(r.started).as_nanos() as u64)
+            .fold(self.inner.stats.vacated_ns(), u64::saturating_add);
         drop(st);
         self.inner
             .stats
-            .snapshot(self.inner.threads, queued, running)
+            .snapshot(self.inner.threads, queued, running, busy)
     }
 }
 
@@ -643,6 +652,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                     // Cleared under the lock that also picks the next task.
                     st = lock(&self.state);
                     st.slots[index] = None;
+                    self.stats.vacated(started);
                     st.running -= 1;
                     continue;
                 }
@@ -719,6 +729,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
         else {
             return false;
         };
+        self.stats.vacated(started);
         st.running -= 1;
         drop(st);
         self.settle(&task, enqueued, started, outcome, failed);
@@ -934,6 +945,7 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::stats::RUN_BUCKETS_NS;
     use std::sync::atomic::AtomicUsize;
     use std::sync::mpsc::{channel, Receiver, Sender};
 
@@ -1183,6 +1195,73 @@ mod tests {
         p.submit(value(3), SubmitOptions::default(), 2).unwrap();
         assert_eq!(recv(&rx), (2, Ok(3)));
         assert_eq!(p.stats().failed, 1);
+    }
+
+    /// A job that sleeps `ms` and returns the nanoseconds it measured itself.
+    fn measured(ms: u64) -> TestWork {
+        run(move |_| {
+            let t = Instant::now();
+            thread::sleep(Duration::from_millis(ms));
+            Ok(t.elapsed().as_nanos() as u64)
+        })
+    }
+
+    #[test]
+    fn busy_time_and_run_histogram_measure_run_time_only() {
+        let t0 = Instant::now();
+        let (p, rx, _) = pool(1, None);
+        let first = p.stats();
+        assert_eq!((first.busy_ns, first.run_sum_ns), (0, 0));
+        assert_eq!(first.run_buckets, vec![0; RUN_BUCKETS_NS.len() + 1]);
+        // The only thread is held, so the next five tasks queue behind it for at least 200 ms.
+        let (_h, release) = blocker(&p, 100);
+        let a = p.stats();
+        thread::sleep(Duration::from_millis(20));
+        let b = p.stats();
+        assert!(
+            b.busy_ns - a.busy_ns >= 20_000_000,
+            "a running task's time counts while it runs"
+        );
+        assert_eq!(b.run_buckets.iter().sum::<u64>(), 0, "not finished yet");
+        for i in 0..5 {
+            p.submit(measured(2), SubmitOptions::default(), i).unwrap();
+        }
+        thread::sleep(Duration::from_millis(200));
+        let c = p.stats();
+        release.send(()).unwrap();
+        let mut own = 0;
+        let mut last = c.busy_ns;
+        for _ in 0..6 {
+            let (t, r) = recv(&rx);
+            if t < 5 {
+                own += r.unwrap();
+            }
+            let now = p.stats().busy_ns;
+            assert!(now >= last, "busy time never goes back");
+            last = now;
+        }
+        let s = p.stats();
+        let elapsed = t0.elapsed().as_nanos() as u64;
+        // Busy: at least the tasks' own measured run time (and the blocker's 220 ms), at most
+        // the elapsed time of the pool's one thread.
+        assert!(s.busy_ns >= own + 220_000_000, "{} < {own}", s.busy_ns);
+        assert!(s.busy_ns <= elapsed, "{} > {elapsed}", s.busy_ns);
+        assert_eq!(
+            s.run_buckets.iter().sum::<u64>(),
+            6,
+            "one count per task run"
+        );
+        assert!(s.run_sum_ns >= own + 220_000_000);
+        // One thread runs one task at a time, so run times (queue time excluded) add up to less
+        // than the elapsed time; with the 200+ ms each of five queued tasks waited, they would not.
+        assert!(s.run_sum_ns <= elapsed, "{} > {elapsed}", s.run_sum_ns);
+        assert!(s.wait_time.max >= 200.0, "the queueing did happen");
+        // Every task ran at least 2 ms (the blocker 220 ms): no count in a bucket below.
+        let at_2ms = RUN_BUCKETS_NS.partition_point(|&le| le < 2_000_000);
+        assert_eq!(s.run_buckets[at_2ms..].iter().sum::<u64>(), 6);
+        let at_220ms = RUN_BUCKETS_NS.partition_point(|&le| le < 220_000_000);
+        assert!(s.run_buckets[at_220ms..].iter().sum::<u64>() >= 1);
+        assert!(s.busy_ns >= s.run_sum_ns, "busy covers every task's run");
     }
 
     #[test]

@@ -1,4 +1,8 @@
-//! Pool statistics: settle counts, wait/run-time histograms and utilization.
+//! Pool statistics: settle counts, wait/run-time histograms, busy time and utilization.
+//!
+//! Two measures only grow, so that a caller can diff two snapshots for any recent window:
+//! busy time (thread time spent running tasks, the running ones included) and a run-time
+//! histogram with fixed buckets.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -46,6 +50,32 @@ impl Mirror {
     }
 }
 
+/// Upper bounds, in nanoseconds, of the run-time histogram's buckets (10 µs to 60 s); a last
+/// bucket, `+Inf`, follows.
+pub const RUN_BUCKETS_NS: [u64; 21] = [
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    30_000_000_000,
+    60_000_000_000,
+];
+
 /// Percentile summary of a duration histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Summary {
@@ -71,6 +101,14 @@ pub struct StatsSnapshot {
     pub closed: u64,
     pub wait_time: Summary,
     pub run_time: Summary,
+    /// Tasks by run time (start to end, not the wait): per bucket of [`RUN_BUCKETS_NS`], then
+    /// `+Inf`; not cumulative. Only grows.
+    pub run_buckets: Vec<u64>,
+    /// Run time of the tasks counted in `run_buckets`, summed, in nanoseconds.
+    pub run_sum_ns: u64,
+    /// Thread time spent running tasks since the pool started, summed over threads, the tasks
+    /// running now included, in nanoseconds. Never decreases.
+    pub busy_ns: u64,
     /// Busy thread time over available thread time since the pool started, 0..=1.
     pub utilization: f64,
 }
@@ -94,7 +132,11 @@ pub struct Stats {
     aborted: AtomicU64,
     timed_out: AtomicU64,
     closed: AtomicU64,
+    /// Run time of the tasks that left their slots; the pool adds the running ones' (see
+    /// [`Stats::snapshot`]).
     busy_ns: AtomicU64,
+    run_buckets: [AtomicU64; RUN_BUCKETS_NS.len() + 1],
+    run_sum_ns: AtomicU64,
     hist: Mutex<Histograms>,
     mirror: OnceLock<Mirror>,
 }
@@ -104,6 +146,10 @@ fn new_histogram() -> Histogram<u64> {
     let mut h = Histogram::new(3).expect("3 significant digits is a valid precision");
     h.auto(true);
     h
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
 }
 
 fn micros(d: Duration) -> u64 {
@@ -126,6 +172,8 @@ impl Stats {
             timed_out: AtomicU64::new(0),
             closed: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),
+            run_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            run_sum_ns: AtomicU64::new(0),
             hist: Mutex::new(Histograms {
                 wait: new_histogram(),
                 run: new_histogram(),
@@ -136,14 +184,28 @@ impl Stats {
 
     /// A job ran on a slot for `run` after waiting `wait` in the queue.
     pub fn ran(&self, wait: Duration, run: Duration) {
-        self.busy_ns.fetch_add(
-            run.as_nanos().min(u64::MAX as u128) as u64,
-            Ordering::Relaxed,
-        );
+        let ns = nanos(run);
+        let bucket = RUN_BUCKETS_NS.partition_point(|&le| le < ns);
+        self.run_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.run_sum_ns.fetch_add(ns, Ordering::Relaxed);
         let mut h = lock(&self.hist);
         // Auto-resizing histograms only fail to record on overflow of u64 counts.
         let _ = h.wait.record(micros(wait));
         let _ = h.run.record(micros(run));
+    }
+
+    /// A task that started at `started` left its slot: its run time becomes busy time. Called
+    /// under the pool's state lock, the lock [`Stats::snapshot`]'s caller reads the running
+    /// tasks under, so busy time moves from "running" to "done" without a reader seeing it
+    /// twice or not at all.
+    pub fn vacated(&self, started: Instant) {
+        self.busy_ns
+            .fetch_add(nanos(started.elapsed()), Ordering::Relaxed);
+    }
+
+    /// Busy time of the tasks that left their slots (read under the pool's state lock).
+    pub fn vacated_ns(&self) -> u64 {
+        self.busy_ns.load(Ordering::Relaxed)
     }
 
     /// Mirrors settle counts into a shared region from now on; only the first call counts.
@@ -171,10 +233,18 @@ impl Stats {
         }
     }
 
-    pub fn snapshot(&self, threads: usize, queued: usize, running: usize) -> StatsSnapshot {
+    /// The counters now; `busy_ns` is [`Stats::vacated_ns`] plus the running tasks' time so
+    /// far, both read under the pool's state lock.
+    pub fn snapshot(
+        &self,
+        threads: usize,
+        queued: usize,
+        running: usize,
+        busy_ns: u64,
+    ) -> StatsSnapshot {
         let h = lock(&self.hist);
         let elapsed = self.started.elapsed().as_nanos() as f64 * threads as f64;
-        let busy = self.busy_ns.load(Ordering::Relaxed) as f64;
+        let busy = busy_ns as f64;
         StatsSnapshot {
             threads,
             queued,
@@ -186,6 +256,13 @@ impl Stats {
             closed: self.closed.load(Ordering::Relaxed),
             wait_time: summarize(&h.wait),
             run_time: summarize(&h.run),
+            run_buckets: self
+                .run_buckets
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
+            run_sum_ns: self.run_sum_ns.load(Ordering::Relaxed),
+            busy_ns,
             utilization: if elapsed > 0.0 {
                 (busy / elapsed).min(1.0)
             } else {
