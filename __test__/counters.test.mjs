@@ -549,6 +549,14 @@ describe('bad input gives the documented error codes', () => {
       assert.doesNotThrow(() => (p = call()))
       await assert.rejects(p, code('ERR_INVALID_ARG'), call.toString())
     }
+    // The API's one duration rule: a `timeout` of 0 or Infinity is none, and a limit too long
+    // for any timer or deadline is just never reached.
+    for (const timeout of [0, Infinity, 2 ** 31, 1e22]) {
+      const waiting = c.waitFor('a', 1, { timeout })
+      c.add('a', 1)
+      assert.equal(await waiting, 1, `timeout: ${timeout}`)
+      c.set('a', 0)
+    }
   })
 
   test('handles: an anonymous handle from another process or a dropped region → ERR_SHM', () => {

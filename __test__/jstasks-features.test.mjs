@@ -34,6 +34,16 @@ test('a pool is an EventEmitter: drain after a burst, needsDrain flips at maxQue
   await pool.close()
 })
 
+test('an idleTimeout past 2^31 ms works as written: the idle worker stays', async () => {
+  const pool = new Pool({ filename: esmTask, threads: 1, minThreads: 0, idleTimeout: 2 ** 31 + 1000 })
+  let destroyed = 0
+  pool.on('workerDestroy', () => destroyed++)
+  assert.equal(await pool.run({ n: 1 }), 2)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(destroyed, 0, 'the worker retired long before its idleTimeout')
+  await pool.close()
+})
+
 test("'message' carries what a worker posts on parentPort; workerCreate/workerDestroy", async () => {
   const pool = new Pool({ filename: habits, threads: 1 })
   const created = once(pool, 'workerCreate')

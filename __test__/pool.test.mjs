@@ -236,7 +236,7 @@ test('bad task input rejects with ERR_INVALID_ARG, never throws', async () => {
     { signal: {} },
     { signal: 'abort' },
     { timeout: -1 },
-    { timeout: 0 },
+    { timeout: -Infinity },
     { timeout: NaN },
     { timeout: '10' },
     { priority: NaN },
@@ -260,6 +260,11 @@ test('bad task input rejects with ERR_INVALID_ARG, never throws', async () => {
   )
   // Options explicitly undefined mean "not given".
   assertClose(await sqrtSum(2, { pool, signal: undefined, timeout: undefined, priority: undefined }), jsSqrtSum(2))
+  // A time limit of 0 is none, as in node:child_process; so is Infinity, and a limit too long for
+  // any timer or Instant is simply never reached.
+  for (const timeout of [0, Infinity, 2 ** 31, 1e22, Number.MAX_VALUE]) {
+    assertClose(await sqrtSum(2, { pool, timeout }), jsSqrtSum(2))
+  }
   assertClose(await sqrtSum(2, undefined), jsSqrtSum(2))
   await pool.close()
 })
@@ -275,7 +280,7 @@ test('bad pool options throw ERR_INVALID_ARG from the constructor', () => {
     { maxQueue: 0.5 },
     { maxQueue: 'big' },
     'x',
-    null,
+    [],
   ]
   for (const options of bad) {
     assert.throws(
@@ -286,6 +291,8 @@ test('bad pool options throw ERR_INVALID_ARG from the constructor', () => {
   }
   assert.equal(new Pool({ maxQueue: Infinity }).maxQueue, Infinity)
   assert.equal(new Pool({ threads: undefined }).threads, os.availableParallelism())
+  // null options are not given, as everywhere in the API.
+  assert.equal(new Pool(null).threads, os.availableParallelism())
 })
 
 for (const kind of ['native', 'JS']) {

@@ -20,7 +20,7 @@ const {
   asArgError,
   guardMethods,
 } = require('./errors')
-const { signalOption } = require('./options')
+const check = require('./validate')
 const { longTimeout } = require('./timers')
 const ipc = require('./ipc')
 
@@ -154,7 +154,7 @@ function normalize(command, args, options, defaults) {
   }
   noNul(argv0, 'options.argv0')
   if (typeof shell === 'string') noNul(shell, 'options.shell')
-  signalOption(signal)
+  check.signal(signal)
   const killSignal = signalNumber(options.killSignal ?? 'SIGTERM', 'options.killSignal')
   // forceKillAfter: 0 / false / Infinity: never; timeout: 0 / Infinity: none (0 as in Node).
   let forceKillAfter = options.forceKillAfter

@@ -9,7 +9,7 @@
 const { isMainThread } = require('node:worker_threads')
 const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe, asArgError, guardMethods } = require('./errors')
-const { signalOption, timeoutOption } = require('./options')
+const check = require('./validate')
 
 const kToken = Symbol('corepool.SharedCounters.internal')
 const kNative = Symbol('corepool.SharedCounters.native')
@@ -162,8 +162,8 @@ function checkRegionName(name) {
 }
 
 function waitOptions(options) {
-  const { timeout, signal } = checkObject(options, 'options')
-  return { timeout: timeoutOption(timeout), signal: signalOption(signal) }
+  const { timeout, signal } = check.object(options)
+  return { timeout: check.timeout(timeout, 'options.timeout'), signal: check.signal(signal) }
 }
 
 function defaultHelp(type, name) {
@@ -657,7 +657,7 @@ class SharedCounters {
     const nc = this.#native
     const array = this.#array
     const slot = e / this.#stride
-    const deadline = timeout > 0 ? performance.now() + timeout : 0
+    const deadline = performance.now() + timeout // Infinity: none
     const asResult = (v) => (typeof target === 'bigint' ? v : Number(v))
     return new Promise((resolve, reject) => {
       let done = false
@@ -688,16 +688,14 @@ class SharedCounters {
         } else if (current >= bigTarget) {
           return finish(resolve, asResult(current))
         }
-        let remaining = 0
-        if (deadline !== 0) {
-          remaining = deadline - performance.now()
-          if (remaining <= 0) return finish(reject, timedOut())
-        }
+        const remaining = deadline - performance.now()
+        if (remaining <= 0) return finish(reject, timedOut())
+        const limit = remaining === Infinity ? undefined : remaining
         key = nextWaitKey
         nextWaitKey = nextWaitKey >= 0x7fffffff ? 1 : nextWaitKey + 1
         let pending
         try {
-          pending = predicate ? nc.wait(slot, 1, current, remaining, key) : nc.wait(slot, 0, bigTarget, remaining, key)
+          pending = predicate ? nc.wait(slot, 1, current, limit, key) : nc.wait(slot, 0, bigTarget, limit, key)
         } catch (err) {
           return finish(reject, err)
         }

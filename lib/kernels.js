@@ -9,6 +9,7 @@ const native = require('./native')
 const { submitNative, submitNativeArgs } = require('./pool')
 const { isDetached } = require('./options')
 const { invalidArg, invalidState, describe, asArgError } = require('./errors')
+const check = require('./validate')
 
 /**
  * Sum of Math.sqrt(i) for 0 <= i < n, computed on the pool.
@@ -38,25 +39,6 @@ function bytes(value, name) {
   throw invalidArg(`${name} must be a Buffer, Uint8Array or string, got ${describe(value)}`)
 }
 
-function oneOf(value, allowed, name) {
-  if (typeof value === 'string' && allowed.includes(value)) return value
-  throw invalidArg(`${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(value)}`)
-}
-
-function optionsObject(options) {
-  if (options === undefined || options === null) return {}
-  if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
-  return options
-}
-
-function integerOption(value, name, min, max, fallback) {
-  if (value === undefined) return fallback
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw invalidArg(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`)
-  }
-  return value
-}
-
 /** Runs `body` and turns a synchronous throw into a rejected promise with a documented code. */
 function rejecting(body) {
   try {
@@ -69,7 +51,8 @@ function rejecting(body) {
 // ---------------------------------------------------------------------------------------------
 // Hashing
 
-const HASH_ALGORITHMS = ['sha256', 'sha512', 'sha1', 'md5', 'blake3', 'xxh3-64', 'xxh3-128', 'xxh64']
+// The names are the native string enums' (src/kernels/*.rs), declared once there.
+const HASH_ALGORITHMS = Object.values(native.HashAlgorithm)
 const DIGEST_LENGTHS = {
   sha256: 32,
   sha512: 64,
@@ -83,8 +66,7 @@ const DIGEST_LENGTHS = {
 const ENCODINGS = ['hex', 'base64', 'base64url', 'buffer']
 
 function encodingOption(options) {
-  const { encoding } = options
-  return encoding === undefined ? 'hex' : oneOf(encoding, ENCODINGS, 'options.encoding')
+  return check.oneOf(check.object(options).encoding, 'options.encoding', ENCODINGS, { default: 'hex' })
 }
 
 function encode(buffer, encoding) {
@@ -96,9 +78,9 @@ function encode(buffer, encoding) {
  */
 function hash(algorithm, data, options) {
   return rejecting(() => {
-    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
+    check.oneOf(algorithm, 'algorithm', HASH_ALGORITHMS)
     const input = bytes(data, 'data')
-    const encoding = encodingOption(optionsObject(options))
+    const encoding = encodingOption(options)
     return submitNativeArgs(native.hash, [algorithm, input], options).then((digest) => encode(digest, encoding))
   })
 }
@@ -109,14 +91,14 @@ function hash(algorithm, data, options) {
  */
 function hashMany(algorithm, items, options) {
   return rejecting(() => {
-    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
+    check.oneOf(algorithm, 'algorithm', HASH_ALGORITHMS)
     if (!Array.isArray(items)) throw invalidArg(`items must be an array, got ${describe(items)}`)
     const inputs = new Array(items.length)
     for (let i = 0; i < items.length; i++) {
       const v = bytes(items[i], `items[${i}]`)
       inputs[i] = typeof v === 'string' ? Buffer.from(v, 'utf8') : v
     }
-    const encoding = encodingOption(optionsObject(options))
+    const encoding = encodingOption(options)
     const size = DIGEST_LENGTHS[algorithm]
     return submitNativeArgs(native.hashMany, [algorithm, inputs], options).then((all) => {
       const out = new Array(inputs.length)
@@ -137,7 +119,7 @@ function hashMany(algorithm, items, options) {
 /** Digest of the file at `path`, read natively in 1 MiB chunks (never loaded into JavaScript). */
 function hashFile(algorithm, path, options) {
   return rejecting(() => {
-    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
+    check.oneOf(algorithm, 'algorithm', HASH_ALGORITHMS)
     if (path instanceof URL) {
       if (path.protocol !== 'file:') throw invalidArg(`path must be a file: URL, got ${path.href}`)
       path = require('node:url').fileURLToPath(path)
@@ -145,7 +127,7 @@ function hashFile(algorithm, path, options) {
     if (typeof path !== 'string' || path === '' || path.includes('\0')) {
       throw invalidArg(`path must be a non-empty string or file URL, got ${describe(path)}`)
     }
-    const encoding = encodingOption(optionsObject(options))
+    const encoding = encodingOption(options)
     return submitNativeArgs(native.hashFile, [algorithm, path], options).then((digest) => encode(digest, encoding))
   })
 }
@@ -166,8 +148,8 @@ class Hasher {
   #finished = false
 
   constructor(algorithm, options) {
-    oneOf(algorithm, HASH_ALGORITHMS, 'algorithm')
-    optionsObject(options)
+    check.oneOf(algorithm, 'algorithm', HASH_ALGORITHMS)
+    check.object(options)
     /** The algorithm's name. */
     this.algorithm = algorithm
     this.#native = new native.NativeHasher(algorithm)
@@ -194,7 +176,7 @@ class Hasher {
 
   digest(encoding) {
     return rejecting(() => {
-      const enc = encoding === undefined ? 'hex' : oneOf(encoding, ENCODINGS, 'encoding')
+      const enc = check.oneOf(encoding, 'encoding', ENCODINGS, { default: 'hex' })
       if (this.#finished) throw invalidState('digest() was already called')
       this.#finished = true
       return Promise.all(this.#inflight).then(() => {
@@ -213,7 +195,7 @@ function createHasher(algorithm, options) {
 // ---------------------------------------------------------------------------------------------
 // Compression
 
-const FORMATS = ['gzip', 'deflate', 'deflate-raw', 'brotli', 'zstd']
+const FORMATS = Object.values(native.CompressFormat)
 /** Default `maxOutputLength` of `decompress`: 256 MiB. */
 const DEFAULT_MAX_OUTPUT_LENGTH = 256 * 1024 * 1024
 const MAX_BUFFER_LENGTH = require('node:buffer').constants.MAX_LENGTH
@@ -225,13 +207,11 @@ const MAX_BUFFER_LENGTH = require('node:buffer').constants.MAX_LENGTH
  */
 function compress(format, data, options) {
   return rejecting(() => {
-    oneOf(format, FORMATS, 'format')
+    check.oneOf(format, 'format', FORMATS)
     const input = bytes(data, 'data')
-    const { level } = optionsObject(options)
-    if (level !== undefined && !Number.isInteger(level)) {
-      throw invalidArg(`options.level must be an integer, got ${describe(level)}`)
-    }
-    return submitNativeArgs(native.compress, [format, input, level ?? NaN], options)
+    // The range depends on the format; the native side checks it.
+    const level = check.int(check.object(options).level, 'options.level', { min: -(2 ** 31), max: 2 ** 31 - 1 })
+    return submitNativeArgs(native.compress, [format, input, { level }], options)
   })
 }
 
@@ -242,16 +222,14 @@ function compress(format, data, options) {
  */
 function decompress(format, data, options) {
   return rejecting(() => {
-    oneOf(format, FORMATS, 'format')
+    check.oneOf(format, 'format', FORMATS)
     const input = bytes(data, 'data')
-    const max = integerOption(
-      optionsObject(options).maxOutputLength,
-      'options.maxOutputLength',
-      1,
-      MAX_BUFFER_LENGTH,
-      DEFAULT_MAX_OUTPUT_LENGTH,
-    )
-    return submitNativeArgs(native.decompress, [format, input, max], options)
+    const maxOutputLength = check.int(check.object(options).maxOutputLength, 'options.maxOutputLength', {
+      min: 1,
+      max: MAX_BUFFER_LENGTH,
+      default: DEFAULT_MAX_OUTPUT_LENGTH,
+    })
+    return submitNativeArgs(native.decompress, [format, input, { maxOutputLength }], options)
   })
 }
 
@@ -266,16 +244,15 @@ function decompress(format, data, options) {
 function passwordHash(password, options) {
   return rejecting(() => {
     const input = bytes(password, 'password')
-    const o = optionsObject(options)
-    // NaN means "default"; the native side checks the cross-field rule (memoryCost >= 8 × parallelism).
-    const args = [
-      input,
-      integerOption(o.memoryCost, 'options.memoryCost', 8, 4 * 1024 * 1024, NaN),
-      integerOption(o.timeCost, 'options.timeCost', 1, 1024, NaN),
-      integerOption(o.parallelism, 'options.parallelism', 1, 64, NaN),
-      integerOption(o.outputLength, 'options.outputLength', 4, 1024, NaN),
-    ]
-    return submitNativeArgs(native.passwordHash, args, options)
+    const o = check.object(options)
+    // Absent: the default; the native side checks the cross-field rule (memoryCost >= 8 × parallelism).
+    const params = {
+      memoryCost: check.int(o.memoryCost, 'options.memoryCost', { min: 8, max: 4 * 1024 * 1024 }),
+      timeCost: check.int(o.timeCost, 'options.timeCost', { min: 1, max: 1024 }),
+      parallelism: check.int(o.parallelism, 'options.parallelism', { min: 1, max: 64 }),
+      outputLength: check.int(o.outputLength, 'options.outputLength', { min: 4, max: 1024 }),
+    }
+    return submitNativeArgs(native.passwordHash, [input, params], options)
   })
 }
 
@@ -288,7 +265,7 @@ function passwordVerify(hash, password, options) {
   return rejecting(() => {
     if (typeof hash !== 'string') throw invalidArg(`hash must be a PHC string, got ${describe(hash)}`)
     const input = bytes(password, 'password')
-    optionsObject(options)
+    check.object(options)
     return submitNativeArgs(native.passwordVerify, [hash, input], options)
   })
 }
@@ -347,8 +324,8 @@ const maxFloat64 = (values, options) => statsFloat64(values, options).then((s) =
 // ---------------------------------------------------------------------------------------------
 // Images
 
-const FITS = ['cover', 'contain', 'fill', 'inside', 'outside']
-const IMAGE_FORMATS = ['jpeg', 'jpg', 'png', 'webp']
+const FITS = Object.values(native.ImageFit)
+const IMAGE_FORMATS = Object.values(native.ImageFormat)
 /** Default `maxPixels` of `resize` (sharp's `limitInputPixels` default, 0x3FFF²). */
 const DEFAULT_MAX_PIXELS = 0x3fff * 0x3fff
 
@@ -365,15 +342,16 @@ function resize(image, options) {
   return rejecting(() => {
     const input = bytes(image, 'image')
     if (typeof input === 'string') throw invalidArg('image must be a Buffer or Uint8Array, got a string')
-    const o = optionsObject(options)
-    const width = integerOption(o.width, 'options.width', 1, 65535, 0)
-    const height = integerOption(o.height, 'options.height', 1, 65535, 0)
-    const fit = o.fit === undefined ? 'cover' : oneOf(o.fit, FITS, 'options.fit')
-    const format = o.format === undefined ? '' : oneOf(o.format, IMAGE_FORMATS, 'options.format')
-    const quality = integerOption(o.quality, 'options.quality', 1, 100, 80)
-    const maxPixels = integerOption(o.maxPixels, 'options.maxPixels', 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS)
-    const args = [input, width, height, fit, format, quality, maxPixels]
-    return submitNativeArgs(native.resize, args, options)
+    const o = check.object(options)
+    const request = {
+      width: check.int(o.width, 'options.width', { min: 1, max: 65535 }),
+      height: check.int(o.height, 'options.height', { min: 1, max: 65535 }),
+      fit: check.oneOf(o.fit, 'options.fit', FITS),
+      format: check.oneOf(o.format, 'options.format', IMAGE_FORMATS),
+      quality: check.int(o.quality, 'options.quality', { min: 1, max: 100 }),
+      maxPixels: check.int(o.maxPixels, 'options.maxPixels', { min: 1, default: DEFAULT_MAX_PIXELS }),
+    }
+    return submitNativeArgs(native.resize, [input, request], options)
   })
 }
 

@@ -8,6 +8,8 @@ const { Worker, MessageChannel } = require('node:worker_threads')
 const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe, asArgError, describeError, fromNative } = require('./errors')
 const { taskOptions, isDetached } = require('./options')
+const check = require('./validate')
+const { longTimeout } = require('./timers')
 const { types } = require('node:util')
 const { decodeResult, decodeEnvelope, settleDecoded, serializeTask, NEEDS_POST_MESSAGE } = require('./jscodec')
 const { SharedCounters, nativeCounters } = require('./counters')
@@ -79,38 +81,15 @@ class Pool extends EventEmitter {
   }
 
   #construct(options) {
-    if (options !== undefined && (typeof options !== 'object' || options === null)) {
-      throw invalidArg(`options must be an object, got ${describe(options)}`)
-    }
-    const { threads, maxQueue, niceIncrement, filename, counters, closeTimeout } = options ?? {}
-    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
-      throw invalidArg(`options.threads must be an integer from 1 to 1024, got ${describe(threads)}`)
-    }
-    if (
-      maxQueue !== undefined &&
-      maxQueue !== Infinity &&
-      !(Number.isInteger(maxQueue) && maxQueue >= 0 && maxQueue <= Number.MAX_SAFE_INTEGER)
-    ) {
-      throw invalidArg(`options.maxQueue must be a non-negative integer or Infinity, got ${describe(maxQueue)}`)
-    }
-    if (
-      niceIncrement !== undefined &&
-      !(Number.isInteger(niceIncrement) && niceIncrement >= 0 && niceIncrement <= 19)
-    ) {
-      throw invalidArg(`options.niceIncrement must be an integer from 0 to 19, got ${describe(niceIncrement)}`)
-    }
-    if (closeTimeout !== undefined && !(typeof closeTimeout === 'number' && closeTimeout >= 0)) {
-      throw invalidArg(
-        `options.closeTimeout must be a non-negative number of milliseconds, got ${describe(closeTimeout)}`,
-      )
-    }
-    this.#threads = threads ?? defaultThreads()
-    this.#nice = niceIncrement ?? DEFAULT_NICE
-    this.#maxQueue = maxQueue === undefined || maxQueue === Infinity ? -1 : maxQueue
-    this.#closeTimeout = closeTimeout ?? Infinity
+    const o = check.object(options)
+    const { counters } = o
+    this.#threads = check.int(o.threads, 'options.threads', { min: 1, max: 1024 }) ?? defaultThreads()
+    this.#maxQueue = check.int(o.maxQueue, 'options.maxQueue', { infinity: true, default: Infinity })
+    this.#nice = check.int(o.niceIncrement, 'options.niceIncrement', { max: 19, default: DEFAULT_NICE })
+    this.#closeTimeout = check.duration(o.closeTimeout, 'options.closeTimeout', { default: Infinity })
     // Checked whether or not `filename` is given (a pool without it may still get per-task ones).
     // A pool without a task module still runs per-task ones (`run(data, { filename })`).
-    this.#js = jsOptions(options ?? {}, this.#threads)
+    this.#js = jsOptions(o, this.#threads)
     if (counters !== undefined) {
       if (!(counters instanceof SharedCounters)) {
         throw invalidArg(`options.counters must be a SharedCounters, got ${describe(counters)}`)
@@ -127,13 +106,16 @@ class Pool extends EventEmitter {
     if (this.#native === null) {
       if (this.#state !== 'open') return null
       const js = this.#js
+      const abortGrace = js?.abortGrace
       this.#native = new native.NativePool(
-        this.#threads,
-        this.#maxQueue,
-        this.#nice,
+        {
+          threads: this.#threads,
+          maxQueue: this.#maxQueue === Infinity ? undefined : this.#maxQueue,
+          nice: this.#nice,
+          abortGrace: abortGrace === Infinity ? undefined : abortGrace,
+        },
         noop,
         js && workerEventHandler(this),
-        js?.abortGrace,
       )
       if (this.#counters !== undefined) this.#native.mirrorStats(nativeCounters(this.#counters))
     }
@@ -181,15 +163,9 @@ class Pool extends EventEmitter {
     try {
       let list = null
       if (options !== undefined && options !== null && typeof options === 'object') {
-        name = options.name ?? null
-        if (name !== null && typeof name !== 'string') {
-          throw invalidArg(`options.name must be a string, got ${describe(name)}`)
-        }
+        name = check.string(options.name ?? undefined, 'options.name', { default: null })
         if (options.filename !== undefined) file = taskFilename(options.filename, 'options.filename')
-        progress = options.progress
-        if (progress !== undefined && typeof progress !== 'function') {
-          throw invalidArg(`options.progress must be a function, got ${describe(progress)}`)
-        }
+        progress = check.fn(options.progress, 'options.progress')
         const { transferList } = options
         if (transferList !== undefined && !Array.isArray(transferList)) {
           throw invalidArg(`options.transferList must be an array, got ${describe(transferList)}`)
@@ -312,7 +288,7 @@ class Pool extends EventEmitter {
   }
 
   get maxQueue() {
-    return this.#maxQueue < 0 ? Infinity : this.#maxQueue
+    return this.#maxQueue
   }
 
   get closed() {
@@ -330,21 +306,20 @@ class Pool extends EventEmitter {
    * destroyed instead.
    */
   close(options) {
-    if (options !== undefined && (typeof options !== 'object' || options === null)) {
-      return Promise.reject(invalidArg(`options must be an object, got ${describe(options)}`))
-    }
-    const force = options?.force
-    if (force !== undefined && typeof force !== 'boolean') {
-      return Promise.reject(invalidArg(`options.force must be a boolean, got ${describe(force)}`))
+    let force
+    try {
+      force = check.bool(check.object(options).force, 'options.force')
+    } catch (err) {
+      return Promise.reject(asArgError(err))
     }
     if (force && this.#native !== null) this.#native.cancelQueued()
     const closed = this.#stop('close')
     if (this.#closeTimeout === Infinity || this.#native === null) return closed
     let timer
     const timedOut = new Promise((resolve) => {
-      timer = setTimeout(resolve, Math.min(this.#closeTimeout, 2 ** 31 - 1))
+      timer = longTimeout(resolve, this.#closeTimeout)
     }).then(() => this.#stop('destroy'))
-    return Promise.race([closed, timedOut]).finally(() => clearTimeout(timer))
+    return Promise.race([closed, timedOut]).finally(() => timer.clear())
   }
 
   /** Stop accepting tasks, reject queued and running ones with ERR_POOL_CLOSED, stop the threads. */
@@ -508,22 +483,16 @@ function taskFilename(filename, what) {
 }
 
 function jsOptions(options, threads) {
-  const { filename, minThreads, idleTimeout, abortGrace, resourceLimits, env, execArgv, workerData } = options
+  const { filename, resourceLimits, env, execArgv, workerData } = options
   const file = filename === undefined || filename === null ? null : taskFilename(filename, 'options.filename')
-  if (minThreads !== undefined && !(Number.isInteger(minThreads) && minThreads >= 0 && minThreads <= threads)) {
-    throw invalidArg(
-      `options.minThreads must be an integer from 0 to threads (${threads}), got ${describe(minThreads)}`,
-    )
-  }
-  if (idleTimeout !== undefined && !(typeof idleTimeout === 'number' && idleTimeout >= 0)) {
-    throw invalidArg(`options.idleTimeout must be a non-negative number of milliseconds, got ${describe(idleTimeout)}`)
-  }
-  if (abortGrace !== undefined && !(typeof abortGrace === 'number' && abortGrace >= 0)) {
-    throw invalidArg(`options.abortGrace must be a non-negative number of milliseconds, got ${describe(abortGrace)}`)
-  }
-  if (resourceLimits !== undefined && (typeof resourceLimits !== 'object' || resourceLimits === null)) {
-    throw invalidArg(`options.resourceLimits must be an object, got ${describe(resourceLimits)}`)
-  }
+  const minThreads = check.int(options.minThreads, 'options.minThreads', {
+    max: threads,
+    default: Math.min(1, threads),
+  })
+  // Grace periods: 0 = at once, Infinity = never.
+  const idleTimeout = check.duration(options.idleTimeout, 'options.idleTimeout', { default: 10_000 })
+  const abortGrace = check.duration(options.abortGrace, 'options.abortGrace', { default: 1000 })
+  if (resourceLimits !== undefined) check.object(resourceLimits, 'options.resourceLimits')
   if (execArgv !== undefined && !(Array.isArray(execArgv) && execArgv.every((a) => typeof a === 'string'))) {
     throw invalidArg(`options.execArgv must be an array of strings, got ${describe(execArgv)}`)
   }
@@ -543,9 +512,9 @@ function jsOptions(options, threads) {
   if (execArgv !== undefined) workerOptions.execArgv = execArgv
   return {
     filename: file,
-    minThreads: minThreads ?? Math.min(1, threads),
-    idleTimeout: idleTimeout ?? 10_000,
-    abortGrace: abortGrace ?? 1000,
+    minThreads,
+    idleTimeout,
+    abortGrace,
     workerOptions,
     workerData,
     workers: [],
@@ -655,8 +624,13 @@ function submitNativeArgs(fn, args, options, ownPool) {
 
 // A native argument conversion that fails throws synchronously; turn it into a rejection.
 function call(fn, np, args, o, key) {
+  // No object at all for a task with every default (the common call reads nothing).
+  const task =
+    o.priority === 0 && o.timeout === Infinity && key === 0
+      ? undefined
+      : { priority: o.priority, timeout: o.timeout === Infinity ? undefined : o.timeout, cancelKey: key || undefined }
   try {
-    return fn(np, ...args, o.priority, o.timeout, key)
+    return fn(np, ...args, task)
   } catch (err) {
     return Promise.reject(fromNative(err))
   }

@@ -13,6 +13,7 @@ const native = require('./native')
 const { encodeResult, encodeThrown, decodeTask, movedBuffer, encodeMoved } = require('./jscodec')
 const { CorepoolError } = require('./errors')
 const { kWorkerState } = require('./state')
+const { longTimeout } = require('./timers')
 
 const { poolId, slot, generation, filename, idleTimeout, minThreads, nice, port } = boot
 // Seen by `require('corepool')` in task modules: `isWorkerThread`, `workerData`.
@@ -234,8 +235,9 @@ function report(seq, result, ok) {
 
 function scheduleRetire() {
   if (slot < minThreads || !Number.isFinite(idleTimeout) || current !== null) return
-  clearTimeout(idleTimer)
-  idleTimer = setTimeout(() => {
+  idleTimer?.clear()
+  // Any idleTimeout works as written (setTimeout would fire at once past 2^31 - 1 ms).
+  idleTimer = longTimeout(() => {
     if (current === null && native.jsWorkerRetire(poolId, slot, generation)) process.exit(0)
   }, idleTimeout)
 }
@@ -252,7 +254,7 @@ function onMessage(kind, value) {
     // The pool was garbage-collected without close().
     process.exit(0)
   }
-  clearTimeout(idleTimer)
+  idleTimer?.clear()
   run(value)
 }
 

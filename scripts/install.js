@@ -111,7 +111,7 @@ function checkCargo(cargo) {
 
 // Runs `cargo <args>` with a progress line every 15 s, its output kept in a log that is shown
 // (its tail) if it fails; then `next()`.
-function build(cargo, stage, args, what, next) {
+function build(cargo, stage, args, what, next, env = {}) {
   if (profile === 'release') args.push('--release')
   say(`${stage} cargo ${args.join(' ')}: ${what}`)
   const log = path.join(os.tmpdir(), `corepool-build-${process.pid}.log`)
@@ -119,7 +119,7 @@ function build(cargo, stage, args, what, next) {
   const child = spawn(cargo, args, {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CARGO_TERM_COLOR: 'never', CARGO_TERM_PROGRESS_WHEN: 'never' },
+    env: { ...process.env, ...env, CARGO_TERM_COLOR: 'never', CARGO_TERM_PROGRESS_WHEN: 'never' },
   })
   let crates = 0
   let current = ''
@@ -220,7 +220,23 @@ if (!force) {
 }
 say(`[1/4] ${checkCargo(cargo)} (>= ${platform.minCargo(root)} needed)`)
 const slow = profile === 'release' ? 'a few minutes (the last step, LTO, is the longest)' : 'debug profile'
-build(cargo, '[2/4]', ['build', '--lib', '--locked'], slow, () => {
+build(cargo, '[2/4]', ['build', '--lib', '--locked'], slow, nextStep, typeDefEnv())
+
+// napi-derive writes the native layer's type definitions while it compiles (a few KB under
+// target/napi-type-def/<profile>); scripts/native-dts.js renders them into types/native.d.ts.
+// A build cargo finds fresh writes nothing, so the crate is rebuilt when they are missing.
+function typeDefEnv() {
+  const targetDir = process.env.CARGO_TARGET_DIR
+    ? path.resolve(root, process.env.CARGO_TARGET_DIR)
+    : path.join(root, 'target')
+  const dir = path.join(targetDir, 'napi-type-def', profile)
+  fs.mkdirSync(dir, { recursive: true })
+  const env = { NAPI_TYPE_DEF_TMP_FOLDER: dir }
+  if (!fs.existsSync(path.join(dir, 'corepool'))) env.NAPI_FORCE_BUILD_COREPOOL = String(Date.now())
+  return env
+}
+
+function nextStep() {
   if (process.platform !== 'linux') return install()
   build(
     cargo,
@@ -229,4 +245,4 @@ build(cargo, '[2/4]', ['build', '--lib', '--locked'], slow, () => {
     'the subreaper helper',
     install,
   )
-})
+}

@@ -82,8 +82,8 @@ export type SharedCountersHandle =
 
 /** Options of `waitFor`. */
 export interface WaitForOptions {
-  /** Reject with `ERR_TASK_TIMEOUT` after this many milliseconds (default: wait forever). */
-  timeout?: number
+  /** Reject with `ERR_TASK_TIMEOUT` after this many milliseconds; `0` or `Infinity` (the default): wait forever. */
+  timeout?: import('./pool').Milliseconds
   /** Reject with `ERR_ABORTED` (an `AbortError`) when this signal aborts. */
   signal?: AbortSignal
 }

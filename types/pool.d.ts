@@ -1,11 +1,19 @@
 import { EventEmitter } from 'node:events'
 
+/**
+ * A duration in milliseconds, with one rule for the whole API: any number `>= 0` (fractions
+ * allowed) or `Infinity`; each value works as written (no upper limit, no overflow). Options named
+ * `timeout` are time limits: `0` and `Infinity` both mean none (as `timeout: 0` in
+ * `node:child_process`). Other durations are delays: `0` means at once, `Infinity` never.
+ */
+export type Milliseconds = number
+
 /** Options every task accepts (native kernels and `pool.run`). */
 export interface TaskOptions {
   /** Cancels the task: a queued task is removed at once, a running one stops at its next check. Rejects `ERR_ABORTED` (`name === 'AbortError'`, `cause` = the signal's reason). */
   signal?: AbortSignal
-  /** Milliseconds from submission after which the task rejects `ERR_TASK_TIMEOUT` (queued or running). */
-  timeout?: number
+  /** Milliseconds from submission after which the task rejects `ERR_TASK_TIMEOUT` (queued or running); `0` or `Infinity`: none (see {@link Milliseconds}). */
+  timeout?: Milliseconds
   /** Higher runs first; FIFO among equal priorities. Default 0. */
   priority?: number
   /** The pool to run on. Default: `defaultPool`. */
@@ -68,9 +76,9 @@ export interface PoolOptions {
   /** Workers kept alive when idle (JS tasks). Default 1. */
   minThreads?: number
   /** Milliseconds an idle worker above `minThreads` lives before exiting. Default 10 000. */
-  idleTimeout?: number
+  idleTimeout?: Milliseconds
   /** Milliseconds a cancelled JS task may keep running before its worker is terminated and replaced. Default 1000. */
-  abortGrace?: number
+  abortGrace?: Milliseconds
   /** `resourceLimits` of each worker (see `worker_threads.Worker`). */
   resourceLimits?: import('node:worker_threads').ResourceLimits
   /** Environment of each worker: an object, or `worker_threads.SHARE_ENV`. */
@@ -79,8 +87,8 @@ export interface PoolOptions {
   execArgv?: string[]
   /** A structured-clonable value that task modules read as `require('corepool').workerData`. */
   workerData?: unknown
-  /** Milliseconds `close()` waits for tasks before destroying the pool instead. Default `Infinity`. */
-  closeTimeout?: number
+  /** Milliseconds `close()` waits for tasks before destroying the pool instead (`0`: at once). Default `Infinity`. */
+  closeTimeout?: Milliseconds
 }
 
 /** Percentiles of a duration histogram, in milliseconds. */

@@ -249,7 +249,7 @@ impl NativeCounters {
 
     /// An ArrayBuffer over the slots (not the header) of this object's mapping. It keeps the
     /// mapping alive until it is garbage collected.
-    #[napi]
+    #[napi(ts_return_type = "ArrayBuffer")]
     pub fn buffer(&self, env: Env) -> napi::Result<RawValue> {
         let offset = self.view.layout().header_len;
         let len = self.view.mapping().len() - offset;
@@ -288,15 +288,15 @@ impl NativeCounters {
 
     /// Waits on a native thread until slot `index` is >= `operand` (`mode` 0) or != `operand`
     /// (`mode` 1). Resolves with the value, or null on timeout or after `cancelWait(key)`.
-    /// `timeout_ms <= 0` means none. The pending promise keeps Node alive.
-    #[napi]
+    /// No `timeout_ms`: no time limit. The pending promise keeps Node alive.
+    #[napi(ts_return_type = "Promise<bigint | null>")]
     pub fn wait(
         &self,
         env: Env,
         index: u32,
         mode: u32,
         operand: BigInt,
-        timeout_ms: f64,
+        timeout_ms: Option<f64>,
         key: u32,
     ) -> napi::Result<RawValue, Code> {
         let index = self.index(index)?;
@@ -313,9 +313,8 @@ impl NativeCounters {
             WaitCondition::NotEqual(operand)
         };
         // A timeout too large to represent as a deadline is the same as none.
-        let deadline = (timeout_ms > 0.0)
-            .then(|| Duration::try_from_secs_f64(timeout_ms / 1000.0).ok())
-            .flatten()
+        let deadline = timeout_ms
+            .and_then(|ms| Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).ok())
             .and_then(|d| Instant::now().checked_add(d));
         let cancel = Arc::new(AtomicBool::new(false));
         lock(&self.waits).insert(key, (index, Arc::clone(&cancel)));
@@ -377,7 +376,7 @@ unsafe extern "C" fn release_view(_env: sys::napi_env, _data: *mut c_void, hint:
 
 /// Test hook: `threads` Rust threads each add 1 to slot `index` `iterations` times through the
 /// Rust-side [`Counters`] API. Resolves when all are done.
-#[napi(js_name = "countersTestHammer")]
+#[napi(js_name = "countersTestHammer", ts_return_type = "Promise<boolean>")]
 pub fn counters_test_hammer(
     env: Env,
     counters: &NativeCounters,

@@ -5,60 +5,82 @@ use napi_derive::napi;
 use corepool_core::kernels::compress::{compress, decompress, Format};
 
 use crate::buffers::{to_vec, JsBytes};
-use crate::pool::binding::{NativePool, RawValue, TaskArgs};
+use crate::pool::binding::{NativePool, RawValue, TaskOptions};
 use crate::pool::scheduler::TaskCtx;
 
-/// Native `compress`; a non-finite `level` (NaN) means "the format's default".
-#[allow(clippy::too_many_arguments)]
-#[napi(js_name = "compress")]
+/// A compression format, named as in node:zlib.
+#[napi(string_enum)]
+pub enum CompressFormat {
+    #[napi(value = "gzip")]
+    Gzip,
+    /// zlib
+    #[napi(value = "deflate")]
+    Deflate,
+    #[napi(value = "deflate-raw")]
+    DeflateRaw,
+    #[napi(value = "brotli")]
+    Brotli,
+    #[napi(value = "zstd")]
+    Zstd,
+}
+
+impl From<CompressFormat> for Format {
+    fn from(f: CompressFormat) -> Self {
+        match f {
+            CompressFormat::Gzip => Format::Gzip,
+            CompressFormat::Deflate => Format::Deflate,
+            CompressFormat::DeflateRaw => Format::DeflateRaw,
+            CompressFormat::Brotli => Format::Brotli,
+            CompressFormat::Zstd => Format::Zstd,
+        }
+    }
+}
+
+/// Options of native `compress`.
+#[napi(object)]
+pub struct CompressOptions {
+    /// The format's level (its range depends on the format); node:zlib's default when absent.
+    pub level: Option<i32>,
+}
+
+/// Options of native `decompress`.
+#[napi(object)]
+pub struct DecompressOptions {
+    /// Output beyond this many bytes fails with ERR_OUTPUT_TOO_LARGE (an integer >= 1).
+    pub max_output_length: f64,
+}
+
+/// Native `compress`.
+#[napi(js_name = "compress", ts_return_type = "Promise<Buffer>")]
 pub fn compress_task(
     pool: &NativePool,
-    format: String,
-    data: JsBytes,
-    level: f64,
-    priority: f64,
-    timeout_ms: f64,
-    cancel_key: f64,
+    format: CompressFormat,
+    #[napi(ts_arg_type = "string | Uint8Array")] data: JsBytes,
+    options: CompressOptions,
+    task: Option<TaskOptions>,
 ) -> napi::Result<RawValue> {
-    let task = TaskArgs {
-        priority,
-        timeout_ms,
-        cancel_key,
-    };
-    let job = Format::parse(&format).and_then(|format| {
-        let level = format.check_level(level.is_finite().then_some(level))?;
-        let data = to_vec(data);
-        Ok(move |ctx: &TaskCtx| compress(format, level, &data, ctx))
-    });
+    let format = Format::from(format);
+    let job = format
+        .check_level(options.level.map(f64::from))
+        .map(|level| {
+            let data = to_vec(data);
+            move |ctx: &TaskCtx| compress(format, level, &data, ctx)
+        });
     pool.submit_task(task, job)
 }
 
-/// Native `decompress`; `max_output_length` is validated by the JS wrapper.
-#[allow(clippy::too_many_arguments)]
-#[napi(js_name = "decompress")]
+/// Native `decompress`.
+#[napi(js_name = "decompress", ts_return_type = "Promise<Buffer>")]
 pub fn decompress_task(
     pool: &NativePool,
-    format: String,
-    data: JsBytes,
-    max_output_length: f64,
-    priority: f64,
-    timeout_ms: f64,
-    cancel_key: f64,
+    format: CompressFormat,
+    #[napi(ts_arg_type = "string | Uint8Array")] data: JsBytes,
+    options: DecompressOptions,
+    task: Option<TaskOptions>,
 ) -> napi::Result<RawValue> {
-    let task = TaskArgs {
-        priority,
-        timeout_ms,
-        cancel_key,
-    };
-    let job = Format::parse(&format).and_then(|format| {
-        if !(max_output_length.fract() == 0.0 && max_output_length >= 1.0) {
-            return Err(format!(
-                "options.maxOutputLength must be a positive integer, got {max_output_length}"
-            ));
-        }
-        let max = max_output_length.min(usize::MAX as f64) as usize;
-        let data = to_vec(data);
-        Ok(move |ctx: &TaskCtx| decompress(format, &data, max, ctx))
-    });
-    pool.submit_task(task, job)
+    let format = Format::from(format);
+    let max = options.max_output_length.min(usize::MAX as f64) as usize;
+    let data = to_vec(data);
+    let job = move |ctx: &TaskCtx| decompress(format, &data, max, ctx);
+    pool.submit_task(task, Ok(job))
 }

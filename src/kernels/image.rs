@@ -6,7 +6,7 @@ use napi_derive::napi;
 use corepool_core::kernels::image::{resize, Fit, Format, Request, DEFAULT_MAX_PIXELS};
 
 use crate::buffers::{to_vec, JsBytes};
-use crate::pool::binding::{NativePool, Output, RawValue, TaskArgs};
+use crate::pool::binding::{NativePool, Output, RawValue, TaskOptions};
 use crate::pool::scheduler::TaskCtx;
 
 /// A resized image, as `resize` resolves it.
@@ -15,71 +15,100 @@ pub struct ResizedImage {
     pub data: Buffer,
     pub width: u32,
     pub height: u32,
+    /// `'jpeg'`, `'png'` or `'webp'`.
     pub format: String,
 }
 
-/// Native `resize`. Zero width/height means "not given"; the JS wrapper validates names.
-#[allow(clippy::too_many_arguments)]
-#[napi(js_name = "resize")]
-pub fn resize_task(
-    pool: &NativePool,
-    image: JsBytes,
-    width: u32,
-    height: u32,
-    fit: String,
-    format: String,
-    quality: u32,
-    max_pixels: f64,
-    priority: f64,
-    timeout_ms: f64,
-    cancel_key: f64,
-) -> napi::Result<RawValue> {
-    let task = TaskArgs {
-        priority,
-        timeout_ms,
-        cancel_key,
-    };
-    let job = request(width, height, &fit, &format, quality, max_pixels).map(|req| {
-        let data = to_vec(image);
-        move |ctx: &TaskCtx| {
-            let r = resize(&data, &req, ctx)?;
-            Ok(Output::value(ResizedImage {
-                data: r.data.into(),
-                width: r.width,
-                height: r.height,
-                format: r.format.name().to_string(),
-            }))
-        }
-    });
-    pool.submit_task(task, job)
+/// How `resize` fits the image into `width` × `height` (sharp's meanings).
+#[napi(string_enum)]
+pub enum ImageFit {
+    /// Fill the box exactly, cropping the overflow (centred).
+    #[napi(value = "cover")]
+    Cover,
+    /// Fit inside the box and pad to its exact size with opaque black.
+    #[napi(value = "contain")]
+    Contain,
+    /// Stretch to the box, ignoring the aspect ratio.
+    #[napi(value = "fill")]
+    Fill,
+    /// Fit inside the box, keeping the aspect ratio.
+    #[napi(value = "inside")]
+    Inside,
+    /// Cover the box, keeping the aspect ratio.
+    #[napi(value = "outside")]
+    Outside,
 }
 
-fn request(
-    width: u32,
-    height: u32,
-    fit: &str,
-    format: &str,
-    quality: u32,
-    max_pixels: f64,
-) -> Result<Request, String> {
-    let fit = Fit::parse(fit).ok_or_else(|| format!("unknown fit {fit:?}"))?;
-    let format = match format {
-        "" => None,
-        name => Some(Format::parse(name).ok_or_else(|| format!("unknown format {name:?}"))?),
+/// An image format `resize` encodes.
+#[napi(string_enum)]
+pub enum ImageFormat {
+    #[napi(value = "jpeg")]
+    Jpeg,
+    /// The same as `'jpeg'`.
+    #[napi(value = "jpg")]
+    Jpg,
+    #[napi(value = "png")]
+    Png,
+    #[napi(value = "webp")]
+    Webp,
+}
+
+/// Options of native `resize`.
+#[napi(object)]
+pub struct ResizeOptions {
+    /// Output width (1 to 65535); from `height` and the aspect ratio when absent.
+    pub width: Option<u32>,
+    /// Output height (1 to 65535); from `width` and the aspect ratio when absent.
+    pub height: Option<u32>,
+    /// Default `'cover'`.
+    pub fit: Option<ImageFit>,
+    /// Default: the input's format.
+    pub format: Option<ImageFormat>,
+    /// JPEG quality, 1 to 100; default 80.
+    pub quality: Option<u8>,
+    /// Larger inputs or outputs fail with ERR_OUTPUT_TOO_LARGE before decoding; default 0x3FFF².
+    pub max_pixels: Option<f64>,
+}
+
+/// Native `resize`.
+#[napi(js_name = "resize", ts_return_type = "Promise<ResizedImage>")]
+pub fn resize_task(
+    pool: &NativePool,
+    #[napi(ts_arg_type = "string | Uint8Array")] image: JsBytes,
+    options: ResizeOptions,
+    task: Option<TaskOptions>,
+) -> napi::Result<RawValue> {
+    let req = request(options);
+    let data = to_vec(image);
+    let job = move |ctx: &TaskCtx| {
+        let r = resize(&data, &req, ctx)?;
+        Ok(Output::value(ResizedImage {
+            data: r.data.into(),
+            width: r.width,
+            height: r.height,
+            format: r.format.name().to_string(),
+        }))
     };
-    if !(1..=100).contains(&quality) {
-        return Err("options.quality must be an integer from 1 to 100".into());
-    }
-    Ok(Request {
-        width: (width > 0).then_some(width),
-        height: (height > 0).then_some(height),
-        fit,
-        format,
-        quality: quality as u8,
-        max_pixels: if max_pixels >= 1.0 {
-            max_pixels as u64
-        } else {
-            DEFAULT_MAX_PIXELS
+    pool.submit_task(task, Ok(job))
+}
+
+fn request(o: ResizeOptions) -> Request {
+    Request {
+        width: o.width,
+        height: o.height,
+        fit: match o.fit.unwrap_or(ImageFit::Cover) {
+            ImageFit::Cover => Fit::Cover,
+            ImageFit::Contain => Fit::Contain,
+            ImageFit::Fill => Fit::Fill,
+            ImageFit::Inside => Fit::Inside,
+            ImageFit::Outside => Fit::Outside,
         },
-    })
+        format: o.format.map(|f| match f {
+            ImageFormat::Jpeg | ImageFormat::Jpg => Format::Jpeg,
+            ImageFormat::Png => Format::Png,
+            ImageFormat::Webp => Format::Webp,
+        }),
+        quality: o.quality.unwrap_or(80),
+        max_pixels: o.max_pixels.map_or(DEFAULT_MAX_PIXELS, |n| n as u64),
+    }
 }

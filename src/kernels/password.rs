@@ -8,43 +8,36 @@ use corepool_core::kernels::password::{
 };
 
 use crate::buffers::{to_vec, JsBytes};
-use crate::pool::binding::{NativePool, Output, RawValue, TaskArgs};
+use crate::pool::binding::{NativePool, Output, RawValue, TaskOptions};
 use crate::pool::scheduler::TaskCtx;
 
-fn to_u32(x: f64) -> u32 {
-    if x.is_finite() && x >= 0.0 && x <= u32::MAX as f64 && x.fract() == 0.0 {
-        x as u32
-    } else {
-        // Out of every accepted range, so `params` reports it (as 0: below every minimum).
-        0
-    }
+/// Options of native `passwordHash` (argon2id); OWASP's defaults when absent.
+#[napi(object)]
+pub struct PasswordHashOptions {
+    /// Memory in KiB (at least 8 × `parallelism`); default 19456.
+    pub memory_cost: Option<u32>,
+    /// Passes; default 2.
+    pub time_cost: Option<u32>,
+    /// Lanes; default 1.
+    pub parallelism: Option<u32>,
+    /// Hash length in bytes; default 32.
+    pub output_length: Option<u32>,
 }
 
-/// Native `passwordHash`. NaN options mean "default".
-#[allow(clippy::too_many_arguments)]
-#[napi(js_name = "passwordHash")]
+/// Native `passwordHash`.
+#[napi(js_name = "passwordHash", ts_return_type = "Promise<string>")]
 pub fn password_hash_task(
     pool: &NativePool,
-    password: JsBytes,
-    memory_cost: f64,
-    time_cost: f64,
-    parallelism: f64,
-    output_length: f64,
-    priority: f64,
-    timeout_ms: f64,
-    cancel_key: f64,
+    #[napi(ts_arg_type = "string | Uint8Array")] password: JsBytes,
+    options: PasswordHashOptions,
+    task: Option<TaskOptions>,
 ) -> napi::Result<RawValue> {
-    let task = TaskArgs {
-        priority,
-        timeout_ms,
-        cancel_key,
-    };
-    let or = |x: f64, default: u32| if x.is_nan() { default } else { to_u32(x) };
+    // `params` checks what the types cannot say: the ranges and memory >= 8 × parallelism.
     let job = params(
-        or(memory_cost, DEFAULT_MEMORY_KIB),
-        or(time_cost, DEFAULT_TIME_COST),
-        or(parallelism, DEFAULT_PARALLELISM),
-        or(output_length, DEFAULT_OUTPUT_LEN),
+        options.memory_cost.unwrap_or(DEFAULT_MEMORY_KIB),
+        options.time_cost.unwrap_or(DEFAULT_TIME_COST),
+        options.parallelism.unwrap_or(DEFAULT_PARALLELISM),
+        options.output_length.unwrap_or(DEFAULT_OUTPUT_LEN),
     )
     .map(|params| {
         let password = to_vec(password);
@@ -54,20 +47,13 @@ pub fn password_hash_task(
 }
 
 /// Native `passwordVerify`.
-#[napi(js_name = "passwordVerify")]
+#[napi(js_name = "passwordVerify", ts_return_type = "Promise<boolean>")]
 pub fn password_verify_task(
     pool: &NativePool,
     hash: String,
-    password: JsBytes,
-    priority: f64,
-    timeout_ms: f64,
-    cancel_key: f64,
+    #[napi(ts_arg_type = "string | Uint8Array")] password: JsBytes,
+    task: Option<TaskOptions>,
 ) -> napi::Result<RawValue> {
-    let task = TaskArgs {
-        priority,
-        timeout_ms,
-        cancel_key,
-    };
     let password = to_vec(password);
     let job = move |ctx: &TaskCtx| verify_password(&hash, &password, ctx).map(Output::value);
     pool.submit_task(task, Ok(job))

@@ -4,42 +4,24 @@ use std::time::Duration;
 
 use napi_derive::napi;
 
-use crate::pool::binding::{NativePool, RawValue, TaskArgs};
+use crate::pool::binding::{NativePool, RawValue, TaskOptions};
 use crate::pool::scheduler::{TaskCtx, TaskError};
 use crate::pool::timer::millis;
 
 /// A task that panics with `message`.
-#[napi(js_name = "testPanic")]
+#[napi(js_name = "testPanic", ts_return_type = "Promise<never>")]
 pub fn test_panic(
     pool: &NativePool,
     message: String,
-    priority: f64,
-    timeout_ms: f64,
-    cancel_key: f64,
+    task: Option<TaskOptions>,
 ) -> napi::Result<RawValue> {
-    let task = TaskArgs {
-        priority,
-        timeout_ms,
-        cancel_key,
-    };
     let job = move |_: &TaskCtx| -> Result<(), TaskError> { panic!("{message}") };
     pool.submit_task(task, Ok(job))
 }
 
 /// A task that holds its thread for `ms` milliseconds, waking early when cancelled.
-#[napi(js_name = "testSleep")]
-pub fn test_sleep(
-    pool: &NativePool,
-    ms: f64,
-    priority: f64,
-    timeout_ms: f64,
-    cancel_key: f64,
-) -> napi::Result<RawValue> {
-    let task = TaskArgs {
-        priority,
-        timeout_ms,
-        cancel_key,
-    };
+#[napi(js_name = "testSleep", ts_return_type = "Promise<void>")]
+pub fn test_sleep(pool: &NativePool, ms: f64, task: Option<TaskOptions>) -> napi::Result<RawValue> {
     let job = if ms.is_finite() && ms >= 0.0 {
         Ok(move |ctx: &TaskCtx| ctx.sleep(millis(ms).unwrap_or(Duration::MAX)))
     } else {

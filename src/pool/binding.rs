@@ -86,14 +86,16 @@ impl From<Vec<u8>> for Output {
     }
 }
 
-/// The arguments every native task binding ends with: `priority` (NaN: 0), `timeout_ms`
-/// (`<= 0`: none) and `cancel_key` (0: not cancellable from JS); see `submitNativeArgs` in
-/// `lib/pool.js`.
-#[derive(Debug, Clone, Copy)]
-pub struct TaskArgs {
-    pub priority: f64,
-    pub timeout_ms: f64,
-    pub cancel_key: f64,
+/// The options every native task takes, as `lib/pool.js` passes them (`undefined` when all are
+/// defaults, so the common call reads no object).
+#[napi(object)]
+pub struct TaskOptions {
+    /// Higher runs first; default 0.
+    pub priority: Option<f64>,
+    /// Time limit in milliseconds; none when absent.
+    pub timeout: Option<f64>,
+    /// The key `NativePool.cancel` takes to abort the task; not cancellable when absent.
+    pub cancel_key: Option<i64>,
 }
 
 /// Small results are copied into a fresh `Buffer`; large ones become an external `Buffer` over
@@ -128,10 +130,10 @@ impl ToNapiValue for RawValue {
     }
 }
 
-/// A task's promise, plus the key under which JS may cancel it (0: not cancellable).
+/// A task's promise, plus the key under which JS may cancel it.
 pub struct Ticket {
     deferred: sys::napi_deferred,
-    cancel_key: u64,
+    cancel_key: Option<i64>,
 }
 
 // SAFETY: a ticket only carries the deferred pointer across threads; it is dereferenced (by
@@ -216,7 +218,7 @@ struct MainState {
     wake: Cell<sys::napi_threadsafe_function>,
     /// Promises not yet settled plus pending close/destroy calls; > 0 keeps Node alive.
     inflight: Cell<usize>,
-    cancellable: RefCell<HashMap<u64, TaskHandle<Ticket>>>,
+    cancellable: RefCell<HashMap<i64, TaskHandle<Ticket>>>,
     stop_waiters: RefCell<Vec<sys::napi_deferred>>,
     stopped: Cell<bool>,
     /// JS handler for worker spawn/terminate requests (pools with JS tasks only).
@@ -246,8 +248,8 @@ impl MainState {
 
     /// Resolves or rejects a task's promise. JS thread only.
     fn settle(&self, ticket: Ticket, outcome: Outcome, cause: Option<sys::napi_value>) {
-        if ticket.cancel_key != 0 {
-            self.cancellable.borrow_mut().remove(&ticket.cancel_key);
+        if let Some(key) = ticket.cancel_key {
+            self.cancellable.borrow_mut().remove(&key);
         }
         let env = self.env;
         let result = match outcome {
@@ -409,6 +411,20 @@ pub struct PoolStats {
     pub utilization: f64,
 }
 
+/// How `lib/pool.js` makes a [`NativePool`] (its options checked there).
+#[napi(object)]
+pub struct NativePoolOptions {
+    /// Pool threads, 1 to 1024.
+    pub threads: u32,
+    /// Tasks that may wait beyond the running ones; unbounded when absent.
+    pub max_queue: Option<f64>,
+    /// How much lower than normal the threads' scheduling priority is (`niceIncrement`, 0 to 19).
+    pub nice: u32,
+    /// JS tasks: how long, in ms, the worker of an aborted task may take to stop before it is
+    /// terminated; never when absent.
+    pub abort_grace: Option<f64>,
+}
+
 /// The native half of `Pool`: owns the threads and the queue. Used through `lib/pool.js`.
 #[napi]
 pub struct NativePool {
@@ -465,28 +481,31 @@ impl Drop for NativePool {
 
 #[napi]
 impl NativePool {
-    /// `maxQueue < 0` means unbounded. `wake` is a no-op function used to enter the JS thread.
+    /// `wake` is a no-op function used to enter the JS thread; `control` handles worker
+    /// spawn/terminate requests (pools with JS tasks only).
     #[napi(constructor)]
     pub fn new(
         env: Env,
-        threads: u32,
-        max_queue: f64,
-        nice: i32,
+        options: NativePoolOptions,
         wake: Function<(), ()>,
+        #[napi(
+            ts_arg_type = "((terminate: boolean, slot: number, generation: number) => void) | undefined | null"
+        )]
         control: Option<Function<ControlArgs, ()>>,
-        abort_grace_ms: Option<f64>,
     ) -> std::result::Result<Self, CodedError> {
+        let NativePoolOptions {
+            threads,
+            max_queue,
+            nice,
+            abort_grace,
+        } = options;
         if threads == 0 || threads > 1024 {
             return Err(js_error(
                 ErrorCode::InvalidArg,
                 "threads must be an integer from 1 to 1024",
             ));
         }
-        let max_queue = if max_queue < 0.0 {
-            None
-        } else {
-            Some(max_queue.min(usize::MAX as f64) as usize)
-        };
+        let max_queue = max_queue.map(|n| n.min(usize::MAX as f64) as usize);
         let pending = Arc::new(Mutex::new(Pending::default()));
         let main = Rc::new(MainState {
             env: env.raw(),
@@ -529,9 +548,8 @@ impl NativePool {
         main.wake.set(wake.raw());
         let sink = Arc::new(JsSink { pending, wake });
         let js = main.control.is_some().then(|| {
-            // Infinity (or anything longer than a `Duration`): a task's worker is never terminated.
-            let grace = millis(abort_grace_ms.filter(|g| *g >= 0.0).unwrap_or(1000.0))
-                .unwrap_or(Duration::MAX);
+            // Absent (Infinity) or longer than a `Duration`: a task's worker is never terminated.
+            let grace = abort_grace.and_then(millis).unwrap_or(Duration::MAX);
             JsSlots::new(
                 threads as usize,
                 grace,
@@ -541,7 +559,7 @@ impl NativePool {
         let options = PoolOptions {
             threads: threads as usize,
             max_queue,
-            nice: nice.clamp(0, 19),
+            nice: nice.min(19) as i32,
         };
         let lender = js.clone().map(|js| js as Arc<dyn Lender<Output, JsJob>>);
         let core =
@@ -597,8 +615,8 @@ impl NativePool {
 
     /// Cancels the task registered under `key` (abort). Returns whether this call settled it.
     #[napi]
-    pub fn cancel(&self, key: f64, reason: Unknown) -> bool {
-        let handle = self.main.cancellable.borrow_mut().remove(&(key as u64));
+    pub fn cancel(&self, key: i64, reason: Unknown) -> bool {
+        let handle = self.main.cancellable.borrow_mut().remove(&key);
         let Some(handle) = handle else {
             return false;
         };
@@ -620,7 +638,7 @@ impl NativePool {
     }
 
     /// Stop accepting tasks, finish queued ones, then stop the threads.
-    #[napi]
+    #[napi(ts_return_type = "Promise<void>")]
     pub fn close(&self) -> napi::Result<RawValue> {
         self.core.close();
         self.wait_stopped()
@@ -639,7 +657,7 @@ impl NativePool {
     }
 
     /// Reject queued and running tasks with ERR_POOL_CLOSED, then stop the threads.
-    #[napi]
+    #[napi(ts_return_type = "Promise<void>")]
     pub fn destroy(&self) -> napi::Result<RawValue> {
         for ticket in self.core.destroy() {
             self.main.settle(
@@ -701,7 +719,7 @@ impl NativePool {
     /// promise rejected with `ERR_INVALID_ARG` instead.
     pub fn submit_task<F, T>(
         &self,
-        task: TaskArgs,
+        task: Option<TaskOptions>,
         prepared: std::result::Result<F, String>,
     ) -> napi::Result<RawValue>
     where
@@ -717,30 +735,35 @@ impl NativePool {
         }
     }
 
-    fn submit_work(&self, work: Work<Output, JsJob>, task: TaskArgs) -> napi::Result<RawValue> {
-        let TaskArgs {
+    fn submit_work(
+        &self,
+        work: Work<Output, JsJob>,
+        task: Option<TaskOptions>,
+    ) -> napi::Result<RawValue> {
+        let TaskOptions {
             priority,
-            timeout_ms,
+            timeout,
             cancel_key,
-        } = task;
+        } = task.unwrap_or(TaskOptions {
+            priority: None,
+            timeout: None,
+            cancel_key: None,
+        });
         let (deferred, promise) = new_promise(self.main.env)?;
         self.main.hold();
         let ticket = Ticket {
             deferred,
-            cancel_key: cancel_key as u64,
+            cancel_key,
         };
         let options = SubmitOptions {
-            priority: if priority.is_nan() { 0.0 } else { priority },
-            // 0 = none (the JS layer's encoding); Infinity and the unrepresentably long: none.
-            timeout: (timeout_ms > 0.0).then(|| millis(timeout_ms)).flatten(),
+            priority: priority.unwrap_or(0.0),
+            // Longer than a `Duration` can say: no deadline (it could never be reached).
+            timeout: timeout.and_then(millis),
         };
         match self.core.submit(work, options, ticket) {
             Ok(handle) => {
-                if cancel_key != 0.0 {
-                    self.main
-                        .cancellable
-                        .borrow_mut()
-                        .insert(cancel_key as u64, handle);
+                if let Some(key) = cancel_key {
+                    self.main.cancellable.borrow_mut().insert(key, handle);
                 }
             }
             Err((reason, ticket)) => {
@@ -773,7 +796,7 @@ impl NativePool {
 /// for a task that talks to it: with `relayed`, that thread hands the data over itself; with
 /// `progress`, it listens to the task's progress values.
 #[allow(clippy::too_many_arguments)]
-#[napi(js_name = "runJs")]
+#[napi(js_name = "runJs", ts_return_type = "Promise<Buffer>")]
 pub fn run_js(
     env: Env,
     pool: &NativePool,
@@ -784,9 +807,7 @@ pub fn run_js(
     tag: f64,
     relayed: bool,
     progress: bool,
-    priority: f64,
-    timeout_ms: f64,
-    cancel_key: f64,
+    task: Option<TaskOptions>,
 ) -> napi::Result<RawValue> {
     if pool.js.is_none() {
         return pool.reject(
@@ -807,11 +828,6 @@ pub fn run_js(
         tag,
         relayed,
         progress,
-    };
-    let task = TaskArgs {
-        priority,
-        timeout_ms,
-        cancel_key,
     };
     pool.submit_work(Work::Lend(job), task)
 }
@@ -904,7 +920,10 @@ pub fn js_worker_attach(
     pool_id: f64,
     slot: u32,
     generation: f64,
-    on_message: Function<InboxArgs, ()>,
+    #[napi(ts_arg_type = "(kind: number, value: unknown) => void")] on_message: Function<
+        InboxArgs,
+        (),
+    >,
 ) -> napi::Result<bool> {
     let Some(js) = JsSlots::<Output>::find(pool_id as u64) else {
         return Ok(false);
@@ -933,7 +952,10 @@ pub fn js_worker_attach(
 /// the next task for the worker (see [`task_value`]) when the next queued task is a JS task;
 /// otherwise `null` (the worker then waits for its inbox).
 #[allow(clippy::too_many_arguments)]
-#[napi(js_name = "jsTaskDone")]
+#[napi(
+    js_name = "jsTaskDone",
+    ts_return_type = "[number, Buffer, string | null, Array<ArrayBuffer> | null, string | null, number, boolean, boolean] | null"
+)]
 pub fn js_task_done(
     env: Env,
     pool_id: f64,

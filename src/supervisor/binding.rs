@@ -149,6 +149,7 @@ fn parse_stdio(index: usize, spec: &str, parent_fds: &mut [i32; 4]) -> std::io::
 #[napi]
 pub fn spawn_child(
     options: NativeSpawnOptions,
+    #[napi(ts_arg_type = "(kind: string, a: number, b: number, c: number, text: string) => void")]
     on_event: Function<EventArgs, ()>,
 ) -> std::result::Result<NativeChild, CodedError> {
     if options.stdio.len() != 3 {
