@@ -260,6 +260,12 @@ export declare function hashMany(
   task?: TaskOptions | undefined | null,
 ): Promise<Buffer>
 
+/** One bucket of a cumulative histogram: the tasks that ran at most `le` ms. */
+export interface HistogramBucket {
+  le: number
+  count: number
+}
+
 /** How `resize` fits the image into `width` × `height` (sharp's meanings). */
 export declare enum ImageFit {
   /** Fill the box exactly, cropping the overflow (centred). */
@@ -403,6 +409,10 @@ export interface PoolStats {
   timedOut: number
   waitTime: TimeSummary
   runTime: TimeSummary
+  /** Run time only (not queue time) in fixed buckets; only grows. */
+  runTimeHistogram: RunTimeHistogram
+  /** Thread time spent running tasks, ms, summed over threads, running tasks included. */
+  busyTime: number
   utilization: number
 }
 
@@ -456,6 +466,13 @@ export declare function runJs(
   progress: boolean,
   task?: TaskOptions | undefined | null,
 ): Promise<Buffer>
+
+/** Run times in fixed buckets (cumulative counts, `Infinity` last), their sum (ms) and count. */
+export interface RunTimeHistogram {
+  buckets: Array<HistogramBucket>
+  sum: number
+  count: number
+}
 
 /** Native `sortFloat64`: sorts a copy and resolves to a new `Float64Array`. */
 export declare function sortFloat64(
