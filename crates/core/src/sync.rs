@@ -1,10 +1,58 @@
-//! Small synchronisation helpers shared by every module.
+//! Synchronisation primitives of the scheduler, and small helpers shared by every module.
+//!
+//! The scheduler takes its mutexes, condition variables, atomics and threads from here: std's
+//! normally, [loom](https://docs.rs/loom)'s when built with `--cfg loom`, so that the model
+//! tests (`RUSTFLAGS="--cfg loom" cargo test -p corepool-core --lib loom`) explore every
+//! interleaving of the settle, cancel and pull races. `Arc`, `Weak` and `OnceLock` stay std's
+//! in both builds: loom's `Arc` has no `Weak`, and reference counts are not what the models
+//! check. The timer thread, the stats and the JS-task slots use std directly: they are real
+//! threads and bookkeeping that the models replace or do not need.
 
-use std::sync::{Mutex, MutexGuard};
+#[cfg(loom)]
+pub use loom::sync::{Condvar, Mutex, MutexGuard};
+pub use std::sync::{Arc, OnceLock, Weak};
+#[cfg(not(loom))]
+pub use std::sync::{Condvar, Mutex, MutexGuard};
+
+pub mod atomic {
+    #[cfg(loom)]
+    pub use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+    #[cfg(not(loom))]
+    pub use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+}
+
+pub mod thread {
+    #[cfg(loom)]
+    pub use loom::thread::{current, park, spawn, yield_now, Builder, Thread};
+    #[cfg(not(loom))]
+    pub use std::thread::{current, park, park_timeout, spawn, yield_now, Builder, Thread};
+
+    /// loom has no timed park: in a model only an unpark ends it, so a model whose thread
+    /// waits for a timeout that nobody cuts short is reported as a deadlock.
+    #[cfg(loom)]
+    pub fn park_timeout(_: std::time::Duration) {
+        park()
+    }
+}
+
+pub mod hint {
+    #[cfg(loom)]
+    pub use loom::hint::spin_loop;
+    #[cfg(not(loom))]
+    pub use std::hint::spin_loop;
+}
 
 /// Locks a mutex, ignoring poisoning: corepool's critical sections leave their data consistent
 /// before anything that could panic, and a panic in a job must not wedge the pool, a counter
 /// region or the child reaper afterwards.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// [`lock`] for this module's [`Mutex`] (loom's in a model build).
+#[cfg(loom)]
+pub fn lock_model<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+#[cfg(not(loom))]
+pub use self::lock as lock_model;

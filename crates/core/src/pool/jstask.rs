@@ -502,7 +502,7 @@ impl<T> Drop for JsSlots<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::pool::scheduler::{CancelReason, Pool, PoolOptions, Sink, SubmitOptions, Work};

@@ -8,16 +8,14 @@
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
-use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use super::stats::{Mirror, Stats, StatsSnapshot};
 use super::timer::{self, Timer, TimerKey};
 use crate::error::ErrorCode;
-use crate::sync::lock;
+use crate::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use crate::sync::thread::{self, Thread};
+use crate::sync::{lock_model as lock, Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 
 /// Why a task was cancelled before it produced its own result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,19 +250,6 @@ impl<K> std::fmt::Debug for Task<K> {
     }
 }
 
-impl<K> Task<K> {
-    /// Takes the ticket if nobody has yet; the winner settles the task.
-    fn take_ticket(&self) -> Option<K> {
-        let ticket = lock(&self.ticket).take();
-        if ticket.is_some() {
-            if let Some(key) = lock(&self.timer).take() {
-                Timer::global().cancel(key);
-            }
-        }
-        ticket
-    }
-}
-
 struct Queued<K, T, L> {
     task: Arc<Task<K>>,
     work: Work<T, L>,
@@ -322,6 +307,8 @@ struct Inner<K, T, L> {
     /// Nice increment applied to each pool thread.
     nice: i32,
     stats: Stats,
+    /// Where deadlines are kept; `None`: the process-wide timer thread (started on first use).
+    timer: Option<Arc<Timer>>,
 }
 
 /// A pool of `threads` OS threads owned by corepool, serving a priority queue. `L` is the work
@@ -344,6 +331,17 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
         options: PoolOptions,
         sink: Arc<dyn Sink<K, T>>,
         lender: Option<Arc<dyn Lender<T, L>>>,
+    ) -> std::io::Result<Self> {
+        Self::with_timer(options, sink, lender, None)
+    }
+
+    /// [`Pool::new`] with deadlines kept by `timer` instead of the process-wide timer thread
+    /// (tests fire it by hand).
+    fn with_timer(
+        options: PoolOptions,
+        sink: Arc<dyn Sink<K, T>>,
+        lender: Option<Arc<dyn Lender<T, L>>>,
+        timer: Option<Arc<Timer>>,
     ) -> std::io::Result<Self> {
         let PoolOptions {
             threads, max_queue, ..
@@ -372,6 +370,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
             spinning: AtomicBool::new(false),
             nice: options.nice,
             stats: Stats::new(),
+            timer,
         });
         for index in 0..threads {
             let worker = Arc::clone(&inner);
@@ -447,13 +446,14 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
         if let Some(at) = options.timeout.and_then(timer::deadline) {
             let pool = Arc::downgrade(inner);
             let weak_task = Arc::downgrade(&task);
-            let key =
-                Timer::global().schedule(at, Box::new(move || Inner::on_timeout(pool, weak_task)));
+            let key = inner
+                .timer()
+                .schedule(at, Box::new(move || Inner::on_timeout(pool, weak_task)));
             *lock(&task.timer) = Some(key);
             // The task may have settled before the key was stored; then nobody else cancels it.
             if lock(&task.ticket).is_none() {
                 if let Some(key) = lock(&task.timer).take() {
-                    Timer::global().cancel(key);
+                    inner.timer().cancel(key);
                 }
             }
         }
@@ -494,10 +494,10 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
         let mut tickets = Vec::with_capacity(queued.len() + running.len());
         for (_, q) in queued {
             q.task.state.store(FINISHED, Ordering::Release);
-            tickets.extend(q.task.take_ticket());
+            tickets.extend(inner.take_ticket(&q.task));
         }
         for task in running {
-            if let Some(ticket) = task.take_ticket() {
+            if let Some(ticket) = inner.take_ticket(&task) {
                 inner.cancel_running(&task, CancelReason::Closed);
                 tickets.push(ticket);
             }
@@ -519,7 +519,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
             .into_values()
             .filter_map(|q| {
                 q.task.state.store(FINISHED, Ordering::Release);
-                q.task.take_ticket()
+                inner.take_ticket(&q.task)
             })
             .collect();
         inner
@@ -566,6 +566,24 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Drop for Pool<K, T
 }
 
 impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
+    fn timer(&self) -> &Timer {
+        match &self.timer {
+            Some(timer) => timer,
+            None => Timer::global(),
+        }
+    }
+
+    /// Takes the task's ticket if nobody has yet; the winner settles the task.
+    fn take_ticket(&self, task: &Task<K>) -> Option<K> {
+        let ticket = lock(&task.ticket).take();
+        if ticket.is_some() {
+            if let Some(key) = lock(&task.timer).take() {
+                self.timer().cancel(key);
+            }
+        }
+        ticket
+    }
+
     fn cancel(&self, task: &Arc<Task<K>>, reason: CancelReason) -> Option<K> {
         let st = lock(&self.state);
         let ticket = match task.state.load(Ordering::Acquire) {
@@ -575,12 +593,12 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                 self.queued.store(st.queue.len(), Ordering::Relaxed);
                 task.state.store(FINISHED, Ordering::Release);
                 drop(st);
-                task.take_ticket()
+                self.take_ticket(task)
             }
             RUNNING => {
                 drop(st);
                 // Ticket first: once the flag is set the job may return and settle on its own.
-                let ticket = task.take_ticket();
+                let ticket = self.take_ticket(task);
                 if ticket.is_some() {
                     self.cancel_running(task, reason);
                 }
@@ -747,7 +765,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
         failed: bool,
     ) {
         self.stats.ran(started - enqueued, started.elapsed());
-        if let Some(ticket) = task.take_ticket() {
+        if let Some(ticket) = self.take_ticket(task) {
             match &outcome {
                 Err(TaskError::Cancelled(reason)) => self.stats.cancelled(*reason, 1),
                 other => self.stats.settled_ok(other.is_ok() && !failed),
@@ -828,7 +846,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
         let until = Instant::now() + spin;
         let mut i = 0u32;
         while self.queued.load(Ordering::Relaxed) == 0 {
-            std::hint::spin_loop();
+            crate::sync::hint::spin_loop();
             i = i.wrapping_add(1);
             if i.is_multiple_of(64) && Instant::now() >= until {
                 break;
@@ -882,6 +900,10 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Lease<T, L> for Le
 const LENT_WAIT: Duration = Duration::from_millis(1);
 
 fn spin_time() -> Duration {
+    // A spin bounded by the clock would make a model's runs differ from one another.
+    if cfg!(loom) {
+        return Duration::ZERO;
+    }
     static SPIN: OnceLock<Duration> = OnceLock::new();
     *SPIN.get_or_init(|| {
         let us = std::env::var("COREPOOL_SPIN_US")
@@ -919,7 +941,7 @@ fn quiet_job_panics() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let in_pool = thread::current()
+            let in_pool = std::thread::current()
                 .name()
                 .is_some_and(|n| n.starts_with("corepool-") && n != "corepool-timer");
             if !in_pool {
@@ -942,12 +964,12 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     text
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::pool::stats::RUN_BUCKETS_NS;
-    use std::sync::atomic::AtomicUsize;
     use std::sync::mpsc::{channel, Receiver, Sender};
+    use std::thread;
 
     type Outcome = Result<u64, TaskError>;
 
