@@ -529,7 +529,14 @@ mod tests {
         /// Tasks that reached a worker through its inbox (from a pool thread lending its slot)
         /// rather than as the answer to the previous task's report.
         inboxed: Mutex<Vec<u64>>,
+        /// Every task a worker started, in order.
+        ran: Mutex<Vec<u64>>,
         ignore_abort: bool,
+        /// Spawned workers attach (a `false` leaves them starting forever).
+        attach: bool,
+        /// Tasks with payload `meet` that have started; each waits until two have.
+        met: Mutex<usize>,
+        meeting: Condvar,
     }
 
     struct FakeInbox {
@@ -541,6 +548,7 @@ mod tests {
     impl FakeInbox {
         /// Runs tasks the way lib/worker.js does: each report may return the next task.
         fn run(
+            fake: &Fake,
             slots: Arc<JsSlots<Vec<u8>>>,
             slot: usize,
             generation: u64,
@@ -548,6 +556,16 @@ mod tests {
             mut job: JsJob,
         ) {
             loop {
+                lock(&fake.ran).push(seq);
+                if job.payload == b"meet" {
+                    let mut met = lock(&fake.met);
+                    *met += 1;
+                    fake.meeting.notify_all();
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while !(*met).is_multiple_of(2) && Instant::now() < deadline {
+                        met = fake.meeting.wait_timeout(met, POLL).unwrap().0;
+                    }
+                }
                 if job.payload == b"crash" {
                     slots.exited(slot, generation, "worker crashed".into());
                     return;
@@ -572,11 +590,14 @@ mod tests {
                 return matches!(msg, WorkerMsg::Exit);
             };
             let (slot, generation, ignore) = (self.slot, self.generation, self.fake.ignore_abort);
+            let fake = Arc::clone(&self.fake);
             if let WorkerMsg::Run { seq, .. } = &msg {
                 lock(&self.fake.inboxed).push(*seq);
             }
             thread::spawn(move || match msg {
-                WorkerMsg::Run { seq, job } => FakeInbox::run(slots, slot, generation, seq, job),
+                WorkerMsg::Run { seq, job } => {
+                    FakeInbox::run(&fake, slots, slot, generation, seq, job)
+                }
                 WorkerMsg::Abort { seq } => {
                     if !ignore {
                         slots.done(slot, seq, b"aborted".to_vec(), true);
@@ -591,6 +612,9 @@ mod tests {
     impl WorkerControl for Arc<Fake> {
         fn spawn_worker(&self, slot: usize, generation: u64) {
             lock(&self.spawned).push((slot, generation));
+            if !self.attach {
+                return;
+            }
             let fake = Arc::clone(self);
             thread::spawn(move || {
                 let slots = fake.slots.get().unwrap().upgrade().unwrap();
@@ -619,12 +643,20 @@ mod tests {
     }
 
     fn setup(threads: usize, ignore_abort: bool) -> Setup {
+        setup_with(threads, ignore_abort, true)
+    }
+
+    fn setup_with(threads: usize, ignore_abort: bool, attach: bool) -> Setup {
         let fake = Arc::new(Fake {
             slots: OnceLock::new(),
             spawned: Mutex::new(vec![]),
             terminated: Mutex::new(vec![]),
             inboxed: Mutex::new(vec![]),
+            ran: Mutex::new(vec![]),
             ignore_abort,
+            attach,
+            met: Mutex::new(0),
+            meeting: Condvar::new(),
         });
         let slots = JsSlots::new(
             threads,
@@ -786,7 +818,7 @@ mod tests {
             .submit(js(b"a"), SubmitOptions::default(), 1)
             .unwrap();
         assert_eq!(recv(&s.rx), (1, Ok(b"a".to_vec())));
-        // The slot goes back to the pool thread right after the result (plus a short spin).
+        // The slot goes back to the pool thread right after the result (plus a short wait).
         let deadline = Instant::now() + Duration::from_secs(10);
         while !s.slots.retire(0, 1) {
             assert!(Instant::now() < deadline, "the worker never got to retire");
@@ -822,6 +854,137 @@ mod tests {
         assert_eq!(recv(&s.rx), (2, Ok(b"txen".to_vec())));
         assert_eq!(*lock(&s.fake.terminated), vec![(0, 1)]);
         assert_eq!(s.pool.stats().aborted, 1);
+    }
+
+    /// Occupies one pool thread with native work until the returned sender is dropped.
+    fn native_blocker(pool: &Pool<u64, Vec<u8>, JsJob>, ticket: u64) -> Sender<()> {
+        let (release, gate) = channel::<()>();
+        let (started, running) = channel::<()>();
+        pool.submit(
+            Work::Run(Box::new(move |_| {
+                started.send(()).unwrap();
+                let _ = gate.recv();
+                Ok(b"native".to_vec())
+            })),
+            SubmitOptions::default(),
+            ticket,
+        )
+        .unwrap();
+        running.recv_timeout(Duration::from_secs(10)).unwrap();
+        release
+    }
+
+    #[test]
+    fn a_cancelled_queued_task_never_reaches_a_worker() {
+        let s = setup(1, false);
+        let release = native_blocker(&s.pool, 1);
+        let queued = s
+            .pool
+            .submit(js(b"no"), SubmitOptions::default(), 2)
+            .unwrap();
+        s.pool
+            .submit(js(b"yes"), SubmitOptions::default(), 3)
+            .unwrap();
+        assert_eq!(s.pool.cancel(&queued, CancelReason::Aborted), Some(2));
+        assert_eq!(s.pool.stats().queued, 1);
+        drop(release);
+        let mut settled = vec![recv(&s.rx), recv(&s.rx)];
+        settled.sort_by_key(|(ticket, _)| *ticket);
+        assert_eq!(
+            settled,
+            vec![(1, Ok(b"native".to_vec())), (3, Ok(b"sey".to_vec()))]
+        );
+        // Tickets equal the pool's sequence numbers here: only task 3 ever started.
+        assert_eq!(*lock(&s.fake.ran), vec![3]);
+        assert_eq!(s.pool.stats().aborted, 1);
+    }
+
+    #[test]
+    fn queued_tasks_never_wait_while_a_worker_is_idle() {
+        // Each round submits two tasks that can only finish together: both must be running at
+        // once, on both slots, whatever state the workers were left in by the previous round.
+        let s = setup(2, false);
+        for round in 0..50u64 {
+            s.pool
+                .submit(js(b"meet"), SubmitOptions::default(), round * 2)
+                .unwrap();
+            s.pool
+                .submit(js(b"meet"), SubmitOptions::default(), round * 2 + 1)
+                .unwrap();
+            let mut got = vec![recv(&s.rx).0, recv(&s.rx).0];
+            got.sort();
+            assert_eq!(got, vec![round * 2, round * 2 + 1], "round {round}");
+        }
+        assert!(lock(&s.fake.spawned).len() <= 2);
+    }
+
+    #[test]
+    fn prestart_hands_out_each_absent_slot_once_and_serving_uses_its_worker() {
+        let s = setup(2, false);
+        assert_eq!(s.slots.prestart(), Some((0, 1)));
+        assert_eq!(s.slots.prestart(), Some((1, 1)));
+        assert_eq!(s.slots.prestart(), None, "no slot left without a worker");
+        // The JS side starts those two workers itself; one of them attaches.
+        let inbox = Arc::new(FakeInbox {
+            fake: Arc::clone(&s.fake),
+            slot: 1,
+            generation: 1,
+        });
+        assert!(s.slots.attach(1, 1, inbox.clone()));
+        assert!(!s.slots.attach(1, 1, inbox), "attached once");
+        s.pool
+            .submit(js(b"ab"), SubmitOptions::default(), 1)
+            .unwrap();
+        assert_eq!(recv(&s.rx), (1, Ok(b"ba".to_vec())));
+        assert!(
+            lock(&s.fake.spawned).is_empty(),
+            "the ready worker ran it: the pool asked for no worker of its own"
+        );
+        // A worker that fails to start frees its slot for prestart again.
+        assert_eq!(s.slots.exited(0, 1, "gone".into()), Some(true));
+        assert_eq!(s.slots.prestart(), Some((0, 2)));
+    }
+
+    #[test]
+    fn shutdown_fails_waiting_and_running_tasks_and_starts_no_worker() {
+        // Workers never attach: a task waits for its worker until the environment goes.
+        let s = setup_with(2, false, false);
+        s.pool
+            .submit(js(b"waits"), SubmitOptions::default(), 1)
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lock(&s.fake.spawned).is_empty() {
+            assert!(Instant::now() < deadline, "no worker was asked for");
+            thread::sleep(Duration::from_millis(1));
+        }
+        s.slots.shutdown();
+        let (ticket, outcome) = recv(&s.rx);
+        assert_eq!(ticket, 1);
+        let err = outcome.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::WorkerCrashed);
+        assert_eq!(err.message(), SHUT);
+        assert_eq!(s.slots.prestart(), None);
+        // Later tasks fail at once instead of waiting for a worker that cannot come.
+        s.pool
+            .submit(js(b"late"), SubmitOptions::default(), 2)
+            .unwrap();
+        let (ticket, outcome) = recv(&s.rx);
+        assert_eq!(ticket, 2);
+        assert_eq!(outcome.unwrap_err().code(), ErrorCode::WorkerCrashed);
+        assert_eq!(lock(&s.fake.spawned).len(), 1, "no worker started after it");
+
+        // A task running on a worker when the environment goes fails too.
+        let s = setup(1, false);
+        s.pool
+            .submit(js(b"hang"), SubmitOptions::default(), 1)
+            .unwrap();
+        while lock(&s.fake.ran).is_empty() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        s.slots.shutdown();
+        let (ticket, outcome) = recv(&s.rx);
+        assert_eq!(ticket, 1);
+        assert_eq!(outcome.unwrap_err().code(), ErrorCode::WorkerCrashed);
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub trait Lease<T, L>: Send + Sync {
     fn cancelled(&self, seq: u64) -> Option<CancelReason>;
     /// Settles task `seq` with `outcome` (dropped if the task was already settled by a cancel).
     /// With `pull`, when the head of the queue is lendable work it starts on this slot at once
-    /// and is returned (after a short spin if the queue is empty); otherwise the slot is empty
+    /// and is returned (after a short wait if the queue is empty); otherwise the slot is empty
     /// and the lender should return it. A stale `seq` changes nothing and returns `None`.
     /// `failed` counts an `Ok` outcome as a failed task (a JS task's thrown error travels as
     /// result bytes).
@@ -776,12 +776,13 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
     }
 
     /// Starts the next task on lent slot `index` if the head of the queue is lendable work.
-    /// With an empty queue it waits a little first: one runner at a time spins (see
-    /// [`Self::idle`]), the others wait on `lent_work` for up to [`LENT_WAIT`], which `submit`
+    /// With an empty queue it waits on `lent_work` for up to [`LENT_WAIT`], which `submit`
     /// signals before any sleeping pool thread, so a JS task submitted right after the previous
-    /// one reaches an idle worker with a single wake-up.
+    /// one reaches an idle worker with a single wake-up. It does not spin first: the runner has
+    /// just sent a result to the submitting thread, and on a busy machine the scheduler often
+    /// wakes that thread on the runner's own core, where a spin would only delay it (measured:
+    /// one-at-a-time round trips twice as long, and far longer under load).
     fn pull(&self, index: usize) -> Option<(u64, L)> {
-        let mut spun = false;
         let mut waited = false;
         let mut st = lock(&self.state);
         loop {
@@ -797,13 +798,6 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                 Some(_) => return None,
                 None if st.closing || waited => return None,
                 None => {}
-            }
-            if !spun {
-                spun = true;
-                drop(st);
-                self.spin();
-                st = lock(&self.state);
-                continue;
             }
             waited = true;
             st.lent_waiters += 1;
