@@ -392,3 +392,72 @@ test('a forgotten pool is garbage-collected: its threads stop and its workers ex
   // At most the process-wide timer thread may remain.
   assert.ok(after <= before + 1, `threads back to ${after} from ${during} (before: ${before})`)
 })
+
+test('task data and results are structured clones, through the compact encoding of small values too', async () => {
+  const { encodeSmall } = await import('../lib/smallcodec.js')
+  const echo = path.join(here, 'fixtures', 'echo-task.mjs')
+  const pool = new Pool({ filename: echo, threads: 1 })
+  const shared = { x: 1 }
+  const cyclic = { name: 'c' }
+  cyclic.self = cyclic
+  const small = [
+    0,
+    -0,
+    1,
+    -1,
+    2 ** 31,
+    -(2 ** 31),
+    2 ** 53,
+    1.5,
+    NaN,
+    Infinity,
+    -Infinity,
+    '',
+    'abc',
+    'é — 😀',
+    'x'.repeat(200),
+    true,
+    false,
+    null,
+    undefined,
+    { kind: 'trivial' },
+    { 0: 'a', 10: 'b', z: [1, 'a', [null, {}]] },
+    [undefined, -0],
+    { nested: { deeper: { deepest: [1, 2, 3] } } },
+  ]
+  // Values the compact encoding leaves to V8's serializer (which keeps what they are).
+  const other = [
+    new Date(0),
+    new Map([[1, 2]]),
+    new Set(['a']),
+    [, 1],
+    { a: shared, b: shared },
+    cyclic,
+    '\ud800',
+    1n,
+    Object.create(null),
+    Object.assign([1], { extra: true }),
+    new Uint8Array([1, 2]),
+    /re/g,
+    JSON.parse('{"__proto__": 1}'),
+    Array.from({ length: 1000 }, (_, i) => i),
+    'y'.repeat(100_000),
+  ]
+  for (const value of small) {
+    assert.notEqual(encodeSmall(value), null, `${String(value)} takes the compact encoding`)
+  }
+  for (const value of other) {
+    assert.equal(encodeSmall(value), null, 'left to V8')
+  }
+  for (const value of [...small, ...other]) {
+    assert.deepStrictEqual(await pool.run(value), structuredClone(value))
+  }
+  const same = await pool.run({ a: shared, b: shared })
+  assert.equal(same.a, same.b, 'a repeated object stays one object')
+  const again = await pool.run(cyclic)
+  assert.equal(again.self, again)
+  const proto = await pool.run(JSON.parse('{"__proto__": 1}'))
+  assert.equal(Object.getPrototypeOf(proto), Object.prototype)
+  assert.equal(Object.getOwnPropertyDescriptor(proto, '__proto__').value, 1)
+  await pool.close()
+})

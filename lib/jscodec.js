@@ -3,6 +3,7 @@
 // Errors keep their class (for built-ins), name, message, stack, code and own enumerable
 // properties; values that cannot be cloned are replaced by their string form.
 const v8 = require('node:v8')
+const { encodeSmall, decodeSmall, isSmall } = require('./smallcodec')
 
 const BUILTIN_ERRORS = { Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError }
 
@@ -19,7 +20,13 @@ function cloneable(value) {
 // any (the submitting thread delivers them all before the result).
 const envelope = (ok, value, sent) => (sent > 0 ? [ok, value, sent] : [ok, value])
 
+/** The result's bytes; a small value's are a view of a reused buffer (see `serializeTask`). */
 function encodeResult(value, sent = 0) {
+  // A small value returned by a task that posted no progress: `[true, value]` is implied.
+  if (sent === 0) {
+    const small = encodeSmall(value)
+    if (small !== null) return small
+  }
   try {
     return v8.serialize(envelope(true, value, sent))
   } catch (err) {
@@ -96,6 +103,7 @@ function encodeMoved(value, buffer, sent) {
 
 /** `[ok, value, sent?]` from a worker's result buffer. */
 function decodeEnvelope(buffer) {
+  if (isSmall(buffer)) return [true, decodeSmall(buffer)]
   if (buffer[0] !== 0) return v8.deserialize(buffer)
   const length = Number(buffer.readBigUInt64LE(8))
   const start = buffer.byteOffset + MOVED_HEADER
@@ -192,9 +200,14 @@ class TransferDeserializer extends v8.DefaultDeserializer {
 
 /**
  * Serializes task data, whose `buffers` (distinct ArrayBuffers, or null) travel out of band.
- * Throws `NEEDS_POST_MESSAGE` for data holding shared memory.
+ * Throws `NEEDS_POST_MESSAGE` for data holding shared memory. Small data comes back as a view of
+ * a reused buffer (see lib/smallcodec.js): hand it to native code at once.
  */
 function serializeTask(data, buffers) {
+  if (buffers === null) {
+    const small = encodeSmall(data)
+    if (small !== null) return small
+  }
   const ser = new TaskSerializer(buffers && new Map(buffers.map((b, id) => [b, id])))
   buffers?.forEach((buffer, id) => ser.transferArrayBuffer(id, buffer))
   ser.writeHeader()
@@ -204,6 +217,7 @@ function serializeTask(data, buffers) {
 
 /** Decodes task data; `buffers` are the moved contents of its transferred ArrayBuffers, or null. */
 function decodeTask(payload, buffers) {
+  if (isSmall(payload)) return decodeSmall(payload)
   const des = new TransferDeserializer(payload, buffers ?? [])
   des.readHeader()
   return des.readValue()

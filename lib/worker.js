@@ -185,7 +185,9 @@ function run(task, carried = null) {
       ok = false
     }
     if (pendingOutput()) {
-      flushOutput().then(() => report(seq, result, ok))
+      // A copy: the bytes of a small result are reused by the next encoding.
+      const bytes = result.moved === undefined ? Buffer.from(result) : result
+      flushOutput().then(() => report(seq, bytes, ok))
       return
     }
     task = done(seq, result, ok)
@@ -226,7 +228,8 @@ function done(seq, result, ok) {
 
 function report(seq, result, ok) {
   if (pendingOutput()) {
-    flushOutput().then(() => report(seq, result, ok))
+    const bytes = result.moved === undefined ? Buffer.from(result) : result
+    flushOutput().then(() => report(seq, bytes, ok))
     return
   }
   const next = done(seq, result, ok)
