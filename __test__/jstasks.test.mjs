@@ -108,6 +108,54 @@ test('transferred memory lives as long as the worker keeps it, and is freed once
   assert.ok(after < 4 << 20, `and released after (${after} bytes still held)`)
 })
 
+test('memory stays bounded over many transferred buffers, and all of it is released', () => {
+  // Each buffer's memory is released once the worker collects its view: 400 tasks of 1 MiB,
+  // 4 in flight, must never hold anything near 400 MiB, and nothing once both sides collect.
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--input-type=module',
+      '-e',
+      `
+      import { Pool } from 'corepool'
+      // --expose-gc is process-wide: the workers have gc() too.
+      const pool = new Pool({ filename: ${JSON.stringify(esmTask)}, threads: 2, minThreads: 2 })
+      const base = process.memoryUsage().arrayBuffers
+      let peak = 0
+      let started = 0
+      await new Promise((resolve, reject) => {
+        let done = 0
+        const next = () => {
+          if (started === 400) return
+          started++
+          const buf = new ArrayBuffer(1 << 20)
+          pool.run(buf, { name: 'first', transferList: [buf] }).then(() => {
+            peak = Math.max(peak, process.memoryUsage().arrayBuffers - base)
+            if (++done === 400) resolve()
+            else next()
+          }, reject)
+        }
+        for (let i = 0; i < 4; i++) next()
+      })
+      for (let i = 0; i < 5; i++) {
+        await Promise.all([pool.run(null, { name: 'collect' }), pool.run(null, { name: 'collect' })])
+        globalThis.gc()
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      const after = process.memoryUsage().arrayBuffers - base
+      console.log(JSON.stringify({ peak, after }))
+      await pool.close()
+    `,
+    ],
+    { cwd: root, encoding: 'utf8', timeout: 120_000 },
+  )
+  assert.equal(r.status, 0, r.stderr)
+  const { peak, after } = JSON.parse(r.stdout)
+  assert.ok(peak < 350 << 20, `under 350 MiB of buffers held at once (peak: ${peak >> 20} MiB)`)
+  assert.ok(after < 8 << 20, `all released once both sides collect (${after >> 20} MiB still held)`)
+})
+
 test('views over transferred buffers arrive as views over the moved memory; bad transferLists are typed errors', async () => {
   const pool = new Pool({ filename: esmTask, threads: 1 })
   const raw = new ArrayBuffer(64)

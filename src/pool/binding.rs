@@ -881,12 +881,35 @@ fn array_value(env: sys::napi_env, elements: &[sys::napi_value]) -> napi::Result
     Ok(array)
 }
 
+thread_local! {
+    /// Bytes of transferred buffers this (worker) thread collected since it last told V8.
+    static COLLECTED: Cell<i64> = const { Cell::new(0) };
+}
+
+/// Tells this thread's V8 that the transferred memory it collected is gone (see
+/// [`transferred`]). Only where V8 may be called: never from a finalizer, which can run inside
+/// a collection (adjusting there trips a V8 check on Node 20).
+fn account_collected(env: sys::napi_env) {
+    let collected = COLLECTED.try_with(|c| c.replace(0)).unwrap_or(0);
+    if collected > 0 {
+        let mut total = 0;
+        // SAFETY: JS thread of `env`, in a call from JS (not a finalizer).
+        unsafe { sys::napi_adjust_external_memory(env, -collected, &mut total) };
+    }
+}
+
 /// A task's transferred buffers as an array of `ArrayBuffer`s over their memory (no copy; the
 /// submitting thread lets go of it when the worker collects them), or `null` when there are none.
+///
+/// The worker's V8 is told that its views hold that memory. Otherwise each looks like a few
+/// bytes, a worker that allocates little never collects, and the memory, which only the
+/// submitting thread can free once the worker has collected its views, piles up (measured: all
+/// 400 buffers of a 400-task run held at once).
 fn transferred(
     env: sys::napi_env,
     buffers: Vec<Box<dyn Transfer>>,
 ) -> napi::Result<sys::napi_value> {
+    account_collected(env);
     if buffers.is_empty() {
         // SAFETY: JS thread of `env`.
         return unsafe { Null::to_napi_value(env, Null) };
@@ -903,10 +926,15 @@ fn transferred(
             // SAFETY: the memory stays valid until the finalizer drops its owner `input`.
             let buffer = unsafe {
                 ArrayBuffer::from_external(&Env::from_raw(env), data, len, input, |_, input| {
-                    drop(input)
+                    let len = input.len() as i64;
+                    drop(input);
+                    let _ = COLLECTED.try_with(|c| c.set(c.get() + len));
                 })
             }?;
             value = buffer.raw();
+            let mut total = 0;
+            // SAFETY: JS thread of `env`, in a call from JS.
+            unsafe { sys::napi_adjust_external_memory(env, len as i64, &mut total) };
         }
         elements.push(value);
     }
@@ -979,6 +1007,7 @@ pub fn js_task_done(
             bytes
         }
     };
+    account_collected(env);
     let next = JsSlots::<Output>::find(pool_id as u64)
         .and_then(|js| js.done(slot as usize, seq as u64, bytes, ok));
     Ok(RawValue(match next {
