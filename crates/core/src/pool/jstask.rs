@@ -18,10 +18,19 @@
 //!                        waits until its worker is Ready, sends Run through the worker's inbox,
 //!                        stands by: forwards aborts, terminates W past the grace period, fails
 //!                        the task if W dies
-//!   W: runs it        -> done(): settles the task through the lease and, when the head of the
-//!                        queue is a JS task, gets it in the same call (no wake-up at all)
-//!   W: nothing next   -> the lease is cleared; P sees that and goes back to the queue
+//!   W: runs it        -> done(): settles the task through the lease (J is woken to resolve
+//!                        its promise) and, when the head of the queue is a JS task, gets it in
+//!                        the same call (no wake-up at all)
+//!   W: queue empty    -> done() blocks W (no spin) for up to LENT_WAIT in the scheduler's
+//!                        `pull`; a JS task submitted meanwhile is handed to W directly (one
+//!                        wake-up: J -> W), before any sleeping pool thread is woken
+//!   W: nothing next   -> the lease is cleared; P sees that and goes back to the queue; the
+//!                        next task then takes two wake-ups (J -> P, P -> W through the inbox)
 //! ```
+//!
+//! A one-at-a-time round trip therefore costs two cross-thread wake-ups (J -> W, W -> J), the
+//! same as a peer whose idle worker waits in `Atomics.wait`; a stream of tasks costs none per
+//! task on the worker's side.
 //!
 //! Data never goes through `postMessage`: the task's serialized bytes go straight from the
 //! submitting thread to the worker, and the result bytes straight back. No napi types here: the
