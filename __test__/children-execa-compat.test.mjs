@@ -63,6 +63,9 @@ async function testForceKill(forceKillAfter, killArgument, options) {
   assert.equal((await subprocess.exited).signal, 'SIGKILL')
 }
 test('kill.js: `forceKillAfterDelay: number` should kill after a timeout', () => testForceKill(50))
+// A delay of 0 is at once (the API's duration rule, as in execa); Infinity, like false, is never.
+test('kill.js: `forceKillAfterDelay: 0` kills at once', () => testForceKill(0))
+test('kill.js: `forceKillAfterDelay: Infinity` should not kill after a timeout', () => testNoForceKill(Infinity))
 test('kill.js: `forceKillAfterDelay: undefined` should kill after a timeout', () => testForceKill(undefined))
 test('kill.js: `forceKillAfterDelay` should kill after a timeout with SIGTERM', () => testForceKill(50, 'SIGTERM'))
 test('kill.js: `forceKillAfterDelay` should kill after a timeout with the killSignal string', () =>

@@ -276,6 +276,57 @@ test('durations past what an Instant holds mean "no limit", never a crash', asyn
   }
 })
 
+// The API's one duration rule (README, "Durations"): a duration is accepted exactly when it is a
+// number >= 0, Infinity included, whichever API takes it; every accepted value works as written.
+test('one duration rule across the API: accepted iff a number >= 0', async () => {
+  const counters = new corepool.SharedCounters({ names: ['reached'] })
+  const duration = fc.oneof(hostileNumber, fc.double(), fc.constantFrom('10', null, true, 10n, {}, []))
+  // true: accepted (it may still time out); false: ERR_INVALID_ARG.
+  const settled = (promise, ...accepted) =>
+    promise.then(
+      () => true,
+      (err) => {
+        if (err.code === 'ERR_INVALID_ARG') return false
+        assert.ok(accepted.includes(err.code), `${err.code}: ${err.message}`)
+        return true
+      },
+    )
+  const constructed = (make) => {
+    try {
+      make().destroy()
+      return true
+    } catch (err) {
+      assert.equal(err.code, 'ERR_INVALID_ARG', err.message)
+      return false
+    }
+  }
+  await fc.assert(
+    fc.asyncProperty(duration, async (ms) => {
+      const valid = typeof ms === 'number' && ms >= 0
+      const outcomes = {
+        'task timeout': await settled(corepool.sqrtSum(1, { pool, timeout: ms }), 'ERR_TASK_TIMEOUT'),
+        'waitFor timeout': await settled(counters.waitFor('reached', 0, { timeout: ms })),
+        closeTimeout: constructed(() => new corepool.Pool({ threads: 1, closeTimeout: ms })),
+        abortGrace: constructed(() => new corepool.Pool({ threads: 1, abortGrace: ms })),
+        idleTimeout: constructed(() => new corepool.Pool({ threads: 1, idleTimeout: ms })),
+      }
+      for (const [option, accepted] of Object.entries(outcomes))
+        assert.equal(accepted, valid, `${option}: ${String(ms)}`)
+    }),
+    params,
+  )
+  for (const key of ['timeout', 'forceKillAfter']) {
+    for (const ms of [0, 0.5, 2 ** 31, 1e22, Infinity]) {
+      const child = corepool.spawn('true', [], { stdio: 'ignore', [key]: ms })
+      // Accepted; a timeout as short as 0.5 ms may also elapse before `true` exits.
+      assert.ok(await settled(child.exited, 'ERR_CHILD_TIMEOUT'), `${key}: ${ms}`)
+    }
+    for (const ms of [-1, -Infinity, NaN, '10']) {
+      assert.throws(() => corepool.spawn('true', [], { [key]: ms }), { code: 'ERR_INVALID_ARG' }, `${key}: ${ms}`)
+    }
+  }
+})
+
 test('a look-alike signal whose methods throw refuses the call; nothing is left unobserved', async () => {
   for (const call of [
     () => corepool.sqrtSum(10, { signal: throwingSignal() }),

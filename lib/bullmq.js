@@ -6,7 +6,8 @@
 const { Pool, STATS_COUNTERS } = require('./pool')
 const { SharedCounters } = require('./counters')
 const { invalidArg, describe } = require('./errors')
-const { longDelay, MAX_DELAY } = require('./timers')
+const { longDelay, longTimeout } = require('./timers')
+const check = require('./validate')
 
 function requirePeer(name) {
   try {
@@ -81,30 +82,15 @@ function hostCounters(name) {
   })
 }
 
-function checkDuration(value, what, { allowZero = false } = {}) {
-  if (value === undefined) return undefined
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!allowZero && value === 0)) {
-    throw invalidArg(
-      `${what} must be a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds, got ${describe(value)}`,
-    )
-  }
-  return value
-}
-
 function parseOptions(queueName, pool, options) {
-  if (typeof queueName !== 'string' || queueName === '') {
-    throw invalidArg(`queueName must be a non-empty string, got ${describe(queueName)}`)
-  }
-  if (!(pool instanceof Pool)) throw invalidArg(`pool must be a corepool Pool, got ${describe(pool)}`)
+  check.string(queueName, 'queueName', { nonEmpty: true, required: true })
+  check.instance(pool, 'pool', Pool, { what: 'corepool Pool', required: true })
   if (typeof options !== 'object' || options === null) {
     throw invalidArg(`options must be an object with a connection, got ${describe(options)}`)
   }
   const { task, run, concurrency, timeout, retryTimeouts, progress, counters, drainTimeout, signals, closePool } =
     options
-  const workerOptions = options.worker ?? {}
-  if (typeof workerOptions !== 'object' || workerOptions === null) {
-    throw invalidArg(`options.worker must be an object (BullMQ WorkerOptions), got ${describe(workerOptions)}`)
-  }
+  const workerOptions = check.object(options.worker, 'options.worker')
   const connection = options.connection ?? workerOptions.connection
   if (typeof connection !== 'object' || connection === null) {
     throw invalidArg(`options.connection must be ioredis options or an ioredis instance, got ${describe(connection)}`)
@@ -113,33 +99,23 @@ function parseOptions(queueName, pool, options) {
   if (task !== undefined && typeof task !== 'string' && typeof task !== 'function') {
     throw invalidArg(`options.task must be a function or the name of a task-module export, got ${describe(task)}`)
   }
-  if (run !== undefined && typeof run !== 'function') {
-    throw invalidArg(`options.run must be a function, got ${describe(run)}`)
-  }
-  if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency >= 1)) {
-    throw invalidArg(`options.concurrency must be a positive integer, got ${describe(concurrency)}`)
-  }
-  if (typeof timeout !== 'function') checkDuration(timeout, 'options.timeout')
-  if (retryTimeouts !== undefined && typeof retryTimeouts !== 'boolean') {
-    throw invalidArg(`options.retryTimeouts must be a boolean, got ${describe(retryTimeouts)}`)
-  }
-  if (closePool !== undefined && typeof closePool !== 'boolean') {
-    throw invalidArg(`options.closePool must be a boolean, got ${describe(closePool)}`)
-  }
-  let progressInterval = 0
+  check.fn(run, 'options.run')
+  check.int(concurrency, 'options.concurrency', { min: 1 })
+  if (typeof timeout !== 'function') check.timeout(timeout, 'options.timeout')
+  check.bool(retryTimeouts, 'options.retryTimeouts')
+  check.bool(closePool, 'options.closePool')
+  let progressInterval = 0 // no progress forwarded
   if (progress === true) progressInterval = DEFAULT_PROGRESS_INTERVAL
   else if (typeof progress === 'object' && progress !== null) {
-    progressInterval = checkDuration(progress.interval, 'options.progress.interval') ?? DEFAULT_PROGRESS_INTERVAL
-    if (progressInterval > MAX_DELAY) {
-      throw invalidArg(`options.progress.interval must be at most ${MAX_DELAY} ms, got ${describe(progressInterval)}`)
-    }
+    progressInterval = check.duration(progress.interval, 'options.progress.interval', {
+      positive: true,
+      default: DEFAULT_PROGRESS_INTERVAL,
+    })
   } else if (progress !== undefined && progress !== false) {
     throw invalidArg(`options.progress must be a boolean or { interval }, got ${describe(progress)}`)
   }
   if (counters !== undefined) {
-    if (!(counters instanceof SharedCounters)) {
-      throw invalidArg(`options.counters must be a SharedCounters, got ${describe(counters)}`)
-    }
+    check.instance(counters, 'options.counters', SharedCounters)
     if (![...COUNTER_NAMES, ACTIVE_GAUGE].some((name) => counters.names.includes(name))) {
       throw invalidArg(`options.counters has none of the job counters (${COUNTER_NAMES.join(', ')})`)
     }
@@ -162,7 +138,7 @@ function parseOptions(queueName, pool, options) {
     retryTimeouts: retryTimeouts ?? true,
     progressInterval,
     counters,
-    drainTimeout: checkDuration(drainTimeout, 'options.drainTimeout', { allowZero: true }) ?? DEFAULT_DRAIN_TIMEOUT,
+    drainTimeout: check.duration(drainTimeout, 'options.drainTimeout', { default: DEFAULT_DRAIN_TIMEOUT }),
     signals: signalList,
     closePool: closePool ?? true,
   }
@@ -270,7 +246,9 @@ function createWorker(queueName, pool, options) {
 
   function execute(job, record, progress) {
     const signal = record.controller.signal
-    const timeout = typeof o.timeout === 'function' ? checkDuration(o.timeout(job), 'options.timeout(job)') : o.timeout
+    // A time limit (0 or Infinity: none); the job's record says undefined for none.
+    const limit = check.timeout(typeof o.timeout === 'function' ? o.timeout(job) : o.timeout, 'options.timeout(job)')
+    const timeout = limit === Infinity ? undefined : limit
     if (o.run !== undefined) {
       return o.run(job, {
         pool,
@@ -315,7 +293,7 @@ function createWorker(queueName, pool, options) {
       hasPending = true
       const wait = last + interval - Date.now()
       if (wait <= 0) send()
-      else wake ??= setTimeout(() => ((wake = null), send()), wait)
+      else wake ??= longTimeout(() => ((wake = null), send()), wait)
     }
     const readGauge = () => {
       const v = progressSlots.getBigInt(slot)
@@ -337,21 +315,28 @@ function createWorker(queueName, pool, options) {
           // BullMQ runs at most `concurrency` jobs at once, so a slot is always free.
           slot = freeSlots.pop()
           progressSlots.set(slot, 0)
-          poll = setInterval(readGauge, interval)
+          // Any interval works as written (setInterval would run every 1 ms past 2^31 - 1 ms).
+          const every = () => {
+            poll = longTimeout(() => {
+              readGauge()
+              every()
+            }, interval)
+          }
+          every()
         }
         return { handle: progressSlots.handle, name: slot }
       },
       async flush() {
         if (poll !== null) readGauge()
-        if (wake !== null) clearTimeout(wake)
+        wake?.clear()
         wake = null
         send()
         await sending
       },
       stop() {
-        if (wake !== null) clearTimeout(wake)
+        wake?.clear()
         if (poll !== null) {
-          clearInterval(poll)
+          poll.clear()
           freeSlots.push(slot)
         }
       },
@@ -526,11 +511,8 @@ async function cancelJob(queue, jobId, reason, options) {
   if (reason !== undefined && typeof reason !== 'string') {
     throw invalidArg(`reason must be a string, got ${describe(reason)}`)
   }
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw invalidArg(`options must be an object, got ${describe(options)}`)
-  }
   // Infinity: the marker never expires (Redis takes PX up to 2^63 - 1; a safe integer fits).
-  const ttl = checkDuration(options?.ttl, 'options.ttl') ?? DEFAULT_CANCEL_TTL
+  const ttl = check.duration(check.object(options).ttl, 'options.ttl', { positive: true, default: DEFAULT_CANCEL_TTL })
   const px = ttl === Infinity ? [] : ['PX', Math.min(Math.ceil(ttl), Number.MAX_SAFE_INTEGER)]
   const id = String(jobId)
   const client = await redisClient(queue)

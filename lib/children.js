@@ -51,14 +51,6 @@ function signalNumber(signal, name) {
   throw invalidArg(`${name} must be a signal name like 'SIGTERM' or a signal number, got ${describe(signal)}`)
 }
 
-function checkMs(value, name) {
-  if (value === undefined) return undefined
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
-    throw invalidArg(`${name} must be a non-negative number of milliseconds, got ${describe(value)}`)
-  }
-  return value
-}
-
 /** Throws ERR_INVALID_ARG when a string that reaches the kernel contains a NUL byte. */
 function noNul(value, name) {
   if (typeof value === 'string' && value.includes('\0')) {
@@ -86,27 +78,9 @@ function checkStdio(stdio, fallback) {
   throw invalidArg(`options.stdio must be a string or an array of up to 3 entries, got ${describe(stdio)}`)
 }
 
-function checkBool(value, name) {
-  if (value !== undefined && typeof value !== 'boolean')
-    throw invalidArg(`${name} must be a boolean, got ${describe(value)}`)
-  return value
-}
-
-function checkId(value, name) {
-  if (value === undefined) return undefined
-  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    throw invalidArg(`${name} must be a non-negative integer, got ${describe(value)}`)
-  }
-  return value
-}
-
 function buildEnv(env, extendEnv, extra) {
-  if (env !== undefined && (typeof env !== 'object' || env === null)) {
-    throw invalidArg(`options.env must be an object, got ${describe(env)}`)
-  }
-  if (extendEnv !== undefined && typeof extendEnv !== 'boolean') {
-    throw invalidArg(`options.extendEnv must be a boolean, got ${describe(extendEnv)}`)
-  }
+  if (env !== undefined) check.object(env, 'options.env')
+  check.bool(extendEnv, 'options.extendEnv')
   // On the main thread process.env is the real environment (its writes go through setenv), which
   // the native side reads itself; copying it here would cost more than the rest of a spawn.
   if (env === undefined && extra === undefined && extendEnv !== false && isMainThread) return undefined
@@ -125,10 +99,7 @@ function buildEnv(env, extendEnv, extra) {
 
 /** Validates and normalises spawn options (throws ERR_INVALID_ARG). */
 function normalize(command, args, options, defaults) {
-  if (typeof command !== 'string' || command === '') {
-    throw invalidArg(`command must be a non-empty string, got ${describe(command)}`)
-  }
-  noNul(command, 'command')
+  noNul(check.string(command, 'command', { nonEmpty: true, required: true }), 'command')
   if (args === undefined || args === null) args = []
   if (!Array.isArray(args)) throw invalidArg(`args must be an array of strings, got ${describe(args)}`)
   args = args.map((a, i) => {
@@ -136,8 +107,7 @@ function normalize(command, args, options, defaults) {
     if (typeof a === 'number' || typeof a === 'bigint') return String(a)
     throw invalidArg(`args[${i}] must be a string, got ${describe(a)}`)
   })
-  if (options === undefined || options === null) options = {}
-  if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
+  options = check.object(options)
   let { cwd, shell, argv0, signal } = options
   if (cwd instanceof URL) cwd = fileURLToPath(cwd)
   // '' and null mean "not given", as in child_process.
@@ -149,20 +119,17 @@ function normalize(command, args, options, defaults) {
   if (shell !== undefined && typeof shell !== 'boolean' && typeof shell !== 'string') {
     throw invalidArg(`options.shell must be a boolean or a shell path, got ${describe(shell)}`)
   }
-  if (argv0 !== undefined && typeof argv0 !== 'string') {
-    throw invalidArg(`options.argv0 must be a string, got ${describe(argv0)}`)
-  }
-  noNul(argv0, 'options.argv0')
+  noNul(check.string(argv0, 'options.argv0'), 'options.argv0')
   if (typeof shell === 'string') noNul(shell, 'options.shell')
   check.signal(signal)
   const killSignal = signalNumber(options.killSignal ?? 'SIGTERM', 'options.killSignal')
-  // forceKillAfter: 0 / false / Infinity: never; timeout: 0 / Infinity: none (0 as in Node).
-  let forceKillAfter = options.forceKillAfter
-  if (forceKillAfter === false) forceKillAfter = 0
-  else forceKillAfter = checkMs(forceKillAfter, 'options.forceKillAfter') ?? DEFAULT_FORCE_KILL_AFTER
-  if (forceKillAfter === Infinity) forceKillAfter = 0
-  let timeout = checkMs(options.timeout, 'options.timeout')
-  if (timeout === 0 || timeout === Infinity) timeout = undefined
+  // forceKillAfter: a delay (0: at once; false or Infinity: never); timeout: 0 or Infinity: none.
+  const forceKillAfter =
+    options.forceKillAfter === false
+      ? Infinity
+      : check.duration(options.forceKillAfter, 'options.forceKillAfter', { default: DEFAULT_FORCE_KILL_AFTER })
+  let timeout = check.timeout(options.timeout, 'options.timeout')
+  if (timeout === Infinity) timeout = undefined
   let file = command
   let argv = [argv0 ?? command, ...args]
   if (shell) {
@@ -177,9 +144,9 @@ function normalize(command, args, options, defaults) {
     stdio: checkStdio(options.stdio, defaults.stdio),
     ipc: defaults.ipc,
     serialization: defaults.serialization ?? 'json',
-    uid: checkId(options.uid, 'options.uid'),
-    gid: checkId(options.gid, 'options.gid'),
-    detached: checkBool(options.detached, 'options.detached'),
+    uid: check.int(options.uid, 'options.uid', { max: 0xffffffff }),
+    gid: check.int(options.gid, 'options.gid', { max: 0xffffffff }),
+    detached: check.bool(options.detached, 'options.detached'),
     timeout,
     killSignal,
     forceKillAfter,
@@ -490,7 +457,7 @@ class Child extends EventEmitter {
     if (typeof sent !== 'boolean') throw systemError(`kill(${this.pid}, ${sig}) failed`, sent.errno, sent.syscall)
     if (sent && sig !== 0) {
       this.killed = true
-      if (sig !== SIGNALS.SIGKILL && this.#o.forceKillAfter > 0) {
+      if (sig !== SIGNALS.SIGKILL && this.#o.forceKillAfter !== Infinity) {
         this.#timer(() => this.#native.kill(SIGNALS.SIGKILL, true), this.#o.forceKillAfter)
       }
     }
@@ -677,13 +644,10 @@ function fork(modulePath, args, options) {
   if (typeof modulePath !== 'string' || modulePath === '') {
     throw invalidArg(`modulePath must be a non-empty string, got ${describe(modulePath)}`)
   }
-  options = options ?? {}
-  if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
-  const { execPath = process.execPath, silent, serialization } = options
+  options = check.object(options)
+  const { execPath = process.execPath, silent } = options
+  const serialization = check.oneOf(options.serialization, 'options.serialization', ['json', 'advanced'])
   let { execArgv = process.execArgv } = options
-  if (serialization !== undefined && serialization !== 'json' && serialization !== 'advanced') {
-    throw invalidArg(`options.serialization must be 'json' or 'advanced', got ${describe(serialization)}`)
-  }
   if (!Array.isArray(execArgv)) throw invalidArg(`options.execArgv must be an array, got ${describe(execArgv)}`)
   // As child_process does: a parent started with `node -e <code>` does not pass its code on (the
   // child would run it again instead of the module).
@@ -751,39 +715,22 @@ function collect(stream, limit, cap, state, all, over) {
   return result
 }
 
-const MAX_BUFFER_MODES = new Set(['truncate', 'kill'])
+const MAX_BUFFER_MODES = ['truncate', 'kill']
 
 function execOptions(options) {
-  options = options ?? {}
-  if (typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`)
-  const {
-    input,
-    encoding = 'utf8',
-    maxBuffer = 1024 * 1024,
-    reject = true,
-    onMaxBuffer = 'truncate',
-    stripFinalNewline = false,
-    all = false,
-  } = options
+  options = check.object(options)
+  const { input, encoding = 'utf8' } = options
   if (input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array)) {
     throw invalidArg(`options.input must be a string, Buffer or Uint8Array, got ${describe(input)}`)
   }
   if (encoding !== 'buffer' && encoding !== null && !Buffer.isEncoding(encoding)) {
     throw invalidArg(`options.encoding must be a Buffer encoding or 'buffer', got ${describe(encoding)}`)
   }
-  if (maxBuffer !== Infinity && !(Number.isInteger(maxBuffer) && maxBuffer >= 0)) {
-    throw invalidArg(`options.maxBuffer must be a non-negative integer or Infinity, got ${describe(maxBuffer)}`)
-  }
-  if (!MAX_BUFFER_MODES.has(onMaxBuffer)) {
-    throw invalidArg(`options.onMaxBuffer must be 'truncate' or 'kill', got ${describe(onMaxBuffer)}`)
-  }
-  for (const [name, value] of [
-    ['reject', reject],
-    ['stripFinalNewline', stripFinalNewline],
-    ['all', all],
-  ]) {
-    if (typeof value !== 'boolean') throw invalidArg(`options.${name} must be a boolean, got ${describe(value)}`)
-  }
+  const maxBuffer = check.int(options.maxBuffer, 'options.maxBuffer', { infinity: true, default: 1024 * 1024 })
+  const onMaxBuffer = check.oneOf(options.onMaxBuffer, 'options.onMaxBuffer', MAX_BUFFER_MODES, { default: 'truncate' })
+  const reject = check.bool(options.reject, 'options.reject', { default: true })
+  const stripFinalNewline = check.bool(options.stripFinalNewline, 'options.stripFinalNewline', { default: false })
+  const all = check.bool(options.all, 'options.all', { default: false })
   return { options, input, encoding, maxBuffer, reject, onMaxBuffer, stripFinalNewline, all }
 }
 

@@ -12,6 +12,8 @@ const { SharedCounters } = require('./counters')
 const { listenReusePort } = require('./net')
 const { closeGracefully } = require('./graceful')
 const { CorepoolError, invalidArg, describe } = require('./errors')
+const check = require('./validate')
+const { longTimeout } = require('./timers')
 
 const WORKER_PRELOAD = path.join(__dirname, 'cluster-worker.js')
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/
@@ -146,13 +148,6 @@ function workerCount(value) {
   )
 }
 
-function positiveMs(value, what, fallback) {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !(value >= 0))
-    throw invalidArg(`${what} must be a non-negative number of ms, got ${describe(value)}`)
-  return value
-}
-
 /** Resident memory of `pid` in bytes (Linux /proc), or null. */
 function rss(pid) {
   try {
@@ -168,9 +163,13 @@ function describeExit({ code, signal }) {
 }
 
 function normalizeOptions(options) {
-  if (typeof options !== 'object' || options === null)
-    throw invalidArg(`options must be an object, got ${describe(options)}`)
-  const { module, command, args = [], env = {}, port, host = '0.0.0.0', reusePort = false } = options
+  if (options === undefined || options === null) throw invalidArg(`options must be an object, got ${describe(options)}`)
+  check.object(options)
+  const { module, command, args = [] } = options
+  const env = check.object(options.env, 'options.env')
+  const port = check.int(options.port, 'options.port', { max: 65535 })
+  const host = check.string(options.host, 'options.host', { default: '0.0.0.0' })
+  const reusePort = check.bool(options.reusePort, 'options.reusePort', { default: false })
   if ((module === undefined) === (command === undefined))
     throw invalidArg('options needs exactly one of module or command')
   const target = module ?? command
@@ -181,29 +180,16 @@ function normalizeOptions(options) {
   }
   if (!Array.isArray(args) || !args.every((a) => typeof a === 'string'))
     throw invalidArg('options.args must be an array of strings')
-  if (typeof env !== 'object' || env === null) throw invalidArg(`options.env must be an object, got ${describe(env)}`)
-  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
-    throw invalidArg(`options.port must be an integer from 0 to 65535, got ${describe(port)}`)
-  }
-  if (typeof host !== 'string') throw invalidArg(`options.host must be a string, got ${describe(host)}`)
-  if (typeof reusePort !== 'boolean')
-    throw invalidArg(`options.reusePort must be a boolean, got ${describe(reusePort)}`)
   const base = path.basename(String(target instanceof URL ? target.pathname : target)).replace(/\.[cm]?[jt]s$/, '')
   const name = options.name ?? (base.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[._-]+/, '') || 'app')
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw invalidArg(`options.name must match ${NAME} (it names the control socket), got ${describe(name)}`)
   }
-  const ready = options.ready ?? (module !== undefined && port !== undefined ? 'listening' : 'spawn')
-  if (!['listening', 'message', 'spawn'].includes(ready)) {
-    throw invalidArg(`options.ready must be 'listening', 'message' or 'spawn', got ${describe(ready)}`)
-  }
+  const ready = check.oneOf(options.ready, 'options.ready', ['listening', 'message', 'spawn'], {
+    default: module !== undefined && port !== undefined ? 'listening' : 'spawn',
+  })
   if (ready !== 'spawn' && module === undefined)
     throw invalidArg(`options.ready ${JSON.stringify(ready)} needs a module`)
-  for (const key of ['timestamps', 'signals', 'prefixLogs']) {
-    if (options[key] !== undefined && typeof options[key] !== 'boolean') {
-      throw invalidArg(`options.${key} must be a boolean, got ${describe(options[key])}`)
-    }
-  }
   if (
     options.execArgv !== undefined &&
     !(Array.isArray(options.execArgv) && options.execArgv.every((a) => typeof a === 'string'))
@@ -229,15 +215,20 @@ function normalizeOptions(options) {
     execArgv: options.execArgv ?? [],
     counters: options.counters ?? [],
     processes: options.processes ?? Math.min(4096, Math.max(64, workers * 4)),
-    readyTimeout: positiveMs(options.readyTimeout, 'options.readyTimeout', 30_000),
-    shutdownMs: positiveMs(options.shutdownMs, 'options.shutdownMs', 10_000),
+    // A time limit (0 or Infinity: none), passed on as the Supervisor's ready.timeout.
+    readyTimeout: check.timeout(options.readyTimeout ?? 30_000, 'options.readyTimeout'),
+    shutdownMs: check.duration(options.shutdownMs, 'options.shutdownMs', { default: 10_000 }),
     maxMemoryRestart: parseBytes(options.maxMemoryRestart, 'options.maxMemoryRestart'),
-    memoryCheckInterval: positiveMs(options.memoryCheckInterval, 'options.memoryCheckInterval', 5_000),
+    // An interval (Infinity: never check).
+    memoryCheckInterval: check.duration(options.memoryCheckInterval, 'options.memoryCheckInterval', {
+      positive: true,
+      default: 5_000,
+    }),
     maxRestarts: options.maxRestarts ?? Math.max(16, 4 * workers),
-    restartPeriod: positiveMs(options.restartPeriod, 'options.restartPeriod', 60_000),
-    timestamps: options.timestamps ?? false,
-    prefixLogs: options.prefixLogs ?? true,
-    signals: options.signals ?? true,
+    restartPeriod: check.duration(options.restartPeriod, 'options.restartPeriod', { positive: true, default: 60_000 }),
+    timestamps: check.bool(options.timestamps, 'options.timestamps', { default: false }),
+    prefixLogs: check.bool(options.prefixLogs, 'options.prefixLogs', { default: true }),
+    signals: check.bool(options.signals, 'options.signals', { default: true }),
     // null: not written anywhere (still kept for `logs` and emitted as 'log').
     stdout: options.stdout === undefined ? process.stdout : options.stdout,
     stderr: options.stderr === undefined ? process.stderr : options.stderr,
@@ -326,8 +317,18 @@ class Cluster extends EventEmitter {
       this.#counters.set('corepool_cluster_workers', this.#workers.size)
       if (o.signals) this.#installSignals()
       if (o.maxMemoryRestart !== undefined) {
-        this.#memoryTimer = setInterval(() => this.#checkMemory(), o.memoryCheckInterval)
-        this.#memoryTimer.unref()
+        // Any interval works as written (setInterval would run every 1 ms past 2^31 - 1 ms).
+        const every = () => {
+          this.#memoryTimer = longTimeout(
+            () => {
+              this.#checkMemory()
+              every()
+            },
+            o.memoryCheckInterval,
+            { unref: true },
+          )
+        }
+        every()
       }
       this.#note(`${o.workers} worker${o.workers === 1 ? '' : 's'} online${this.#port ? ` on port ${this.#port}` : ''}`)
     } catch (err) {
@@ -634,7 +635,7 @@ class Cluster extends EventEmitter {
   }
 
   async #cleanup() {
-    clearInterval(this.#memoryTimer)
+    this.#memoryTimer?.clear()
     for (const [signal, handler] of this.#signalHandlers) process.off(signal, handler)
     this.#signalHandlers = []
     if (this.#fd !== null) {

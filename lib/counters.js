@@ -67,12 +67,7 @@ function bitsFloat(bits) {
   return scratchFloat[0]
 }
 
-function checkObject(value, what) {
-  if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) {
-    throw invalidArg(`${what} must be an object, got ${describe(value)}`)
-  }
-  return value ?? {}
-}
+const checkObject = check.object
 
 /**
  * `names: (string | { name, type: 'counter' | 'gauge' | 'histogram', buckets?, perProcess? })[]`
@@ -88,14 +83,11 @@ function parseNames(names, what) {
     let kind = COUNTER
     let bounds = []
     if (typeof entry === 'object' && entry !== null) {
-      const { type = 'counter', perProcess = false } = entry
+      const type = check.oneOf(entry.type, `${what}[${i}].type`, ['counter', 'gauge', 'histogram'], {
+        default: 'counter',
+      })
+      const perProcess = check.bool(entry.perProcess, `${what}[${i}].perProcess`, { default: false })
       name = entry.name
-      if (type !== 'counter' && type !== 'gauge' && type !== 'histogram') {
-        throw invalidArg(`${what}[${i}].type must be 'counter', 'gauge' or 'histogram', got ${describe(type)}`)
-      }
-      if (typeof perProcess !== 'boolean') {
-        throw invalidArg(`${what}[${i}].perProcess must be a boolean, got ${describe(perProcess)}`)
-      }
       if (perProcess && type !== 'gauge') throw invalidArg(`${what}[${i}].perProcess is only for gauges`)
       kind = type === 'histogram' ? HISTOGRAM : type === 'gauge' ? (perProcess ? PROCESS_GAUGE : GAUGE) : COUNTER
       if (type === 'histogram') bounds = parseBuckets(entry.buckets, `${what}[${i}].buckets`)
@@ -125,11 +117,7 @@ function parseBuckets(buckets, what) {
 }
 
 function processesOption(processes) {
-  if (processes === undefined) return DEFAULT_PROCESSES
-  if (!Number.isInteger(processes) || processes < 1 || processes > MAX_PROCESSES) {
-    throw invalidArg(`options.processes must be an integer from 1 to ${MAX_PROCESSES}, got ${describe(processes)}`)
-  }
-  return processes
+  return check.int(processes, 'options.processes', { min: 1, max: MAX_PROCESSES, default: DEFAULT_PROCESSES })
 }
 
 /** This process's worker id from COREPOOL_WORKER_ID (set by cluster), as a table tag (id + 1). */
@@ -158,7 +146,7 @@ function formatFloat(v) {
 }
 
 function checkRegionName(name) {
-  if (typeof name !== 'string') throw invalidArg(`name must be a string, got ${describe(name)}`)
+  check.string(name, 'name', { required: true })
 }
 
 function waitOptions(options) {
@@ -297,8 +285,8 @@ class SharedCounters {
    */
   static open(name, options) {
     checkRegionName(name)
-    const { names, create = false, processes } = checkObject(options, 'options')
-    if (typeof create !== 'boolean') throw invalidArg(`options.create must be a boolean, got ${describe(create)}`)
+    const { names, processes } = checkObject(options, 'options')
+    const create = check.bool(options?.create, 'options.create', { default: false })
     let parsed = null
     if (names !== undefined) parsed = parseNames(names, 'options.names')
     else if (create) throw invalidArg('options.names is required with create: true')

@@ -8,11 +8,7 @@ const DEFAULTS = Object.freeze({ signal: undefined, timeout: Infinity, priority:
 function taskOptions(options, PoolClass) {
   if (options === undefined || options === null) return DEFAULTS
   const { signal, timeout, priority, pool } = check.object(options)
-  if (pool !== undefined && !(pool instanceof PoolClass)) {
-    throw require('./errors').invalidArg(
-      `options.pool must be a corepool Pool, got ${require('./errors').describe(pool)}`,
-    )
-  }
+  check.instance(pool, 'options.pool', PoolClass, { what: 'corepool Pool' })
   return {
     signal: check.signal(signal),
     timeout: check.timeout(timeout, 'options.timeout'),

@@ -91,9 +91,7 @@ class Pool extends EventEmitter {
     // A pool without a task module still runs per-task ones (`run(data, { filename })`).
     this.#js = jsOptions(o, this.#threads)
     if (counters !== undefined) {
-      if (!(counters instanceof SharedCounters)) {
-        throw invalidArg(`options.counters must be a SharedCounters, got ${describe(counters)}`)
-      }
+      check.instance(counters, 'options.counters', SharedCounters)
       if (!STATS_COUNTERS.some((name) => counters.names.includes(name))) {
         throw invalidArg(`options.counters has none of the pool's counters (${STATS_COUNTERS.join(', ')})`)
       }

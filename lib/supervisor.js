@@ -7,6 +7,7 @@ const { spawn, fork } = require('./children')
 const { CorepoolError, invalidArg, invalidState, describe, asArgError, guardMethods } = require('./errors')
 const { SharedCounters } = require('./counters')
 const { longTimeout } = require('./timers')
+const check = require('./validate')
 
 // Per-child counters a supervisor bumps in a shared region (option `counters`).
 const COUNTER_KINDS = ['starts', 'restarts', 'exits']
@@ -14,16 +15,8 @@ const MAX_ID_LENGTH = 256
 const counterName = (kind, id) => `supervisor_${kind}_total:${String(id).replace(/[^a-zA-Z0-9_:]/g, '_')}`
 
 const noop = () => {}
-const STRATEGIES = new Set(['one_for_one', 'one_for_all', 'rest_for_one'])
-const RESTARTS = new Set(['permanent', 'transient', 'temporary'])
-
-function positive(value, name, fallback, { allowZero = true } = {}) {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!allowZero && value === 0)) {
-    throw invalidArg(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${describe(value)}`)
-  }
-  return value
-}
+const STRATEGIES = ['one_for_one', 'one_for_all', 'rest_for_one']
+const RESTARTS = ['permanent', 'transient', 'temporary']
 
 function deferred() {
   let resolve, reject
@@ -87,28 +80,18 @@ class Supervisor extends EventEmitter {
   }
 
   #configure(options) {
-    if (options !== undefined && (typeof options !== 'object' || options === null)) {
-      throw invalidArg(`options must be an object, got ${describe(options)}`)
-    }
-    const { strategy = 'one_for_one', intensity, period, backoff, counters } = options ?? {}
-    if (counters !== undefined && !(counters instanceof SharedCounters)) {
-      throw invalidArg(`options.counters must be a SharedCounters, got ${describe(counters)}`)
-    }
+    const o = check.object(options)
+    const { counters } = o
+    check.instance(counters, 'options.counters', SharedCounters)
     this.#counters = counters
-    if (!STRATEGIES.has(strategy)) {
-      throw invalidArg(`options.strategy must be one of ${[...STRATEGIES].join(', ')}, got ${describe(strategy)}`)
-    }
-    this.#strategy = strategy
-    this.#intensity = positive(intensity, 'options.intensity', 3)
-    if (!Number.isInteger(this.#intensity)) throw invalidArg(`options.intensity must be an integer, got ${intensity}`)
-    this.#period = positive(period, 'options.period', 5000, { allowZero: false })
-    if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null)) {
-      throw invalidArg(`options.backoff must be an object, got ${describe(backoff)}`)
-    }
+    this.#strategy = check.oneOf(o.strategy, 'options.strategy', STRATEGIES, { default: 'one_for_one' })
+    this.#intensity = check.int(o.intensity, 'options.intensity', { default: 3 })
+    this.#period = check.duration(o.period, 'options.period', { positive: true, default: 5000 })
+    const backoff = check.object(o.backoff, 'options.backoff')
     this.#backoff = {
-      initial: positive(backoff?.initial, 'options.backoff.initial', 100),
-      factor: positive(backoff?.factor, 'options.backoff.factor', 2),
-      max: positive(backoff?.max, 'options.backoff.max', 10_000),
+      initial: check.duration(backoff.initial, 'options.backoff.initial', { default: 100 }),
+      factor: check.number(backoff.factor, 'options.backoff.factor', { min: 0, default: 2 }),
+      max: check.duration(backoff.max, 'options.backoff.max', { default: 10_000 }),
     }
   }
 
@@ -149,27 +132,21 @@ class Supervisor extends EventEmitter {
    */
   add(spec) {
     if (typeof spec !== 'object' || spec === null) throw invalidArg(`spec must be an object, got ${describe(spec)}`)
-    const { id, command, module, args, options, restart = 'permanent', shutdownMs, ready } = spec
-    if (typeof id !== 'string' || id === '') throw invalidArg(`spec.id must be a non-empty string, got ${describe(id)}`)
+    const { command, module, args, options, ready } = spec
     // Ids appear in events, logs and counter names: a bounded length keeps them cheap.
-    if (id.length > MAX_ID_LENGTH)
-      throw invalidArg(`spec.id must be at most ${MAX_ID_LENGTH} characters, got ${id.length}`)
+    const id = check.string(spec.id, 'spec.id', { nonEmpty: true, maxLength: MAX_ID_LENGTH, required: true })
+    const restart = check.oneOf(spec.restart, 'spec.restart', RESTARTS, { default: 'permanent' })
     if (this.#entries.some((e) => e.id === id)) throw invalidArg(`a child with id ${JSON.stringify(id)} already exists`)
     if ((command === undefined) === (module === undefined)) {
       throw invalidArg('spec needs exactly one of command (spawn) or module (fork)')
     }
-    if (command !== undefined && typeof command !== 'string') throw invalidArg(`spec.command must be a string`)
+    check.string(command, 'spec.command')
     if (module !== undefined && typeof module !== 'string' && !(module instanceof URL)) {
       throw invalidArg(`spec.module must be a path`)
     }
     if (args !== undefined && !Array.isArray(args))
       throw invalidArg(`spec.args must be an array, got ${describe(args)}`)
-    if (options !== undefined && (typeof options !== 'object' || options === null)) {
-      throw invalidArg(`spec.options must be an object, got ${describe(options)}`)
-    }
-    if (!RESTARTS.has(restart)) {
-      throw invalidArg(`spec.restart must be one of ${[...RESTARTS].join(', ')}, got ${describe(restart)}`)
-    }
+    if (options !== undefined) check.object(options, 'spec.options')
     if (ready !== undefined) {
       if (typeof ready !== 'object' || ready === null || (!('message' in ready) && ready.line === undefined)) {
         throw invalidArg('spec.ready must be { message } or { line }')
@@ -178,12 +155,12 @@ class Supervisor extends EventEmitter {
         throw invalidArg('spec.ready.line must be a string or a RegExp')
       }
       if ('message' in ready && module === undefined) throw invalidArg('spec.ready.message needs a forked module')
-      positive(ready.timeout, 'spec.ready.timeout', 0)
     }
+    const readyTimeout = check.timeout(ready?.timeout, 'spec.ready.timeout')
     const entry = {
       id,
-      spec: { command, module, args: args ?? [], options: options ?? {}, restart, ready },
-      shutdownMs: positive(shutdownMs, 'spec.shutdownMs', 5000),
+      spec: { command, module, args: args ?? [], options: options ?? {}, restart, ready, readyTimeout },
+      shutdownMs: check.duration(spec.shutdownMs, 'spec.shutdownMs', { default: 5000 }),
       child: null,
       state: 'stopped', // stopped | starting | running | exited | stopping
       starts: 0,
@@ -297,7 +274,7 @@ class Supervisor extends EventEmitter {
 
   #startEntry(entry) {
     const { command, module, args, options, ready } = entry.spec
-    const base = { stdio: 'inherit', ...options, forceKillAfter: 0 }
+    const base = { stdio: 'inherit', ...options, forceKillAfter: false }
     if (ready?.line !== undefined) {
       const s = Array.isArray(base.stdio) ? [...base.stdio] : [base.stdio, base.stdio, base.stdio]
       s[1] = 'pipe'
@@ -349,8 +326,8 @@ class Supervisor extends EventEmitter {
           }
         })().catch(noop)
       }
-      if (ready.timeout) {
-        delay(ready.timeout, this.#timers).then(() => {
+      if (entry.spec.readyTimeout !== Infinity) {
+        delay(entry.spec.readyTimeout, this.#timers).then(() => {
           const active = this.#state === 'running' || this.#state === 'starting'
           if (active && !isReady && entry.child === child && child.running) child.kill('SIGKILL')
         })

@@ -2,7 +2,8 @@
 // The one place options and arguments are checked. Every checker takes the value and the name
 // the message uses (`'options.timeout'`), returns the value to use (the default when the value
 // is `undefined`: an option set to `undefined` is "not given") and otherwise throws
-// ERR_INVALID_ARG saying what was given and what is accepted.
+// ERR_INVALID_ARG saying what was given and what is accepted. With `required: true`,
+// `undefined` is refused too (for arguments rather than options).
 //
 // Durations, one rule for the whole API: a number of milliseconds >= 0 (fractions allowed) or
 // `Infinity`. Every value works as written, with no upper limit and no overflow: delays longer
@@ -25,8 +26,12 @@ function object(value, name = 'options') {
 }
 
 /** An integer from `min` to `max` (both included); with `infinity`, `Infinity` too. */
-function int(value, name, { min = 0, max = Number.MAX_SAFE_INTEGER, infinity = false, default: fallback } = {}) {
-  if (value === undefined) return fallback
+function int(
+  value,
+  name,
+  { min = 0, max = Number.MAX_SAFE_INTEGER, infinity = false, required = false, default: fallback } = {},
+) {
+  if (value === undefined && !required) return fallback
   if ((Number.isInteger(value) && value >= min && value <= max) || (infinity && value === Infinity)) return value
   const range =
     max === Number.MAX_SAFE_INTEGER
@@ -38,19 +43,25 @@ function int(value, name, { min = 0, max = Number.MAX_SAFE_INTEGER, infinity = f
 }
 
 /** A finite number from `min` to `max`. */
-function number(value, name, { min = -Number.MAX_VALUE, max = Number.MAX_VALUE, default: fallback } = {}) {
-  if (value === undefined) return fallback
+function number(
+  value,
+  name,
+  { min = -Number.MAX_VALUE, max = Number.MAX_VALUE, required = false, default: fallback } = {},
+) {
+  if (value === undefined && !required) return fallback
   if (typeof value === 'number' && value >= min && value <= max) return value
   const range =
     min === -Number.MAX_VALUE && max === Number.MAX_VALUE ? 'a finite number' : `a number from ${min} to ${max}`
   throw invalidArg(`${name} must be ${range}, got ${describe(value)}`)
 }
 
-/** A duration (see above): milliseconds >= 0 or Infinity. */
-function duration(value, name, { default: fallback } = {}) {
-  if (value === undefined) return fallback
-  if (typeof value === 'number' && value >= 0) return value
-  throw invalidArg(`${name} must be a number of milliseconds >= 0 or Infinity, got ${describe(value)}`)
+/** A duration (see above): milliseconds >= 0 (with `positive`, > 0: a window) or Infinity. */
+function duration(value, name, { positive = false, required = false, default: fallback } = {}) {
+  if (value === undefined && !required) return fallback
+  if (typeof value === 'number' && (positive ? value > 0 : value >= 0)) return value
+  throw invalidArg(
+    `${name} must be a number of milliseconds ${positive ? '> 0' : '>= 0'} or Infinity, got ${describe(value)}`,
+  )
 }
 
 /** A time limit (`timeout`): a duration where 0 and Infinity both mean none; returns Infinity for none. */
@@ -60,32 +71,39 @@ function timeout(value, name) {
 }
 
 /** One of the strings in `allowed`. */
-function oneOf(value, name, allowed, { default: fallback } = {}) {
-  if (value === undefined) return fallback
+function oneOf(value, name, allowed, { required = false, default: fallback } = {}) {
+  if (value === undefined && !required) return fallback
   if (typeof value === 'string' && allowed.includes(value)) return value
   throw invalidArg(`${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(value)}`)
 }
 
 /** A boolean. */
-function bool(value, name, { default: fallback } = {}) {
-  if (value === undefined) return fallback
+function bool(value, name, { required = false, default: fallback } = {}) {
+  if (value === undefined && !required) return fallback
   if (typeof value === 'boolean') return value
   throw invalidArg(`${name} must be a boolean, got ${describe(value)}`)
 }
 
 /** A string of at most `maxLength` UTF-16 units; with `nonEmpty`, not ''. */
-function string(value, name, { nonEmpty = false, maxLength = Infinity, default: fallback } = {}) {
-  if (value === undefined) return fallback
+function string(value, name, { nonEmpty = false, maxLength = Infinity, required = false, default: fallback } = {}) {
+  if (value === undefined && !required) return fallback
   if (typeof value === 'string' && value.length <= maxLength && !(nonEmpty && value === '')) return value
   const what = [nonEmpty && 'non-empty', 'string', maxLength !== Infinity && `of at most ${maxLength} characters`]
   throw invalidArg(`${name} must be a ${what.filter(Boolean).join(' ')}, got ${describe(value)}`)
 }
 
 /** A function. */
-function fn(value, name, { default: fallback } = {}) {
-  if (value === undefined) return fallback
+function fn(value, name, { required = false, default: fallback } = {}) {
+  if (value === undefined && !required) return fallback
   if (typeof value === 'function') return value
   throw invalidArg(`${name} must be a function, got ${describe(value)}`)
+}
+
+/** An instance of `Class`, named `what` in the message (default: the class's name). */
+function instance(value, name, Class, { what = Class.name, required = false } = {}) {
+  if (value === undefined && !required) return undefined
+  if (value instanceof Class) return value
+  throw invalidArg(`${name} must be a ${what}, got ${describe(value)}`)
 }
 
 function isAbortSignal(value) {
@@ -104,4 +122,18 @@ function signal(value, name = 'options.signal') {
   throw invalidArg(`${name} must be an AbortSignal, got ${describe(value)}`)
 }
 
-module.exports = { EMPTY, object, int, number, duration, timeout, oneOf, bool, string, fn, signal, isAbortSignal }
+module.exports = {
+  EMPTY,
+  object,
+  int,
+  number,
+  duration,
+  timeout,
+  oneOf,
+  bool,
+  string,
+  fn,
+  instance,
+  signal,
+  isAbortSignal,
+}

@@ -42,7 +42,7 @@ export interface SpawnOptions {
   killSignal?: Signal
   /**
    * After a signal other than SIGKILL, send SIGKILL to the tree if the child still runs after
-   * this many ms. Default 5000; `0`, `false` or `Infinity` disables it.
+   * this many ms (`0`: at once). Default 5000; `false` or `Infinity` disables it.
    */
   forceKillAfter?: number | false
   /** Aborting kills the tree with `killSignal` (`exec` then rejects with ERR_ABORTED). */
