@@ -82,13 +82,13 @@ export function createWorker<Data = any, Result = any>(
 
 /**
  * Cancels a job from the producer: a running job's task is aborted and the job fails without
- * retry; a job not started yet fails when a worker takes it (within `ttl` ms, default 24 h).
+ * retry; a job not started yet (waiting, delayed, or waiting for a retry) fails, unrun, when a
+ * worker takes it.
  */
 export function cancelJob(
   queue: Queue,
   jobId: string | number,
   reason?: string,
-  options?: { ttl?: number },
 ): Promise<'running' | 'pending' | 'finished' | 'missing'>
 
 /** Opens (or creates) the named region of a host with the pool's and the job counters. */

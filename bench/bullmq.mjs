@@ -6,7 +6,7 @@
 // variants run one after the other in an order that rotates. Measured per host: jobs/s,
 // event-loop delay p99 (monitorEventLoopDelay in the host), peak RSS of the host and its
 // children, stalls (QueueEvents 'stalled'), and the children still alive 1 s after the host is SIGKILLed.
-//   node bench/bullmq.mjs [--quick]
+//   node bench/bullmq.mjs [--quick] [--only=short,cpu,long] [--variants=corepool-native,bullmq-inprocess,...]
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -19,7 +19,12 @@ import { fmt } from './measure.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const quick = process.argv.includes('--quick')
-const VARIANTS = [
+const listArg = (name) =>
+  process.argv
+    .find((a) => a.startsWith(`--${name}=`))
+    ?.slice(name.length + 3)
+    .split(',')
+const ALL_VARIANTS = [
   'corepool-native',
   'corepool-native-c8',
   'corepool-js',
@@ -27,8 +32,9 @@ const VARIANTS = [
   'bullmq-sandbox-threads',
   'bullmq-sandbox-fork',
 ]
+const VARIANTS = ALL_VARIANTS.filter((v) => listArg('variants')?.includes(v) ?? true)
 const CONCURRENCY = 2
-const WORKLOADS = [
+const ALL_WORKLOADS = [
   // ~0.1 ms of work: what the queue round trips cost.
   { name: 'short', n: 10_000, jobs: quick ? 500 : 3000, lockDuration: 30_000, stalledInterval: 30_000, limit: 120_000 },
   // ~50 ms of CPU per job.
@@ -36,6 +42,7 @@ const WORKLOADS = [
   // Seconds of CPU per job, longer than lockDuration: where the in-process processor stalls.
   { name: 'long', n: 600_000_000, jobs: 4, lockDuration: 2000, stalledInterval: 1000, limit: 40_000 },
 ]
+const WORKLOADS = ALL_WORKLOADS.filter((w) => listArg('only')?.includes(w.name) ?? true)
 
 /** The pids of `root`'s descendants, from /proc. */
 function descendants(root) {
@@ -184,6 +191,7 @@ async function main() {
       for (const peer of ['bullmq-sandbox-threads', 'bullmq-sandbox-fork', 'bullmq-inprocess']) {
         const a = rows[c]
         const b = rows[peer]
+        if (a === undefined || b === undefined) continue
         const ratio = b.jobsPerSec > 0 ? `${(a.jobsPerSec / b.jobsPerSec).toFixed(2)}×` : 'n/a (peer completed none)'
         console.log(`- ${c} vs ${peer}: jobs/s ${ratio}, memory ${(a.rssMB / b.rssMB).toFixed(2)}×`)
       }

@@ -57,17 +57,29 @@ const HELP = {
 
 // corepool errors that no retry can fix: the job fails at once (UnrecoverableError).
 const UNRECOVERABLE_CODES = new Set(['ERR_INVALID_ARG', 'ERR_CORRUPT_INPUT', 'ERR_OUTPUT_TOO_LARGE'])
-// How long a cancel marker waits for a job that has not started yet (ms).
-const DEFAULT_CANCEL_TTL = 24 * 3600 * 1000
+// How long a cancel that reached a worker before the job's attempt registered here is kept (ms).
+const EARLY_CANCEL_TTL = 60_000
 const DEFAULT_DRAIN_TIMEOUT = 30_000
 // After the remaining tasks were aborted, how long BullMQ gets to hand their jobs back.
 const CLOSE_TIMEOUT = 10_000
 const DEFAULT_PROGRESS_INTERVAL = 100
 
 const cancelChannel = (queueBase, workerId) => queueBase.toKey(`corepool:cancel:${workerId}`)
-const cancelMarker = (queueBase, jobId) => queueBase.toKey(`${jobId}:corepool:cancel`)
 // The raw Redis client of a Queue or Worker (BullMQ 6 keeps it on the Redis backend).
 const redisClient = (queueBase) => (queueBase.getBackend?.() ?? queueBase).client
+// The failedReason of a cancelled job (running or not started yet).
+const CANCELLED = 'ERR_ABORTED: the job was aborted: cancelled'
+const cancelledReason = (reason) => `${CANCELLED}${reason !== undefined ? ` (${String(reason)})` : ''}`
+// cancelJob's one round trip: KEYS job hash, its lock, the completed and failed sets; ARGV job
+// id, failedReason. A job not finished yet gets BullMQ's deferred failure (field `defa`): a
+// worker that takes it next (its first attempt or a retry) fails it without running it. Returns
+// ['missing'], ['finished'] or ['marked', lock token or ''].
+const CANCEL_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+if redis.call('ZSCORE', KEYS[3], ARGV[1]) or redis.call('ZSCORE', KEYS[4], ARGV[1]) then return {'finished'} end
+redis.call('HSET', KEYS[1], 'defa', ARGV[2])
+return {'marked', redis.call('GET', KEYS[2]) or ''}
+`
 
 /**
  * Opens (creating it if needed) the named shared-memory region of a host: the pool's task
@@ -195,9 +207,14 @@ function createWorker(queueName, pool, options) {
   }
   let progressSlots = null // lazily made region of one gauge per concurrent job
   const freeSlots = []
+  // Cancels received for a job with no attempt registered here (yet): job id -> [reason, when].
+  const earlyCancels = new Map()
 
-  const processor = async (job, token, signal) => {
-    // Declared with three parameters: BullMQ passes its AbortSignal (worker.cancelJob) only then.
+  // Declared with two parameters, so BullMQ makes no AbortController of its own per job: its
+  // worker.cancelJob and cancelAllJobs are routed to abortJob below instead. Nothing here costs
+  // a Redis round trip: a cancel arrives on the worker's channel, or as BullMQ's deferred
+  // failure on a job not started yet (BullMQ fails it without calling the processor).
+  const processor = async (job, token) => {
     const record = { job, token, controller: new AbortController(), cause: null, reason: undefined }
     // An older attempt of this job still running here lost its lock (the job was moved back to
     // wait and taken again): it must not go on unowned.
@@ -206,39 +223,26 @@ function createWorker(queueName, pool, options) {
     active.set(job.id, record)
     count(COUNTER_NAMES[0])
     count(ACTIVE_GAUGE, 1)
-    const onBullAbort = () => abortJob(record, 'cancel', signal.reason)
-    signal?.addEventListener('abort', onBullAbort, { once: true })
-    let progress = null
-    try {
-      // A cancel that came before the job started left a marker. Its read overlaps the task (no
-      // round trip before the work starts): a marker aborts the task at once, and a task that
-      // finished first still fails as cancelled.
-      const markerKey = cancelMarker(worker, job.id)
-      const checked = (async () => {
-        const client = await redisClient(worker)
-        const marker = await client.get(markerKey)
-        if (marker === null) return
-        abortJob(record, 'cancel', marker || undefined)
-        await client.del(markerKey)
-      })()
-      progress = progressForwarder(job, o.progressInterval)
-      let result
-      try {
-        result = await execute(job, record, progress)
-      } finally {
-        await checked
+    if (earlyCancels.size > 0) {
+      const early = earlyCancels.get(job.id)
+      if (early !== undefined) {
+        earlyCancels.delete(job.id)
+        abortJob(record, 'cancel', early[0])
       }
+    }
+    const progress = o.progressInterval > 0 || o.run !== undefined ? progressForwarder(job, o.progressInterval) : null
+    try {
+      const result = await execute(job, record, progress)
       // A result that beat a close() or lock-loss abort is still handed to BullMQ (completing is
       // better than running the job again); a cancel wins over a result.
       if (record.cause === 'cancel') throw record.controller.signal.reason
-      await progress.flush()
+      if (progress !== null) await progress.flush()
       count(COUNTER_NAMES[1])
       return result
     } catch (err) {
       throw await failure(err, record)
     } finally {
       progress?.stop()
-      signal?.removeEventListener('abort', onBullAbort)
       if (active.get(job.id) === record) active.delete(job.id)
       count(ACTIVE_GAUGE, -1)
     }
@@ -264,7 +268,7 @@ function createWorker(queueName, pool, options) {
     if (typeof o.task === 'function') return o.task(job.data, { pool, signal, timeout })
     const runOptions = { signal, timeout }
     if (o.task !== undefined && o.task !== 'default') runOptions.name = o.task
-    if (o.progressInterval > 0) runOptions.progress = progress.report
+    if (progress !== null) runOptions.progress = progress.report
     return pool.run(job.data, runOptions)
   }
 
@@ -404,6 +408,21 @@ function createWorker(queueName, pool, options) {
     }
   })
   worker.on('stalled', () => count(COUNTER_NAMES[5]))
+  // A job cancelled before it started: BullMQ failed it from its deferred failure, unrun.
+  worker.on('failed', (job, err) => {
+    const reason = job?.deferredFailure
+    if (typeof reason === 'string' && reason.startsWith(CANCELLED) && err?.message === reason) count(COUNTER_NAMES[3])
+  })
+  // BullMQ's own cancel of a job running in this process.
+  worker.cancelJob = (jobId, reason) => {
+    const record = active.get(String(jobId))
+    if (record === undefined) return false
+    abortJob(record, 'cancel', reason)
+    return true
+  }
+  worker.cancelAllJobs = (reason) => {
+    for (const record of active.values()) abortJob(record, 'cancel', reason)
+  }
 
   // Cancels reach this worker on a channel of its own: cancelJob finds the worker from the job's
   // lock token, so a cancel is one PUBLISH delivered to one subscriber, whatever the host count.
@@ -417,8 +436,18 @@ function createWorker(queueName, pool, options) {
     } catch {
       return
     }
-    const record = active.get(String(id))
-    if (record !== undefined) abortJob(record, 'cancel', reason ?? undefined)
+    id = String(id)
+    reason ??= undefined
+    const record = active.get(id)
+    if (record !== undefined) return abortJob(record, 'cancel', reason)
+    // The lock names this worker, so the attempt is about to start here (the message can
+    // overtake the job on the other connection) or has just ended.
+    const now = Date.now()
+    for (const [key, [, at]] of earlyCancels) {
+      if (now - at < EARLY_CANCEL_TTL && earlyCancels.size < 10_000) break
+      earlyCancels.delete(key)
+    }
+    earlyCancels.set(id, [reason, now])
   })
   let running = null
   const ready = Promise.all([subscriber.subscribe(cancelChannel(worker, worker.id)), worker.waitUntilReady()]).then(
@@ -496,12 +525,13 @@ function createWorker(queueName, pool, options) {
 
 /**
  * Producer side: cancels job `jobId` of `queue` (a BullMQ Queue). A running job's worker is told
- * at once and aborts its task; a job that has not started yet fails as cancelled when a worker
- * picks it (within `ttl` ms, default 24 h). The job fails without retry (UnrecoverableError).
- * Resolves with 'running' (the worker running it was told), 'pending' (it will fail when it
- * starts), 'finished' (too late: it already completed or failed) or 'missing' (no such job).
+ * at once and aborts its task; a job that has not started yet (waiting, delayed, or waiting for a
+ * retry) fails as cancelled when a worker takes it, without running. The job fails without retry
+ * (UnrecoverableError). Resolves with 'running' (the worker running it was told), 'pending' (it
+ * will fail when it starts), 'finished' (too late: it already completed or failed) or 'missing'
+ * (no such job).
  */
-async function cancelJob(queue, jobId, reason, options) {
+async function cancelJob(queue, jobId, reason) {
   if (typeof queue !== 'object' || queue === null || typeof queue.toKey !== 'function') {
     throw invalidArg(`queue must be a BullMQ Queue, got ${describe(queue)}`)
   }
@@ -511,25 +541,18 @@ async function cancelJob(queue, jobId, reason, options) {
   if (reason !== undefined && typeof reason !== 'string') {
     throw invalidArg(`reason must be a string, got ${describe(reason)}`)
   }
-  // Infinity: the marker never expires (Redis takes PX up to 2^63 - 1; a safe integer fits).
-  const ttl = check.duration(check.object(options).ttl, 'options.ttl', { positive: true, default: DEFAULT_CANCEL_TTL })
-  const px = ttl === Infinity ? [] : ['PX', Math.min(Math.ceil(ttl), Number.MAX_SAFE_INTEGER)]
   const id = String(jobId)
   const client = await redisClient(queue)
-  // The marker first, the lock second: a worker that takes the job after this read of the lock
-  // finds the marker when it starts the job (Redis runs commands one at a time).
-  const marker = cancelMarker(queue, id)
-  await client.set(marker, reason ?? '', ...px)
-  const token = await client.get(queue.toKey(`${id}:lock`))
-  if (token !== null) {
+  // One script: the deferred failure is set and the lock read at the same instant, so either a
+  // worker took the job before (it holds the lock: it is told below) or it takes it after and
+  // BullMQ fails it from the deferred failure.
+  const keys = [queue.toKey(id), queue.toKey(`${id}:lock`), queue.toKey('completed'), queue.toKey('failed')]
+  const [state, token] = await client.eval(CANCEL_SCRIPT, keys.length, ...keys, id, cancelledReason(reason))
+  if (state !== 'marked') return state
+  if (token !== '') {
     const workerId = token.slice(0, token.lastIndexOf(':'))
     const receivers = await client.publish(cancelChannel(queue, workerId), JSON.stringify({ id, reason }))
     if (receivers > 0) return 'running'
-  }
-  const state = await queue.getJobState(id)
-  if (state === 'completed' || state === 'failed' || state === 'unknown') {
-    await client.del(marker)
-    return state === 'unknown' ? 'missing' : 'finished'
   }
   return 'pending'
 }
