@@ -9,7 +9,9 @@ import path from 'node:path'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
-const test = (name, fn) => nodeTest(name, { timeout: 60_000 }, fn)
+// test(name, [options], fn), with a timeout.
+const test = (name, options, fn) =>
+  fn === undefined ? nodeTest(name, { timeout: 60_000 }, options) : nodeTest(name, { timeout: 60_000, ...options }, fn)
 const require = createRequire(import.meta.url)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const platform = require('../lib/platform')
@@ -80,7 +82,11 @@ test('the ELF interpreter is read from 64- and 32-bit, little- and big-endian bi
 test('the libc found without process.report agrees with process.report', { skip: process.platform !== 'linux' }, () => {
   const report = process.report.getReport()
   assert.equal(platform.libc().family, report.header.glibcVersionRuntime ? 'glibc' : 'musl')
-  assert.match(platform.libc().how, /ELF interpreter|ldd/)
+  assert.match(platform.libc().how, /ELF interpreter|ldd|the absence of \/lib\/ld-musl-/)
+  // Where musl's loader is there, the ELF interpreter decides (the stat alone proves nothing).
+  if (fs.existsSync('/lib/ld-musl-x86_64.so.1') || fs.existsSync('/lib/ld-musl-aarch64.so.1')) {
+    assert.match(platform.libc().how, /ELF interpreter|ldd/)
+  }
 })
 
 test('require("corepool") loads the addon only: no process.report, no node:net, no pool module', () => {
@@ -175,13 +181,44 @@ test('the loader takes the platform package first, the local build after it', { 
   assert.match(skewed.attempts[0].error, /ERR_VERSION_MISMATCH: version 0\.0\.0-other is installed/)
 })
 
+test('a subreaper helper that is not there (checked at the first spawn, not at load): children start in-process', () => {
+  for (const missing of [path.join(tmp, 'no-such-helper'), tmp /* a directory */]) {
+    const r = spawnSync(
+      process.execPath,
+      ['-e', "require('./index.js').exec('echo', ['hi']).then((r) => process.stdout.write(r.stdout))"],
+      { cwd: ROOT, encoding: 'utf8', env: { ...process.env, COREPOOL_SUBREAPER_PATH: missing } },
+    )
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stdout, 'hi\n')
+  }
+})
+
+test(
+  'the addon and its helper call no glibc function newer than 2.17 by name (scripts/check-glibc.js)',
+  { skip: !fs.existsSync(LOCAL) || TRIPLE !== 'linux-x64-gnu' },
+  () => {
+    const { glibcNeeds } = require('../scripts/check-glibc.js')
+    const helper = path.join(ROOT, 'corepool-watchdog')
+    for (const file of [LOCAL, ...(fs.existsSync(helper) ? [helper] : [])]) {
+      // A build here links against this machine's glibc (its newest symbol versions); the release
+      // builds link against 2.17, where such a function would be left unversioned and fail to load.
+      assert.deepEqual(glibcNeeds(file).newer, [], file)
+    }
+    // The reference: a napi-rs package's binary.
+    const argon2 = require.resolve('@node-rs/argon2-linux-x64-gnu')
+    const r = glibcNeeds(argon2, '2.17')
+    assert.ok(r.max !== null && r.above.length === 0, JSON.stringify(r))
+    assert.ok(glibcNeeds(LOCAL, '2.0').above.length > 0, 'a bound below every version is exceeded')
+  },
+)
+
 test('when nothing loads, the error names the triple, the libc, every path tried and the fixes', () => {
   const core = tree('none')
   const { error } = load(core)
   assert.equal(error.code, 'ERR_NATIVE_ADDON')
   assert.match(error.message, new RegExp(`native addon for ${TRIPLE} `))
   if (process.platform === 'linux')
-    assert.match(error.message, /\((glibc|musl), from (ELF interpreter|\/usr\/bin\/ldd)/)
+    assert.match(error.message, /\((glibc|musl), from (ELF interpreter|\/usr\/bin\/ldd|the absence of \/lib\/ld-musl-)/)
   assert.ok(error.message.includes(`package ${platform.packageName(TRIPLE)}: MODULE_NOT_FOUND`), error.message)
   assert.ok(error.message.includes(`${path.join(core, platform.nativeFileName(TRIPLE))}: MODULE_NOT_FOUND`))
   assert.match(error.message, /npm install-scripts approve corepool/)

@@ -4,9 +4,10 @@
 // (`corepool-<triple>`, an optional dependency of corepool) and the local build
 // (`corepool.<triple>.node` in the package root, made by scripts/install.js from the sources).
 //
-// The libc is read from the ELF interpreter of the running node binary (one 4 KiB read), then
-// from /usr/bin/ldd, and only then from process.report.getReport() (~5-10 ms, it collects a
-// full diagnostic report), so that loading corepool stays as cheap as loading a napi-rs package.
+// The libc is glibc where musl's loader is absent (one stat); otherwise it is read from the ELF
+// interpreter of the running node binary (one 1 KiB read), then from /usr/bin/ldd, and only then
+// from process.report.getReport() (~5-10 ms, it collects a full diagnostic report), so that
+// loading corepool stays as cheap as loading a napi-rs package.
 const fs = require('node:fs')
 const path = require('node:path')
 
@@ -23,24 +24,36 @@ const rustTargets = {
 }
 
 function readAt(fd, position, length) {
-  const buf = Buffer.alloc(length)
+  // allocUnsafe: small reads come from Buffer's pool, and every byte used is one read here.
+  const buf = Buffer.allocUnsafe(length)
   const n = fs.readSync(fd, buf, 0, length, position)
   return buf.subarray(0, n)
 }
 
+// Bytes as a string up to the first NUL (file names are ASCII; a plain loop avoids loading a
+// decoder at start-up).
+function cString(bytes) {
+  let s = ''
+  for (let i = 0; i < bytes.length && bytes[i] !== 0; i++) s += String.fromCharCode(bytes[i])
+  return s
+}
+
 // The program interpreter (PT_INTERP) of an ELF file, e.g. /lib64/ld-linux-x86-64.so.2 or
-// /lib/ld-musl-x86_64.so.1; null if the file is not ELF or is statically linked.
+// /lib/ld-musl-x86_64.so.1; null if the file is not ELF or is statically linked. One read of
+// 1 KiB covers the header, the program headers and the interpreter's name of usual binaries.
 function elfInterpreter(file) {
   let fd
   try {
     fd = fs.openSync(file, 'r')
-    const head = readAt(fd, 0, 4096)
+    const head = readAt(fd, 0, 1024)
     if (head.length < 52 || head.readUInt32BE(0) !== 0x7f454c46) return null
     const is64 = head[4] === 2
     const le = head[5] === 1
     const u16 = (b, o) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o))
     const u32 = (b, o) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o))
-    const word = (b, o) => (is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(b, o))
+    // 64-bit offsets as two halves (no BigInt): anything past 2^53 is not a real file offset.
+    const word = (b, o) =>
+      is64 ? (le ? u32(b, o) + u32(b, o + 4) * 2 ** 32 : u32(b, o) * 2 ** 32 + u32(b, o + 4)) : u32(b, o)
     const phoff = word(head, is64 ? 0x20 : 0x1c)
     const phentsize = u16(head, is64 ? 0x36 : 0x2a)
     const phnum = u16(head, is64 ? 0x38 : 0x2c)
@@ -52,7 +65,7 @@ function elfInterpreter(file) {
       const offset = word(ph, is64 ? 8 : 4)
       const filesz = Math.min(word(ph, is64 ? 32 : 16), 4096)
       const bytes = offset + filesz <= head.length ? head.subarray(offset, offset + filesz) : readAt(fd, offset, filesz)
-      return bytes.toString('latin1').replace(/\0.*$/s, '')
+      return cString(bytes)
     }
     return null
   } catch {
@@ -75,10 +88,20 @@ function libcOfLdd(text) {
   return null
 }
 
+// musl's dynamic loader on the architectures corepool publishes binaries for. A node binary
+// linked against musl cannot start without it (it is its ELF interpreter), so where it is
+// missing the libc is glibc: one stat, the usual case, instead of reading the node binary.
+const muslLoader = { x64: '/lib/ld-musl-x86_64.so.1', arm64: '/lib/ld-musl-aarch64.so.1' }
+
 let detected
 // { family: 'glibc' | 'musl', how: 'a sentence saying where that came from' }; Linux only.
 function libc() {
   if (detected) return detected
+  const loader = muslLoader[process.arch]
+  if (loader !== undefined && !fs.existsSync(loader)) {
+    detected = { family: 'glibc', how: `the absence of ${loader}` }
+    return detected
+  }
   const interp = elfInterpreter(process.execPath)
   const fromElf = interp && libcOfInterpreter(interp)
   if (fromElf) {
@@ -122,6 +145,11 @@ function packageName(triple = platformTriple()) {
   return `corepool-${triple}`
 }
 
+// A package.json, parsed (not through require: no module record, no resolution).
+function readJson(file) {
+  return JSON.parse(fs.readFileSync(file, 'utf8'))
+}
+
 function describeError(err) {
   const first = String(err?.message ?? err).split('\n')[0]
   return err?.code ? `${err.code}: ${first}` : first
@@ -154,14 +182,19 @@ function findNative(options = {}) {
   const pkg = packageName(triple)
   const found =
     attempt(`package ${pkg}`, () => {
-      const meta = req(`${pkg}/package.json`)
-      const want = req(path.join(dir, 'package.json')).version
+      // The usual layouts (npm, pnpm, yarn's node_modules linker) put the platform package
+      // beside corepool: read it there without a trip through Node's resolver, which finds it
+      // anywhere else. The binary is the package's `main`, next to its package.json.
+      const sibling = path.join(dir, '..', pkg, 'package.json')
+      const metaFile = fs.existsSync(sibling) ? sibling : req.resolve(`${pkg}/package.json`)
+      const meta = readJson(metaFile)
+      const want = readJson(path.join(dir, 'package.json')).version
       if (meta.version !== want) {
         const e = new Error(`version ${meta.version} is installed, corepool ${want} needs the same version`)
         e.code = 'ERR_VERSION_MISMATCH'
         throw e
       }
-      return req.resolve(pkg)
+      return path.join(path.dirname(metaFile), meta.main ?? nativeFileName(triple))
     }) ?? attempt(path.join(dir, nativeFileName(triple)), () => path.join(dir, nativeFileName(triple)))
   return found ?? { binding: null, attempts, triple }
 }
@@ -228,11 +261,10 @@ function loadNative() {
   loaded = result.binding
   // The subreaper helper that every child is started from, shipped next to the addon (in the
   // platform package or the local build): without it, children are started in-process and
-  // descendants that leave their process group can escape.
+  // descendants that leave their process group can escape. The addon checks that the file is
+  // there when the first child starts, not now.
   const helper = process.env.COREPOOL_SUBREAPER_PATH ?? path.join(path.dirname(result.file), 'corepool-watchdog')
-  if (helper !== '' && typeof loaded.configureSubreaper === 'function' && fs.existsSync(helper)) {
-    loaded.configureSubreaper(helper)
-  }
+  if (helper !== '' && typeof loaded.configureSubreaper === 'function') loaded.configureSubreaper(helper)
   return loaded
 }
 

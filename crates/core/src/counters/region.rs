@@ -280,8 +280,16 @@ fn create_named(name: &str, path: &PathBuf, layout: Layout) -> io::Result<()> {
 
 #[cfg(target_os = "linux")]
 fn memfd() -> io::Result<File> {
+    // The raw system call (Linux 3.17): glibc's wrapper only exists from glibc 2.27, and the
+    // release binaries link against glibc 2.17.
     // SAFETY: the name is a NUL-terminated literal; memfd_create has no other preconditions.
-    let fd = unsafe { libc::memfd_create(c"corepool-counters".as_ptr(), libc::MFD_CLOEXEC) };
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_memfd_create,
+            c"corepool-counters".as_ptr(),
+            libc::MFD_CLOEXEC,
+        )
+    } as libc::c_int;
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -915,7 +915,9 @@ pub fn lower_thread_priority(nice: i32) {
     {
         // SAFETY: plain syscalls on the calling thread; no memory is passed.
         unsafe {
-            let tid = libc::gettid();
+            // The raw system call: glibc's gettid wrapper only exists from glibc 2.30, and the
+            // release binaries link against glibc 2.17.
+            let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
             let current = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
             libc::setpriority(
                 libc::PRIO_PROCESS,

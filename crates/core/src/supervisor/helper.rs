@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -16,18 +17,33 @@ use super::subreaper::{self, SpawnRequest};
 use super::sys::{self, Plan, Stage, WaitStatus};
 use crate::sync::lock;
 
-static PATH: OnceLock<CString> = OnceLock::new();
+static CONFIGURED: OnceLock<CString> = OnceLock::new();
+static PATH: OnceLock<Option<CString>> = OnceLock::new();
 
-/// Sets the helper binary to use (once; later calls are ignored).
+/// Sets the helper binary to use (once; later calls are ignored). Whether it is there is only
+/// checked when the first child starts, so that loading the addon touches no file for it.
 pub fn configure(path: &str) {
     if let Ok(c) = CString::new(path) {
-        let _ = PATH.set(c);
+        let _ = CONFIGURED.set(c);
     }
+}
+
+/// The configured helper binary, if it is an executable file (checked once).
+fn path() -> Option<&'static CString> {
+    PATH.get_or_init(|| {
+        let c = CONFIGURED.get()?;
+        // SAFETY: `c` is a valid NUL-terminated string; access(2) only reads it.
+        let executable = unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0;
+        let file =
+            std::fs::metadata(std::ffi::OsStr::from_bytes(c.as_bytes())).is_ok_and(|m| m.is_file());
+        (executable && file).then(|| c.clone())
+    })
+    .as_ref()
 }
 
 /// Whether children are started through the helper.
 pub fn enabled() -> bool {
-    PATH.get().is_some()
+    path().is_some()
 }
 
 enum Slot {
@@ -183,9 +199,7 @@ pub fn watch(
 
 /// The running helper (started, or restarted when the previous one died).
 fn running(state: &mut Option<Running>) -> io::Result<&Running> {
-    let path = PATH
-        .get()
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+    let path = path().ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
     if let Some(r) = state {
         if r.registry.dead.load(std::sync::atomic::Ordering::SeqCst) {
             // It is our child: reap it so it does not stay a zombie.
