@@ -59,12 +59,13 @@ function noNul(value, name) {
   return value
 }
 
+/** One stdio entry as the native side takes it: `{ kind, fd?, path? }` (types/native.d.ts). */
 function checkStdioEntry(entry, i) {
-  if (entry === undefined || entry === null || entry === 'pipe') return 'pipe'
-  if (entry === 'inherit' || entry === 'ignore') return entry
-  if (Number.isInteger(entry) && entry >= 0) return i === entry ? 'inherit' : `fd:${entry}`
+  if (entry === undefined || entry === null || entry === 'pipe') return { kind: 'pipe' }
+  if (entry === 'inherit' || entry === 'ignore') return { kind: entry }
+  if (Number.isInteger(entry) && entry >= 0) return i === entry ? { kind: 'inherit' } : { kind: 'fd', fd: entry }
   if (typeof entry === 'object' && typeof entry.file === 'string' && entry.file !== '') {
-    return `${entry.append ? 'append' : 'file'}:${path.resolve(entry.file)}`
+    return { kind: entry.append ? 'append' : 'file', path: path.resolve(entry.file) }
   }
   throw invalidArg(
     `options.stdio[${i}] must be 'pipe', 'inherit', 'ignore', a file descriptor or { file, append? }, got ${describe(entry)}`,
@@ -72,7 +73,7 @@ function checkStdioEntry(entry, i) {
 }
 
 function checkStdio(stdio, fallback) {
-  if (stdio === undefined) return [fallback, fallback, fallback]
+  if (stdio === undefined) return [0, 1, 2].map((i) => checkStdioEntry(fallback, i))
   if (typeof stdio === 'string') return [0, 1, 2].map((i) => checkStdioEntry(stdio, i))
   if (Array.isArray(stdio) && stdio.length <= 3) return [0, 1, 2].map((i) => checkStdioEntry(stdio[i], i))
   throw invalidArg(`options.stdio must be a string or an array of up to 3 entries, got ${describe(stdio)}`)
@@ -289,11 +290,11 @@ class Child extends EventEmitter {
     this.#native = n
     hold()
     const [inFd, outFd, errFd, ipcFd] = n.fds
-    this.stdin = inFd >= 0 ? pipeSocket(inFd, false) : null
-    this.stdout = outFd >= 0 ? this.#spawnFirst(pipeSocket(outFd, true)) : null
-    this.stderr = errFd >= 0 ? this.#spawnFirst(pipeSocket(errFd, true)) : null
+    this.stdin = inFd !== null ? pipeSocket(inFd, false) : null
+    this.stdout = outFd !== null ? this.#spawnFirst(pipeSocket(outFd, true)) : null
+    this.stderr = errFd !== null ? this.#spawnFirst(pipeSocket(errFd, true)) : null
     this.stdio = [this.stdin, this.stdout, this.stderr]
-    if (ipcFd >= 0) this.#openChannel(ipcFd)
+    if (ipcFd !== null) this.#openChannel(ipcFd)
     if (o.timeout !== undefined) {
       this.#timer(() => {
         this.#timedOut = true

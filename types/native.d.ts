@@ -5,10 +5,10 @@
 /** A child as seen from JS: its parent-side descriptors and a way to signal it. */
 export declare class NativeChild {
   /**
-   * Parent-side descriptors `[stdin, stdout, stderr, ipc]`, -1 where there is none. The JS
+   * Parent-side descriptors `[stdin, stdout, stderr, ipc]`, null where there is none. The JS
    * side owns them (wraps them in sockets).
    */
-  get fds(): Array<number>
+  get fds(): Array<number | undefined | null>
   /** The pid once spawned. */
   get pid(): number | null
   /**
@@ -350,7 +350,6 @@ export interface NativePoolOptions {
   abortGrace?: number
 }
 
-/** Options of `spawnChild`, already validated and normalised by `lib/children.js`. */
 export interface NativeSpawnOptions {
   /** Program name or path. */
   file: string
@@ -359,14 +358,23 @@ export interface NativeSpawnOptions {
   /** The complete environment, `KEY=value` entries; absent: this process's environment. */
   env?: Array<string>
   cwd?: string
-  /** Three entries: `pipe`, `inherit`, `ignore`, `fd:<n>`, `file:<path>` or `append:<path>`. */
-  stdio: Array<string>
+  /** stdin, stdout and stderr. */
+  stdio: Array<NativeStdio>
   /** Adds Node's IPC channel (a Unix socket pair) as fd 3. */
   ipc: boolean
   uid?: number
   gid?: number
   /** A new session, no death signal, not killed with us: the child may outlive this process. */
   detached?: boolean
+}
+
+/** One of a child's stdin, stdout and stderr. */
+export interface NativeStdio {
+  kind: StdioKind
+  /** The descriptor, for `fd`. */
+  fd?: number
+  /** The path, for `file` and `append`. */
+  path?: string
 }
 
 /** Native `passwordHash`. */
@@ -503,6 +511,25 @@ export declare function statsFloat64(
   values: Float64Array,
   task?: TaskOptions | undefined | null,
 ): Promise<Array<number>>
+
+/**
+ * Options of `spawnChild`, already validated and normalised by `lib/children.js`.
+ * What one of a child's stdin, stdout and stderr is.
+ */
+export declare enum StdioKind {
+  /** A pipe to this process. */
+  Pipe = 'pipe',
+  /** This process's own descriptor of the same number. */
+  Inherit = 'inherit',
+  /** /dev/null. */
+  Ignore = 'ignore',
+  /** This process's descriptor `fd`. */
+  Fd = 'fd',
+  /** The file at `path`, truncated (created if missing). */
+  File = 'file',
+  /** The file at `path`, appended to (created if missing). */
+  Append = 'append',
+}
 
 /**
  * A system call that failed: the JS layer turns it into an `ERR_SYSTEM` error as Node reports

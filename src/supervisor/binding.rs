@@ -17,6 +17,39 @@ use super::sys;
 use crate::error::{js_error, CodedError, ErrorCode, SystemFailure};
 
 /// Options of `spawnChild`, already validated and normalised by `lib/children.js`.
+/// What one of a child's stdin, stdout and stderr is.
+#[napi(string_enum)]
+pub enum StdioKind {
+    /// A pipe to this process.
+    #[napi(value = "pipe")]
+    Pipe,
+    /// This process's own descriptor of the same number.
+    #[napi(value = "inherit")]
+    Inherit,
+    /// /dev/null.
+    #[napi(value = "ignore")]
+    Ignore,
+    /// This process's descriptor `fd`.
+    #[napi(value = "fd")]
+    Fd,
+    /// The file at `path`, truncated (created if missing).
+    #[napi(value = "file")]
+    File,
+    /// The file at `path`, appended to (created if missing).
+    #[napi(value = "append")]
+    Append,
+}
+
+/// One of a child's stdin, stdout and stderr.
+#[napi(object)]
+pub struct NativeStdio {
+    pub kind: StdioKind,
+    /// The descriptor, for `fd`.
+    pub fd: Option<i32>,
+    /// The path, for `file` and `append`.
+    pub path: Option<String>,
+}
+
 #[napi(object)]
 pub struct NativeSpawnOptions {
     /// Program name or path.
@@ -26,8 +59,8 @@ pub struct NativeSpawnOptions {
     /// The complete environment, `KEY=value` entries; absent: this process's environment.
     pub env: Option<Vec<String>>,
     pub cwd: Option<String>,
-    /// Three entries: `pipe`, `inherit`, `ignore`, `fd:<n>`, `file:<path>` or `append:<path>`.
-    pub stdio: Vec<String>,
+    /// stdin, stdout and stderr.
+    pub stdio: Vec<NativeStdio>,
     /// Adds Node's IPC channel (a Unix socket pair) as fd 3.
     pub ipc: bool,
     pub uid: Option<u32>,
@@ -73,11 +106,11 @@ pub struct NativeChild {
 
 #[napi]
 impl NativeChild {
-    /// Parent-side descriptors `[stdin, stdout, stderr, ipc]`, -1 where there is none. The JS
+    /// Parent-side descriptors `[stdin, stdout, stderr, ipc]`, null where there is none. The JS
     /// side owns them (wraps them in sockets).
     #[napi(getter)]
-    pub fn fds(&self) -> Vec<i32> {
-        self.fds.clone()
+    pub fn fds(&self) -> Vec<Option<i32>> {
+        self.fds.iter().map(|&fd| (fd >= 0).then_some(fd)).collect()
     }
 
     /// The pid once spawned.
@@ -109,36 +142,26 @@ pub fn configure_subreaper(path: String) {
     super::helper::configure(&path);
 }
 
-fn parse_stdio(index: usize, spec: &str, parent_fds: &mut [i32; 4]) -> std::io::Result<Stdio> {
-    Ok(match spec {
-        "pipe" => {
+fn parse_stdio(
+    index: usize,
+    spec: &NativeStdio,
+    parent_fds: &mut [i32; 4],
+) -> std::io::Result<Stdio> {
+    let missing = || std::io::Error::from_raw_os_error(libc::EINVAL);
+    Ok(match spec.kind {
+        StdioKind::Pipe => {
             let (r, w) = sys::pipe()?;
             let (parent, child): (OwnedFd, OwnedFd) = if index == 0 { (w, r) } else { (r, w) };
             parent_fds[index] = parent.into_raw_fd();
             Stdio::Fd(child)
         }
-        "inherit" => Stdio::Inherit,
-        "ignore" => Stdio::Ignore,
-        s => {
-            if let Some(n) = s.strip_prefix("fd:") {
-                Stdio::Raw(
-                    n.parse()
-                        .map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?,
-                )
-            } else if let Some(path) = s.strip_prefix("file:") {
-                Stdio::File {
-                    path: path.to_string(),
-                    append: false,
-                }
-            } else if let Some(path) = s.strip_prefix("append:") {
-                Stdio::File {
-                    path: path.to_string(),
-                    append: true,
-                }
-            } else {
-                return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
-            }
-        }
+        StdioKind::Inherit => Stdio::Inherit,
+        StdioKind::Ignore => Stdio::Ignore,
+        StdioKind::Fd => Stdio::Raw(spec.fd.ok_or_else(missing)?),
+        StdioKind::File | StdioKind::Append => Stdio::File {
+            path: spec.path.clone().ok_or_else(missing)?,
+            append: matches!(spec.kind, StdioKind::Append),
+        },
     })
 }
 
