@@ -180,8 +180,8 @@ class Pool extends EventEmitter {
         if (payload === null) relayed = true
         else if (buffers !== null) {
           // Like postMessage: the buffers belong to the task now (detached here, their memory
-          // moved into new ArrayBuffers that only the pool holds; the worker reads that memory
-          // in place, and the pool lets go of it once the worker has collected its view).
+          // moved into new ArrayBuffers that only the pool holds until the worker has copied it
+          // into buffers of its own, when the task starts).
           transfers = structuredClone(buffers, { transfer: buffers })
         }
       } else {

@@ -1,9 +1,9 @@
-//! `ArrayBuffer`s transferred to a JS task, handed to the worker without a copy.
+//! `ArrayBuffer`s transferred to a JS task, held until the worker has its copy.
 //!
 //! `pool.run(data, { transferList })` detaches the caller's buffers by moving their memory into
 //! fresh `ArrayBuffer`s that only corepool references (like `postMessage`). [`Moved`] keeps such
-//! a buffer alive by a napi reference on the thread that submitted it, and the worker reads the
-//! same memory through an external `ArrayBuffer` whose finalizer drops the `Moved`. A napi
+//! a buffer alive by a napi reference on the thread that submitted it until the worker that runs
+//! the task has copied the memory into an `ArrayBuffer` of its own and dropped the `Moved`. A napi
 //! reference may only be deleted on its own thread, so dropping a `Moved` anywhere else queues
 //! the reference and wakes that thread (an unref'd thread-safe function) to delete it; the
 //! buffer is then collected as usual.

@@ -48,18 +48,18 @@ use crate::error::ErrorCode;
 use crate::sync::lock;
 
 /// Memory of an `ArrayBuffer` transferred to a JS task: the binding keeps it alive (and knows
-/// how to release it) until the worker's view of it is collected.
+/// how to release it, on drop) until the worker has copied it.
 pub trait Transfer: Send {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Start of the bytes, for the worker's external `ArrayBuffer`.
+    /// Start of the bytes, which the worker copies.
     fn as_mut_ptr(&mut self) -> *mut u8;
 }
 
 /// A queued JS task: the serialized argument, the export to call and the contents of the
-/// ArrayBuffers it transfers (moved into the worker's heap without another copy).
+/// ArrayBuffers it transfers (copied once, into the worker's heap, when the task starts).
 pub struct JsJob {
     pub payload: Vec<u8>,
     pub name: Option<String>,
