@@ -14,7 +14,11 @@ const kClosing = Symbol('corepool.closing')
 function trackResponses(server) {
   if (typeof server.closeIdleConnections !== 'function' || server[kInFlight]) return // not HTTP, or tracked
   server[kInFlight] = new Set()
-  server.on('request', (req, res) => {
+  // First of the 'request' listeners: an app that answers synchronously (res.json() in the
+  // handler) has sent its headers by the time a listener after it runs, too late to say
+  // `Connection: close`; the connection would stay kept-alive until its idle close races
+  // with the client's next request.
+  server.prependListener('request', (req, res) => {
     if (server[kClosing]) res.shouldKeepAlive = false
     server[kInFlight].add(res)
     res.once('close', () => server[kInFlight].delete(res))
