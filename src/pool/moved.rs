@@ -169,8 +169,21 @@ unsafe extern "C" fn drain(
     let releases = unsafe { &*(context as *const Releases) };
     let pending = std::mem::take(&mut lock(&releases.state).pending);
     for reference in pending {
-        // SAFETY: JS thread of `env`, which created the reference; each is deleted once.
-        unsafe { sys::napi_delete_reference(env, reference as sys::napi_ref) };
+        let reference = reference as sys::napi_ref;
+        let mut buffer = ptr::null_mut();
+        // SAFETY: JS thread of `env`, which created the reference; each is deleted once. The
+        // buffer is one only corepool ever referenced and nothing reads its memory any more (the
+        // worker has its copy, or the task was dropped): detaching it frees that memory now
+        // instead of at this thread's next collection, which would otherwise be a full one
+        // forced by the memory pressure of every transferred buffer.
+        unsafe {
+            if sys::napi_get_reference_value(env, reference, &mut buffer) == sys::Status::napi_ok
+                && !buffer.is_null()
+            {
+                sys::napi_detach_arraybuffer(env, buffer);
+            }
+            sys::napi_delete_reference(env, reference);
+        }
     }
 }
 
