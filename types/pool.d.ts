@@ -34,8 +34,9 @@ export interface RunOptions extends Omit<TaskOptions, 'pool'> {
   progress?: (value: any) => void
   /**
    * Values handed over to the task, as with `postMessage`: they are detached in the caller.
-   * ArrayBuffers only: the task receives their memory (and typed-array views or Buffers over
-   * them in `data`) without a copy; the worker owns them afterwards. With a `MessagePort` (or any
+   * ArrayBuffers only: the worker copies their memory once, when the task starts, into buffers
+   * of its own (typed-array views or Buffers over them in `data` arrive as views over those), and
+   * the caller's memory is freed at once; the worker owns them afterwards. With a `MessagePort` (or any
    * other transferable), and whenever `data` holds a `SharedArrayBuffer`, the data is handed over
    * by `postMessage` (shared memory stays shared) through this thread's event loop. A detached
    * buffer, or data `postMessage` refuses, rejects `ERR_INVALID_ARG`.
