@@ -622,13 +622,9 @@ function submitNativeArgs(fn, args, options, ownPool) {
 
 // A native argument conversion that fails throws synchronously; turn it into a rejection.
 function call(fn, np, args, o, key) {
-  // No object at all for a task with every default (the common call reads nothing).
-  const task =
-    o.priority === 0 && o.timeout === Infinity && key === 0
-      ? undefined
-      : { priority: o.priority, timeout: o.timeout === Infinity ? undefined : o.timeout, cancelKey: key || undefined }
+  // The native task options: priority, timeout (ms) and cancel key, undefined when not given.
   try {
-    return fn(np, ...args, task)
+    return fn(np, ...args, o.priority, o.timeout === Infinity ? undefined : o.timeout, key === 0 ? undefined : key)
   } catch (err) {
     return Promise.reject(fromNative(err))
   }

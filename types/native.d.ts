@@ -153,7 +153,9 @@ export declare function compress(
   format: CompressFormat,
   data: string | Uint8Array,
   options: CompressOptions,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<Buffer>
 
 /** A compression format, named as in node:zlib. */
@@ -193,7 +195,9 @@ export declare function countersTestHammer(
 export declare function countPrimes(
   pool: NativePool,
   limit: number,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<number>
 
 /** Native `decompress`. */
@@ -202,7 +206,9 @@ export declare function decompress(
   format: CompressFormat,
   data: string | Uint8Array,
   options: DecompressOptions,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<Buffer>
 
 /** Options of native `decompress`. */
@@ -216,7 +222,9 @@ export declare function hash(
   pool: NativePool,
   algorithm: HashAlgorithm,
   data: string | Uint8Array,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<Buffer>
 
 /** A hash algorithm. */
@@ -236,7 +244,9 @@ export declare function hasherUpdate(
   pool: NativePool,
   hasher: NativeHasher,
   data: string | Uint8Array,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<void>
 
 /** Native `hashFile`. */
@@ -244,7 +254,9 @@ export declare function hashFile(
   pool: NativePool,
   algorithm: HashAlgorithm,
   path: string,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<Buffer>
 
 /**
@@ -257,7 +269,9 @@ export declare function hashMany(
   pool: NativePool,
   algorithm: HashAlgorithm,
   items: Array<Uint8Array>,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<Buffer>
 
 /** One bucket of a cumulative histogram: the tasks that ran at most `le` ms. */
@@ -382,7 +396,9 @@ export declare function passwordHash(
   pool: NativePool,
   password: string | Uint8Array,
   options: PasswordHashOptions,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<string>
 
 /** Options of native `passwordHash` (argon2id); OWASP's defaults when absent. */
@@ -402,7 +418,9 @@ export declare function passwordVerify(
   pool: NativePool,
   hash: string,
   password: string | Uint8Array,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<boolean>
 
 /** A snapshot of a pool's counters. */
@@ -429,7 +447,9 @@ export declare function resize(
   pool: NativePool,
   image: string | Uint8Array,
   options: ResizeOptions,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<ResizedImage>
 
 /** A resized image, as `resize` resolves it. */
@@ -472,7 +492,9 @@ export declare function runJs(
   tag: number,
   relayed: boolean,
   progress: boolean,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<Buffer>
 
 /** Run times in fixed buckets (cumulative counts, `Infinity` last), their sum (ms) and count. */
@@ -486,7 +508,9 @@ export interface RunTimeHistogram {
 export declare function sortFloat64(
   pool: NativePool,
   values: Float64Array,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<Float64Array>
 
 /**
@@ -503,13 +527,21 @@ export declare function spawnChild(
 ): NativeChild
 
 /** Native `sqrtSum`; see `lib/kernels.js` for the public wrapper. */
-export declare function sqrtSum(pool: NativePool, n: number, task?: TaskOptions | undefined | null): Promise<number>
+export declare function sqrtSum(
+  pool: NativePool,
+  n: number,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
+): Promise<number>
 
 /** Native `statsFloat64`: resolves to `[count, sum, mean, min, max]`. */
 export declare function statsFloat64(
   pool: NativePool,
   values: Float64Array,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<Array<number>>
 
 /**
@@ -541,28 +573,23 @@ export interface SystemFailure {
   syscall: string
 }
 
-/**
- * The options every native task takes, as `lib/pool.js` passes them (`undefined` when all are
- * defaults, so the common call reads no object).
- */
-export interface TaskOptions {
-  /** Higher runs first; default 0. */
-  priority?: number
-  /** Time limit in milliseconds; none when absent. */
-  timeout?: number
-  /** The key `NativePool.cancel` takes to abort the task; not cancellable when absent. */
-  cancelKey?: number
-}
-
 /** A task that panics with `message`. */
 export declare function testPanic(
   pool: NativePool,
   message: string,
-  task?: TaskOptions | undefined | null,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
 ): Promise<never>
 
 /** A task that holds its thread for `ms` milliseconds, waking early when cancelled. */
-export declare function testSleep(pool: NativePool, ms: number, task?: TaskOptions | undefined | null): Promise<void>
+export declare function testSleep(
+  pool: NativePool,
+  ms: number,
+  priority?: number | undefined | null,
+  timeout?: number | undefined | null,
+  cancelKey?: number | undefined | null,
+): Promise<void>
 
 /** Percentiles of a duration histogram, in milliseconds. */
 export interface TimeSummary {

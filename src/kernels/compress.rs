@@ -57,8 +57,15 @@ pub fn compress_task(
     format: CompressFormat,
     #[napi(ts_arg_type = "string | Uint8Array")] data: JsBytes,
     options: CompressOptions,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let format = Format::from(format);
     let job = format
         .check_level(options.level.map(f64::from))
@@ -76,8 +83,15 @@ pub fn decompress_task(
     format: CompressFormat,
     #[napi(ts_arg_type = "string | Uint8Array")] data: JsBytes,
     options: DecompressOptions,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let format = Format::from(format);
     let max = options.max_output_length.min(usize::MAX as f64) as usize;
     let data = to_vec(data);

@@ -56,8 +56,15 @@ pub fn hash_task(
     pool: &NativePool,
     algorithm: HashAlgorithm,
     #[napi(ts_arg_type = "string | Uint8Array")] data: JsBytes,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let algorithm = Algorithm::from(algorithm);
     if let Either::B(slice) = &data {
         if slice.len() >= PIPELINE_MIN {
@@ -86,8 +93,15 @@ pub fn hash_many_array_task(
     pool: &NativePool,
     algorithm: HashAlgorithm,
     items: Vec<Uint8ArraySlice>,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let algorithm = Algorithm::from(algorithm);
     let mut offsets = Vec::with_capacity(items.len() + 1);
     offsets.push(0);
@@ -113,8 +127,15 @@ pub fn hash_file_task(
     pool: &NativePool,
     algorithm: HashAlgorithm,
     path: String,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let algorithm = Algorithm::from(algorithm);
     let job = move |ctx: &TaskCtx| hash_file(algorithm, &path, ctx);
     pool.submit_task(task, Ok(job))
@@ -150,8 +171,15 @@ pub fn hasher_update_task(
     pool: &NativePool,
     hasher: &NativeHasher,
     #[napi(ts_arg_type = "string | Uint8Array")] data: JsBytes,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     hasher.stream.push(to_vec(data));
     let stream = Arc::clone(&hasher.stream);
     pool.submit_task(task, Ok(move |ctx: &TaskCtx| stream.drain(ctx)))

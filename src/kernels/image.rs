@@ -76,8 +76,15 @@ pub fn resize_task(
     pool: &NativePool,
     #[napi(ts_arg_type = "string | Uint8Array")] image: JsBytes,
     options: ResizeOptions,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let req = request(options);
     let data = to_vec(image);
     let job = move |ctx: &TaskCtx| {

@@ -14,8 +14,15 @@ use crate::pool::scheduler::TaskCtx;
 pub fn sqrt_sum_task(
     pool: &NativePool,
     n: f64,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let job = parse_count("n", n).map(|n| move |ctx: &TaskCtx| sqrt_sum(n, ctx));
     pool.submit_task(task, job)
 }
@@ -25,8 +32,15 @@ pub fn sqrt_sum_task(
 pub fn count_primes_task(
     pool: &NativePool,
     limit: f64,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let job = parse_count("limit", limit)
         .map(|limit| move |ctx: &TaskCtx| count_primes(limit, ctx).map(|n| n as f64));
     pool.submit_task(task, job)
@@ -37,8 +51,15 @@ pub fn count_primes_task(
 pub fn sort_f64_task(
     pool: &NativePool,
     values: Float64ArraySlice,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let mut values = values.as_ref().to_vec();
     let job = move |ctx: &TaskCtx| {
         sort_f64(&mut values, ctx)?;
@@ -52,8 +73,15 @@ pub fn sort_f64_task(
 pub fn stats_f64_task(
     pool: &NativePool,
     values: Float64ArraySlice,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let values = values.as_ref().to_vec();
     let job = move |ctx: &TaskCtx| {
         let s = stats_f64(&values, ctx)?;

@@ -30,8 +30,15 @@ pub fn password_hash_task(
     pool: &NativePool,
     #[napi(ts_arg_type = "string | Uint8Array")] password: JsBytes,
     options: PasswordHashOptions,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     // `params` checks what the types cannot say: the ranges and memory >= 8 × parallelism.
     let job = params(
         options.memory_cost.unwrap_or(DEFAULT_MEMORY_KIB),
@@ -52,8 +59,15 @@ pub fn password_verify_task(
     pool: &NativePool,
     hash: String,
     #[napi(ts_arg_type = "string | Uint8Array")] password: JsBytes,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let password = to_vec(password);
     let job = move |ctx: &TaskCtx| verify_password(&hash, &password, ctx).map(Output::value);
     pool.submit_task(task, Ok(job))

@@ -13,15 +13,33 @@ use crate::pool::timer::millis;
 pub fn test_panic(
     pool: &NativePool,
     message: String,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let job = move |_: &TaskCtx| -> Result<(), TaskError> { panic!("{message}") };
     pool.submit_task(task, Ok(job))
 }
 
 /// A task that holds its thread for `ms` milliseconds, waking early when cancelled.
 #[napi(js_name = "testSleep", ts_return_type = "Promise<void>")]
-pub fn test_sleep(pool: &NativePool, ms: f64, task: Option<TaskOptions>) -> napi::Result<RawValue> {
+pub fn test_sleep(
+    pool: &NativePool,
+    ms: f64,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
+) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     let job = if ms.is_finite() && ms >= 0.0 {
         Ok(move |ctx: &TaskCtx| ctx.sleep(millis(ms).unwrap_or(Duration::MAX)))
     } else {

@@ -86,9 +86,10 @@ impl From<Vec<u8>> for Output {
     }
 }
 
-/// The options every native task takes, as `lib/pool.js` passes them (`undefined` when all are
-/// defaults, so the common call reads no object).
-#[napi(object)]
+/// The options every native task takes: the last three arguments of every task binding
+/// (`priority`, `timeout` in ms, `cancelKey`), each `undefined` when not given. (Three optional
+/// numbers rather than one object: reading an object's properties through Node-API would cost
+/// every task with options about a microsecond.)
 pub struct TaskOptions {
     /// Higher runs first; default 0.
     pub priority: Option<f64>,
@@ -719,7 +720,7 @@ impl NativePool {
     /// promise rejected with `ERR_INVALID_ARG` instead.
     pub fn submit_task<F, T>(
         &self,
-        task: Option<TaskOptions>,
+        task: TaskOptions,
         prepared: std::result::Result<F, String>,
     ) -> napi::Result<RawValue>
     where
@@ -735,20 +736,12 @@ impl NativePool {
         }
     }
 
-    fn submit_work(
-        &self,
-        work: Work<Output, JsJob>,
-        task: Option<TaskOptions>,
-    ) -> napi::Result<RawValue> {
+    fn submit_work(&self, work: Work<Output, JsJob>, task: TaskOptions) -> napi::Result<RawValue> {
         let TaskOptions {
             priority,
             timeout,
             cancel_key,
-        } = task.unwrap_or(TaskOptions {
-            priority: None,
-            timeout: None,
-            cancel_key: None,
-        });
+        } = task;
         let (deferred, promise) = new_promise(self.main.env)?;
         self.main.hold();
         let ticket = Ticket {
@@ -807,8 +800,15 @@ pub fn run_js(
     tag: f64,
     relayed: bool,
     progress: bool,
-    task: Option<TaskOptions>,
+    priority: Option<f64>,
+    timeout: Option<f64>,
+    cancel_key: Option<i64>,
 ) -> napi::Result<RawValue> {
+    let task = TaskOptions {
+        priority,
+        timeout,
+        cancel_key,
+    };
     if pool.js.is_none() {
         return pool.reject(
             ErrorCode::InvalidArg,
