@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 // Public wrappers of the native kernels. They validate arguments (every failure is a rejected
 // promise, never a synchronous throw), normalise bytes and call the native task.

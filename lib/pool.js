@@ -42,6 +42,10 @@ function parseNice(value) {
 const defaultThreads = () =>
   typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length
 
+/** @typedef {import('../types/native').NativePool} NativePool */
+/** The optional arguments every native task ends with: priority, timeout (ms), cancel key. */
+/** @typedef {[number | undefined, number | undefined, number | undefined]} TaskArgs */
+
 /** Set by Pool's static block: start or terminate the worker of a slot. */
 let workerEvent
 
@@ -571,7 +575,14 @@ function getDefaultPool() {
 
 const closedError = () => new CorepoolError('ERR_POOL_CLOSED', 'The pool is closed')
 
-/** Submits one native task with a single input; see `submitNativeArgs`. */
+/**
+ * Submits one native task with a single input; see `submitNativeArgs`.
+ * @template T
+ * @param {(np: NativePool, arg: T, ...task: TaskArgs) => Promise<any>} fn
+ * @param {T} arg
+ * @param {unknown} options
+ * @returns {Promise<any>}
+ */
 function submitNative(fn, arg, options) {
   return submitNativeArgs(fn, [arg], options)
 }
@@ -580,6 +591,13 @@ function submitNative(fn, arg, options) {
  * Submits one native task: `fn(nativePool, ...args, priority, timeoutMs, cancelKey)` returns its
  * promise. `ownPool` (for `pool.run`) overrides `options.pool`. Never throws: every failure is a
  * rejected promise.
+ * @template {[] | unknown[]} A
+ * @param {(np: NativePool, ...rest: [...A, ...TaskArgs]) => Promise<any>} fn the native binding
+ *   (types/native.d.ts: a drift between it and the arguments given fails `tsc` on lib/kernels.js)
+ * @param {A} args
+ * @param {unknown} options
+ * @param {Pool} [ownPool]
+ * @returns {Promise<any>}
  */
 function submitNativeArgs(fn, args, options, ownPool) {
   let o

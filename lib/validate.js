@@ -25,7 +25,13 @@ function object(value, name = 'options') {
   return value
 }
 
-/** An integer from `min` to `max` (both included); with `infinity`, `Infinity` too. */
+/**
+ * An integer from `min` to `max` (both included); with `infinity`, `Infinity` too.
+ * @param {unknown} value
+ * @param {string} name
+ * @param {{ min?: number, max?: number, infinity?: boolean, required?: boolean, default?: any }} [opts]
+ * @returns {any}
+ */
 function int(
   value,
   name,
@@ -42,7 +48,13 @@ function int(
   throw invalidArg(`${name} must be ${range}${infinity ? ' or Infinity' : ''}, got ${describe(value)}`)
 }
 
-/** A finite number from `min` to `max`. */
+/**
+ * A finite number from `min` to `max`.
+ * @param {unknown} value
+ * @param {string} name
+ * @param {{ min?: number, max?: number, required?: boolean, default?: any }} [opts]
+ * @returns {any}
+ */
 function number(
   value,
   name,
@@ -55,7 +67,13 @@ function number(
   throw invalidArg(`${name} must be ${range}, got ${describe(value)}`)
 }
 
-/** A duration (see above): milliseconds >= 0 (with `positive`, > 0: a window) or Infinity. */
+/**
+ * A duration (see above): milliseconds >= 0 (with `positive`, > 0: a window) or Infinity.
+ * @param {unknown} value
+ * @param {string} name
+ * @param {{ positive?: boolean, required?: boolean, default?: any }} [opts]
+ * @returns {any}
+ */
 function duration(value, name, { positive = false, required = false, default: fallback } = {}) {
   if (value === undefined && !required) return fallback
   if (typeof value === 'number' && (positive ? value > 0 : value >= 0)) return value
@@ -70,21 +88,40 @@ function timeout(value, name) {
   return ms === 0 ? Infinity : ms
 }
 
-/** One of the strings in `allowed`. */
+/**
+ * One of the strings in `allowed`.
+ * @param {unknown} value
+ * @param {string} name
+ * @param {readonly string[]} allowed
+ * @param {{ required?: boolean, default?: any }} [opts]
+ * @returns {any}
+ */
 function oneOf(value, name, allowed, { required = false, default: fallback } = {}) {
   if (value === undefined && !required) return fallback
   if (typeof value === 'string' && allowed.includes(value)) return value
   throw invalidArg(`${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(value)}`)
 }
 
-/** A boolean. */
+/**
+ * A boolean.
+ * @param {unknown} value
+ * @param {string} name
+ * @param {{ required?: boolean, default?: any }} [opts]
+ * @returns {any}
+ */
 function bool(value, name, { required = false, default: fallback } = {}) {
   if (value === undefined && !required) return fallback
   if (typeof value === 'boolean') return value
   throw invalidArg(`${name} must be a boolean, got ${describe(value)}`)
 }
 
-/** A string of at most `maxLength` UTF-16 units; with `nonEmpty`, not ''. */
+/**
+ * A string of at most `maxLength` UTF-16 units; with `nonEmpty`, not ''.
+ * @param {unknown} value
+ * @param {string} name
+ * @param {{ nonEmpty?: boolean, maxLength?: number, required?: boolean, default?: any }} [opts]
+ * @returns {any}
+ */
 function string(value, name, { nonEmpty = false, maxLength = Infinity, required = false, default: fallback } = {}) {
   if (value === undefined && !required) return fallback
   if (typeof value === 'string' && value.length <= maxLength && !(nonEmpty && value === '')) return value
@@ -92,7 +129,13 @@ function string(value, name, { nonEmpty = false, maxLength = Infinity, required 
   throw invalidArg(`${name} must be a ${what.filter(Boolean).join(' ')}, got ${describe(value)}`)
 }
 
-/** A function. */
+/**
+ * A function.
+ * @param {unknown} value
+ * @param {string} name
+ * @param {{ required?: boolean, default?: any }} [opts]
+ * @returns {any}
+ */
 function fn(value, name, { required = false, default: fallback } = {}) {
   if (value === undefined && !required) return fallback
   if (typeof value === 'function') return value
