@@ -367,8 +367,8 @@ class Child extends EventEmitter {
       this.#emitError(err)
     } else if (kind === 'exit') {
       this.#state = 'exited'
-      const code = a < 0 ? null : a
-      const signal = b === 0 ? null : (SIGNAL_NAMES.get(b) ?? b)
+      const code = a
+      const signal = b === null ? null : (SIGNAL_NAMES.get(b) ?? b)
       this.exitCode = code
       this.signalCode = signal
       this.#finish()

@@ -515,15 +515,15 @@ export declare function sortFloat64(
 
 /**
  * Starts a child asynchronously. `onEvent(kind, a, b, c, text)` is called with
- * `('spawn', pid)`, `('error', errno, 0, 0, syscall + '
+ * `('spawn', pid)`, `('error', errno, null, 0, syscall + '
 ' + path + '
 ' + message)` or
- * `('exit', code (-1: none), signal (0: none), durationMs)`; nothing follows 'error' or 'exit'.
+ * `('exit', code or null, signal number or null, durationMs)`; nothing follows 'error' or 'exit'.
  * Failures to create the pipes are reported through 'error' too, never thrown.
  */
 export declare function spawnChild(
   options: NativeSpawnOptions,
-  onEvent: (kind: string, a: number, b: number, c: number, text: string) => void,
+  onEvent: (kind: 'spawn' | 'error' | 'exit', a: number | null, b: number | null, c: number, text: string) => void,
 ): NativeChild
 
 /** Native `sqrtSum`; see `lib/kernels.js` for the public wrapper. */

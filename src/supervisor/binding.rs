@@ -69,7 +69,7 @@ pub struct NativeSpawnOptions {
     pub detached: Option<bool>,
 }
 
-type EventArgs = FnArgs<(String, f64, f64, f64, String)>;
+type EventArgs = FnArgs<(String, Option<f64>, Option<f64>, f64, String)>;
 type EventFn = ThreadsafeFunction<Event, (), EventArgs, Status, false, true>;
 
 enum Event {
@@ -166,13 +166,15 @@ fn parse_stdio(
 }
 
 /// Starts a child asynchronously. `onEvent(kind, a, b, c, text)` is called with
-/// `('spawn', pid)`, `('error', errno, 0, 0, syscall + '\n' + path + '\n' + message)` or
-/// `('exit', code (-1: none), signal (0: none), durationMs)`; nothing follows 'error' or 'exit'.
+/// `('spawn', pid)`, `('error', errno, null, 0, syscall + '\n' + path + '\n' + message)` or
+/// `('exit', code or null, signal number or null, durationMs)`; nothing follows 'error' or 'exit'.
 /// Failures to create the pipes are reported through 'error' too, never thrown.
 #[napi]
 pub fn spawn_child(
     options: NativeSpawnOptions,
-    #[napi(ts_arg_type = "(kind: string, a: number, b: number, c: number, text: string) => void")]
+    #[napi(
+        ts_arg_type = "(kind: 'spawn' | 'error' | 'exit', a: number | null, b: number | null, c: number, text: string) => void"
+    )]
     on_event: Function<EventArgs, ()>,
 ) -> std::result::Result<NativeChild, CodedError> {
     if options.stdio.len() != 3 {
@@ -184,18 +186,24 @@ pub fn spawn_child(
         .callee_handled::<false>()
         .build_callback(|ctx| {
             Ok(FnArgs::from(match ctx.value {
-                Event::Spawned(pid) => ("spawn".to_string(), pid as f64, 0.0, 0.0, String::new()),
+                Event::Spawned(pid) => (
+                    "spawn".to_string(),
+                    Some(pid as f64),
+                    None,
+                    0.0,
+                    String::new(),
+                ),
                 Event::Failed(e) => (
                     "error".to_string(),
-                    e.errno as f64,
-                    0.0,
+                    Some(e.errno as f64),
+                    None,
                     0.0,
                     format!("{}\n{}\n{}", e.syscall, e.path, e.message),
                 ),
                 Event::Exited(x) => (
                     "exit".to_string(),
-                    x.status.code.map_or(-1.0, f64::from),
-                    x.status.signal.map_or(0.0, f64::from),
+                    x.status.code.map(f64::from),
+                    x.status.signal.map(f64::from),
                     x.duration_ms,
                     String::new(),
                 ),
