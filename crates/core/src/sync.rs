@@ -23,15 +23,52 @@ pub mod atomic {
 
 pub mod thread {
     #[cfg(loom)]
-    pub use loom::thread::{current, park, spawn, yield_now, Builder, Thread};
+    pub use self::model::{current, park, park_timeout, Thread};
+    #[cfg(loom)]
+    pub use loom::thread::{spawn, yield_now, Builder};
     #[cfg(not(loom))]
     pub use std::thread::{current, park, park_timeout, spawn, yield_now, Builder, Thread};
 
-    /// loom has no timed park: in a model only an unpark ends it, so a model whose thread
-    /// waits for a timeout that nobody cuts short is reported as a deadlock.
+    /// Parking for models. loom's own `unpark` of a thread that is blocked on a mutex makes it
+    /// runnable while the mutex is still held (std keeps the token for the next `park`), so the
+    /// token is kept here, under a loom mutex.
     #[cfg(loom)]
-    pub fn park_timeout(_: std::time::Duration) {
-        park()
+    mod model {
+        use super::super::{lock_model, Arc, Condvar, Mutex};
+
+        #[derive(Clone)]
+        pub struct Thread(Arc<(Mutex<bool>, Condvar)>);
+
+        impl Thread {
+            pub fn unpark(&self) {
+                *lock_model(&self.0 .0) = true;
+                self.0 .1.notify_one();
+            }
+        }
+
+        loom::thread_local! {
+            static CURRENT: Thread = Thread(Arc::new((Mutex::new(false), Condvar::new())));
+        }
+
+        pub fn current() -> Thread {
+            CURRENT.with(Thread::clone)
+        }
+
+        pub fn park() {
+            let me = current();
+            let (token, unparked) = &*me.0;
+            let mut token = lock_model(token);
+            while !*token {
+                token = unparked.wait(token).unwrap_or_else(|e| e.into_inner());
+            }
+            *token = false;
+        }
+
+        /// No timed park in a model: only an unpark ends it, so a model whose thread waits for
+        /// a timeout that nobody cuts short is reported as a deadlock.
+        pub fn park_timeout(_: std::time::Duration) {
+            park()
+        }
     }
 }
 

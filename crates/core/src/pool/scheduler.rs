@@ -960,6 +960,9 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     text
 }
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

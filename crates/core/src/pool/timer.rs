@@ -107,6 +107,32 @@ impl Timer {
     }
 }
 
+/// A timer without a thread, fired by hand: the scheduler's model tests stand in for the timer
+/// thread with it.
+#[cfg(all(test, loom))]
+impl Timer {
+    pub(crate) fn manual() -> std::sync::Arc<Timer> {
+        std::sync::Arc::new(Timer {
+            entries: Mutex::new(BTreeMap::new()),
+            changed: Condvar::new(),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// Runs every scheduled callback now, as if each deadline had come.
+    pub(crate) fn fire_all(&self) {
+        let entries = std::mem::take(&mut *lock(&self.entries));
+        for callback in entries.into_values() {
+            callback();
+        }
+    }
+
+    /// How many callbacks are scheduled.
+    pub(crate) fn pending(&self) -> usize {
+        lock(&self.entries).len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
