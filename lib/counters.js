@@ -20,12 +20,13 @@ const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 let nextWaitKey = 1
 
-// Slot kinds, as the region stores them (src/counters/layout.rs).
-const COUNTER = 0
-const GAUGE = 1
-const HISTOGRAM = 2
-const PROCESS_GAUGE = 3
-const TYPE_OF_KIND = ['counter', 'gauge', 'histogram', 'gauge']
+// Slot kinds, as the native layer names them (SlotKind in src/counters/binding.rs).
+const COUNTER = 'counter'
+const GAUGE = 'gauge'
+const HISTOGRAM = 'histogram'
+const PROCESS_GAUGE = 'processGauge'
+/** The Prometheus type of each kind. */
+const TYPE_OF_KIND = { [COUNTER]: 'counter', [GAUGE]: 'gauge', [HISTOGRAM]: 'histogram', [PROCESS_GAUGE]: 'gauge' }
 /** prom-client's default buckets (seconds), so a switch from it keeps the same series. */
 const DEFAULT_BUCKETS = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
 const DEFAULT_PROCESSES = 64
@@ -71,17 +72,15 @@ const checkObject = check.object
 
 /**
  * `names: (string | { name, type: 'counter' | 'gauge' | 'histogram', buckets?, perProcess? })[]`
- * → parallel arrays for native: names, kinds, histogram bounds.
+ * → the slot definitions for native: `{ name, kind, buckets? }`.
  */
 function parseNames(names, what) {
   if (!Array.isArray(names)) throw invalidArg(`${what} must be an array of counter names, got ${describe(names)}`)
-  const list = []
-  const kinds = []
-  const buckets = []
+  const slots = []
   for (const [i, entry] of names.entries()) {
     let name = entry
     let kind = COUNTER
-    let bounds = []
+    let bounds
     if (typeof entry === 'object' && entry !== null) {
       const type = check.oneOf(entry.type, `${what}[${i}].type`, ['counter', 'gauge', 'histogram'], {
         default: 'counter',
@@ -96,11 +95,9 @@ function parseNames(names, what) {
     if (typeof name !== 'string') {
       throw invalidArg(`${what}[${i}] must be a counter name or { name, type }, got ${describe(name)}`)
     }
-    list.push(name)
-    kinds.push(kind)
-    buckets.push(bounds)
+    slots.push(bounds === undefined ? { name, kind } : { name, kind, buckets: bounds })
   }
-  return { names: list, kinds, buckets }
+  return slots
 }
 
 function parseBuckets(buckets, what) {
@@ -241,7 +238,7 @@ class SharedCounters {
     } catch (err) {
       throw asArgError(err)
     }
-    this.#init(native.NativeCounters.anonymous(parsed.names, parsed.kinds, parsed.buckets, processes))
+    this.#init(native.NativeCounters.anonymous(parsed, processes))
   }
 
   #init(nc) {
@@ -290,14 +287,7 @@ class SharedCounters {
     let parsed = null
     if (names !== undefined) parsed = parseNames(names, 'options.names')
     else if (create) throw invalidArg('options.names is required with create: true')
-    const nc = native.NativeCounters.open(
-      name,
-      parsed?.names ?? null,
-      parsed?.kinds ?? [],
-      parsed?.buckets ?? [],
-      create,
-      processesOption(processes),
-    )
+    const nc = native.NativeCounters.open(name, parsed, create, processesOption(processes))
     return new SharedCounters(kToken, nc)
   }
 
@@ -683,7 +673,9 @@ class SharedCounters {
         nextWaitKey = nextWaitKey >= 0x7fffffff ? 1 : nextWaitKey + 1
         let pending
         try {
-          pending = predicate ? nc.wait(slot, 1, current, limit, key) : nc.wait(slot, 0, bigTarget, limit, key)
+          pending = predicate
+            ? nc.wait(slot, 'notEqual', current, limit, key)
+            : nc.wait(slot, 'atLeast', bigTarget, limit, key)
         } catch (err) {
           return finish(reject, err)
         }

@@ -23,20 +23,13 @@ export declare class NativeChild {
 /** The native half of `SharedCounters`: one mapping of a region. */
 export declare class NativeCounters {
   /** A new anonymous region (this process only). */
-  static anonymous(
-    names: Array<string>,
-    kinds: Array<number>,
-    buckets: Array<Array<number>>,
-    processes: number,
-  ): NativeCounters
+  static anonymous(slots: Array<SlotDefinition>, processes: number): NativeCounters
   /** Reopens an anonymous region of this process by id. */
   static fromAnonymousId(id: number): NativeCounters
   /** Opens (or with `create`, creates) a named region in /dev/shm. */
   static open(
     name: string,
-    names: Array<string> | undefined | null,
-    kinds: Array<number>,
-    buckets: Array<Array<number>>,
+    slots: Array<SlotDefinition> | undefined | null,
     create: boolean,
     processes: number,
   ): NativeCounters
@@ -44,8 +37,8 @@ export declare class NativeCounters {
   static unlink(name: string): boolean
   /** Slot names, in slot order. */
   get names(): Array<string>
-  /** Per slot: its kind (0 counter, 1 gauge, 2 histogram, 3 per-process gauge). */
-  get kinds(): Array<number>
+  /** Per slot: its kind. */
+  get kinds(): Array<SlotKind>
   /** Per slot: a histogram's upper bounds (empty for other kinds). */
   get buckets(): Array<Array<number>>
   /**
@@ -83,13 +76,13 @@ export declare class NativeCounters {
    */
   wake(index: number): void
   /**
-   * Waits on a native thread until slot `index` is >= `operand` (`mode` 0) or != `operand`
-   * (`mode` 1). Resolves with the value, or null on timeout or after `cancelWait(key)`.
+   * Waits on a native thread until slot `index` is >= `operand` (`atLeast`) or != `operand`
+   * (`notEqual`). Resolves with the value, or null on timeout or after `cancelWait(key)`.
    * No `timeout_ms`: no time limit. The pending promise keeps Node alive.
    */
   wait(
     index: number,
-    mode: number,
+    mode: WaitMode,
     operand: bigint,
     timeoutMs: number | undefined | null,
     key: number,
@@ -504,6 +497,23 @@ export interface RunTimeHistogram {
   count: number
 }
 
+/** One slot of a new region: its name, kind and, for a histogram, its upper bounds. */
+export interface SlotDefinition {
+  name: string
+  kind: SlotKind
+  /** A histogram's upper bounds; absent for the other kinds. */
+  buckets?: Array<number>
+}
+
+/** A slot's kind, as JS names it (the region stores `Kind`). */
+export declare enum SlotKind {
+  Counter = 'counter',
+  Gauge = 'gauge',
+  Histogram = 'histogram',
+  /** A gauge with one value per process, summed on read. */
+  ProcessGauge = 'processGauge',
+}
+
 /** Native `sortFloat64`: sorts a copy and resolves to a new `Float64Array`. */
 export declare function sortFloat64(
   pool: NativePool,
@@ -600,4 +610,10 @@ export interface TimeSummary {
   p50: number
   p90: number
   p99: number
+}
+
+/** What `wait` waits for: the slot's value at least the operand, or different from it. */
+export declare enum WaitMode {
+  AtLeast = 'atLeast',
+  NotEqual = 'notEqual',
 }

@@ -29,31 +29,68 @@ fn to_js(e: RegionError) -> CodedError {
     }
 }
 
-/// The slot list from JS's parallel arrays: names, kinds (0 counter, 1 gauge, 2 histogram,
-/// 3 per-process gauge) and, per slot, histogram bounds (empty for the others).
-fn specs(
-    names: Vec<String>,
-    kinds: Vec<u32>,
-    mut buckets: Vec<Vec<f64>>,
-) -> napi::Result<Vec<SlotSpec>, Code> {
-    buckets.resize(names.len(), Vec::new());
-    names
-        .into_iter()
-        .zip(buckets)
-        .enumerate()
-        .map(|(i, (name, buckets))| {
-            let kind = kinds
-                .get(i)
-                .and_then(|&k| u8::try_from(k).ok())
-                .and_then(Kind::from_u8)
-                .ok_or_else(|| js_error(ErrorCode::InvalidArg, "bad counter kind"))?;
-            Ok(SlotSpec {
-                name,
-                kind,
-                buckets,
-            })
-        })
-        .collect()
+/// A slot's kind, as JS names it (the region stores `Kind`).
+#[napi(string_enum)]
+pub enum SlotKind {
+    #[napi(value = "counter")]
+    Counter,
+    #[napi(value = "gauge")]
+    Gauge,
+    #[napi(value = "histogram")]
+    Histogram,
+    /// A gauge with one value per process, summed on read.
+    #[napi(value = "processGauge")]
+    ProcessGauge,
+}
+
+impl From<SlotKind> for Kind {
+    fn from(k: SlotKind) -> Kind {
+        match k {
+            SlotKind::Counter => Kind::Counter,
+            SlotKind::Gauge => Kind::Gauge,
+            SlotKind::Histogram => Kind::Histogram,
+            SlotKind::ProcessGauge => Kind::ProcessGauge,
+        }
+    }
+}
+
+impl From<Kind> for SlotKind {
+    fn from(k: Kind) -> SlotKind {
+        match k {
+            Kind::Counter => SlotKind::Counter,
+            Kind::Gauge => SlotKind::Gauge,
+            Kind::Histogram => SlotKind::Histogram,
+            Kind::ProcessGauge => SlotKind::ProcessGauge,
+        }
+    }
+}
+
+/// One slot of a new region: its name, kind and, for a histogram, its upper bounds.
+#[napi(object)]
+pub struct SlotDefinition {
+    pub name: String,
+    pub kind: SlotKind,
+    /// A histogram's upper bounds; absent for the other kinds.
+    pub buckets: Option<Vec<f64>>,
+}
+
+impl From<SlotDefinition> for SlotSpec {
+    fn from(d: SlotDefinition) -> SlotSpec {
+        SlotSpec {
+            name: d.name,
+            kind: d.kind.into(),
+            buckets: d.buckets.unwrap_or_default(),
+        }
+    }
+}
+
+/// What `wait` waits for: the slot's value at least the operand, or different from it.
+#[napi(string_enum)]
+pub enum WaitMode {
+    #[napi(value = "atLeast")]
+    AtLeast,
+    #[napi(value = "notEqual")]
+    NotEqual,
 }
 
 type Waits = Arc<Mutex<HashMap<u32, (usize, Arc<AtomicBool>)>>>;
@@ -96,12 +133,10 @@ impl NativeCounters {
     /// A new anonymous region (this process only).
     #[napi(factory)]
     pub fn anonymous(
-        names: Vec<String>,
-        kinds: Vec<u32>,
-        buckets: Vec<Vec<f64>>,
+        slots: Vec<SlotDefinition>,
         processes: u32,
     ) -> napi::Result<NativeCounters, Code> {
-        let slots = specs(names, kinds, buckets)?;
+        let slots = slots.into_iter().map(SlotSpec::from).collect();
         Self::from_region(Region::anonymous_with(slots, processes as usize).map_err(to_js)?)
     }
 
@@ -123,13 +158,11 @@ impl NativeCounters {
     #[napi(factory)]
     pub fn open(
         name: String,
-        names: Option<Vec<String>>,
-        kinds: Vec<u32>,
-        buckets: Vec<Vec<f64>>,
+        slots: Option<Vec<SlotDefinition>>,
         create: bool,
         processes: u32,
     ) -> napi::Result<NativeCounters, Code> {
-        let slots = names.map(|n| specs(n, kinds, buckets)).transpose()?;
+        let slots = slots.map(|s| s.into_iter().map(SlotSpec::from).collect());
         Self::from_region(
             Region::open_with(&name, slots, create, processes as usize).map_err(to_js)?,
         )
@@ -152,14 +185,14 @@ impl NativeCounters {
             .collect()
     }
 
-    /// Per slot: its kind (0 counter, 1 gauge, 2 histogram, 3 per-process gauge).
+    /// Per slot: its kind.
     #[napi(getter)]
-    pub fn kinds(&self) -> Vec<u32> {
+    pub fn kinds(&self) -> Vec<SlotKind> {
         self.view
             .layout()
             .slots
             .iter()
-            .map(|s| s.kind as u32)
+            .map(|s| s.kind.into())
             .collect()
     }
 
@@ -286,15 +319,15 @@ impl NativeCounters {
         Ok(())
     }
 
-    /// Waits on a native thread until slot `index` is >= `operand` (`mode` 0) or != `operand`
-    /// (`mode` 1). Resolves with the value, or null on timeout or after `cancelWait(key)`.
+    /// Waits on a native thread until slot `index` is >= `operand` (`atLeast`) or != `operand`
+    /// (`notEqual`). Resolves with the value, or null on timeout or after `cancelWait(key)`.
     /// No `timeout_ms`: no time limit. The pending promise keeps Node alive.
     #[napi(ts_return_type = "Promise<bigint | null>")]
     pub fn wait(
         &self,
         env: Env,
         index: u32,
-        mode: u32,
+        mode: WaitMode,
         operand: BigInt,
         timeout_ms: Option<f64>,
         key: u32,
@@ -307,10 +340,9 @@ impl NativeCounters {
                 "wait operand out of 64-bit range",
             ));
         }
-        let condition = if mode == 0 {
-            WaitCondition::AtLeast(operand)
-        } else {
-            WaitCondition::NotEqual(operand)
+        let condition = match mode {
+            WaitMode::AtLeast => WaitCondition::AtLeast(operand),
+            WaitMode::NotEqual => WaitCondition::NotEqual(operand),
         };
         // A timeout too large to represent as a deadline is the same as none.
         let deadline = timeout_ms
