@@ -88,20 +88,25 @@ fn sqrt_chunk_avx(acc: &mut [f64; LANES], start: u64, end: u64) {
     sqrt_chunk_body(acc, start, end)
 }
 
+/// The versions of the loop this CPU runs, narrowest first.
+fn sqrt_chunk_versions() -> impl Iterator<Item = SqrtChunk> {
+    let generic: SqrtChunk = sqrt_chunk_generic;
+    #[cfg(target_arch = "x86_64")]
+    let wider: [Option<SqrtChunk>; 2] = [
+        // SAFETY (both): the closure exists only when the CPU has the feature (checked here).
+        std::arch::is_x86_feature_detected!("avx")
+            .then_some(|acc, start, end| unsafe { sqrt_chunk_avx(acc, start, end) }),
+        std::arch::is_x86_feature_detected!("avx512f")
+            .then_some(|acc, start, end| unsafe { sqrt_chunk_avx512(acc, start, end) }),
+    ];
+    #[cfg(not(target_arch = "x86_64"))]
+    let wider: [Option<SqrtChunk>; 0] = [];
+    std::iter::once(generic).chain(wider.into_iter().flatten())
+}
+
 /// The widest version of the loop this CPU runs.
 fn sqrt_chunk_fn() -> SqrtChunk {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return |acc, start, end| unsafe { sqrt_chunk_avx512(acc, start, end) };
-        }
-        if std::arch::is_x86_feature_detected!("avx") {
-            // SAFETY: the CPU has AVX (checked just above).
-            return |acc, start, end| unsafe { sqrt_chunk_avx(acc, start, end) };
-        }
-    }
-    sqrt_chunk_generic
+    sqrt_chunk_versions().last().unwrap_or(sqrt_chunk_generic)
 }
 
 /// Validates `n` as a non-negative safe integer.
@@ -328,17 +333,7 @@ mod tests {
         for n in [0, 1, 7, 8, 9, 65_535, 65_536, 65_537, 200_003] {
             let want = by_lanes(n).to_bits();
             assert_eq!(sqrt_sum(n, &ctx).unwrap().to_bits(), want, "n={n}");
-            let mut versions: Vec<SqrtChunk> = vec![sqrt_chunk_generic];
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx") {
-                    versions.push(|a, s, e| unsafe { sqrt_chunk_avx(a, s, e) });
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    versions.push(|a, s, e| unsafe { sqrt_chunk_avx512(a, s, e) });
-                }
-            }
-            for chunk in versions {
+            for chunk in sqrt_chunk_versions() {
                 let got = sqrt_sum_with(n, &ctx, chunk).unwrap();
                 assert_eq!(got.to_bits(), want, "n={n}");
             }
