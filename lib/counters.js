@@ -95,7 +95,7 @@ function parseNames(names, what) {
     if (typeof name !== 'string') {
       throw invalidArg(`${what}[${i}] must be a counter name or { name, type }, got ${describe(name)}`)
     }
-    slots.push(bounds === undefined ? { name, kind } : { name, kind, buckets: bounds })
+    slots.push({ name, kind, buckets: bounds })
   }
   return slots
 }
