@@ -72,6 +72,11 @@ pub mod thread {
     }
 }
 
+#[cfg(loom)]
+pub use loom::thread_local;
+#[cfg(not(loom))]
+pub use std::thread_local;
+
 pub mod hint {
     #[cfg(loom)]
     pub use loom::hint::spin_loop;

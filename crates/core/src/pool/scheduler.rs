@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use self::helping::{Board, Offer};
 use super::stats::{Mirror, Stats, StatsSnapshot};
 use super::timer::{self, Timer, TimerKey};
 use crate::error::ErrorCode;
@@ -273,6 +274,8 @@ struct State<K, T, L> {
     sleepers: usize,
     /// Lent slots whose runner waits in [`Inner::pull`] for more lendable work.
     lent_waiters: usize,
+    /// Running tasks' work that idle threads may help with ([`TaskCtx::parallel`]).
+    offers: Vec<Arc<Offer>>,
     closing: bool,
     seq: u64,
 }
@@ -286,6 +289,15 @@ impl<K, T, L> State<K, T, L> {
             && !self.closing
             && self.queue.len() <= self.lent_waiters
             && self.queue.values().all(|q| matches!(q.work, Work::Lend(_)))
+    }
+
+    /// The highest-priority offer that still has parts to claim.
+    fn offer_to_help(&self) -> Option<Arc<Offer>> {
+        self.offers
+            .iter()
+            .filter(|o| o.has_work())
+            .min_by_key(|o| o.key)
+            .cloned()
     }
 }
 
@@ -301,8 +313,10 @@ struct Inner<K, T, L> {
     threads: usize,
     /// Tasks queued plus running may not exceed this (threads + maxQueue).
     capacity: usize,
-    /// Mirror of `queue.len()` that a spinning thread polls without the lock.
+    /// Mirror of `queue.len()` that a spinning thread (and a helper) polls without the lock.
     queued: AtomicUsize,
+    /// Mirror of `offers.len()` that a spinning thread polls without the lock.
+    offered: AtomicUsize,
     spinning: AtomicBool,
     /// Nice increment applied to each pool thread.
     nice: i32,
@@ -356,6 +370,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
                 live_threads: threads,
                 sleepers: 0,
                 lent_waiters: 0,
+                offers: Vec::new(),
                 closing: false,
                 seq: 0,
             }),
@@ -367,6 +382,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
             threads,
             capacity: max_queue.map_or(usize::MAX, |q| q.saturating_add(threads)),
             queued: AtomicUsize::new(0),
+            offered: AtomicUsize::new(0),
             spinning: AtomicBool::new(false),
             nice: options.nice,
             stats: Stats::new(),
@@ -635,6 +651,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
             lower_thread_priority(self.nice);
         }
         let _ = self.runners[index].set(thread::current());
+        helping::register(Arc::downgrade(self) as Weak<dyn Board>, index);
         let mut st = lock(&self.state);
         loop {
             if st.leave_to_lent_waiters() {
@@ -649,6 +666,13 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                 enqueued,
             }) = st.queue.pop_first().map(|(_, q)| q)
             else {
+                // Nothing queued: help a running task with its parts before going idle.
+                if let Some(offer) = st.offer_to_help() {
+                    drop(st);
+                    self.help(&offer);
+                    st = lock(&self.state);
+                    continue;
+                }
                 if st.closing {
                     break;
                 }
@@ -824,10 +848,18 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
         drop(st);
         self.spin();
         let st = lock(&self.state);
-        if !st.queue.is_empty() || st.closing {
+        if !st.queue.is_empty() || st.closing || st.offer_to_help().is_some() {
             return st;
         }
         self.sleep(st)
+    }
+
+    /// Runs parts of `offer` on this (idle) pool thread until a task is queued or no part is
+    /// left; the time counts as busy time.
+    fn help(&self, offer: &Offer) {
+        let started = Instant::now();
+        offer.help(&|| self.queued.load(Ordering::Relaxed) > 0);
+        self.stats.vacated(started);
     }
 
     /// Spins until something is queued or the spin time is over, if no other thread is spinning
@@ -839,7 +871,8 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
         }
         let until = Instant::now() + spin;
         let mut i = 0u32;
-        while self.queued.load(Ordering::Relaxed) == 0 {
+        while self.queued.load(Ordering::Relaxed) == 0 && self.offered.load(Ordering::Relaxed) == 0
+        {
             crate::sync::hint::spin_loop();
             i = i.wrapping_add(1);
             if i.is_multiple_of(64) && Instant::now() >= until {
@@ -959,6 +992,38 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
     text
 }
+
+impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Board for Inner<K, T, L> {
+    fn offer(
+        &self,
+        slot: usize,
+        parts: usize,
+        run: *const helping::Part<'static>,
+    ) -> Option<Arc<Offer>> {
+        if self.threads < 2 {
+            return None;
+        }
+        let mut st = lock(&self.state);
+        let key = st.slots.get(slot)?.as_ref()?.task.key;
+        let offer = Arc::new(Offer::new(key, parts, run));
+        st.offers.push(Arc::clone(&offer));
+        self.offered.store(st.offers.len(), Ordering::Relaxed);
+        let wake = st.sleepers > 0;
+        drop(st);
+        if wake {
+            self.work.notify_all();
+        }
+        Some(offer)
+    }
+
+    fn withdraw(&self, offer: &Arc<Offer>) {
+        let mut st = lock(&self.state);
+        st.offers.retain(|o| !Arc::ptr_eq(o, offer));
+        self.offered.store(st.offers.len(), Ordering::Relaxed);
+    }
+}
+
+mod helping;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -1394,6 +1459,335 @@ mod tests {
         assert!(count.iter().all(|c| *c == 1));
         let s = p.stats();
         assert_eq!(s.completed + s.failed + s.cancelled(), n);
+    }
+
+    /// A flag that one thread raises and others wait for (a bounded wait: a test that never
+    /// sees it fails instead of hanging).
+    #[derive(Default)]
+    struct Flag(Mutex<bool>, std::sync::Condvar);
+
+    impl Flag {
+        fn raise(&self) {
+            *lock(&self.0) = true;
+            self.1.notify_all();
+        }
+        fn is_up(&self) -> bool {
+            *lock(&self.0)
+        }
+        fn wait(&self) -> bool {
+            let (up, _) = self
+                .1
+                .wait_timeout_while(lock(&self.0), Duration::from_secs(10), |up| !*up)
+                .unwrap();
+            *up
+        }
+    }
+
+    fn no_helper() -> TaskError {
+        TaskError::failed(ErrorCode::InvalidState, "no other thread ran a part")
+    }
+
+    #[test]
+    fn parallel_parts_run_once_each_and_an_idle_thread_helps() {
+        let (p, rx, _) = pool(2, None);
+        let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..32).map(|_| AtomicUsize::new(0)).collect());
+        let counts = Arc::clone(&runs);
+        p.submit(
+            run(move |ctx| {
+                let owner = thread::current().id();
+                let helped = Flag::default();
+                let by_helpers = AtomicUsize::new(0);
+                ctx.parallel(32, &|i| {
+                    counts[i].fetch_add(1, Ordering::SeqCst);
+                    if thread::current().id() == owner {
+                        // Only another thread can end this wait: the parts must be shared.
+                        if !helped.wait() {
+                            return Err(no_helper());
+                        }
+                    } else {
+                        by_helpers.fetch_add(1, Ordering::SeqCst);
+                        helped.raise();
+                    }
+                    Ok(())
+                })?;
+                Ok(by_helpers.load(Ordering::SeqCst) as u64)
+            }),
+            SubmitOptions::default(),
+            1,
+        )
+        .unwrap();
+        let (_, outcome) = recv(&rx);
+        assert!(outcome.unwrap() >= 1);
+        assert!(runs.iter().all(|r| r.load(Ordering::SeqCst) == 1));
+        assert_eq!(p.stats().completed, 1);
+    }
+
+    #[test]
+    fn parallel_stays_on_the_only_thread_of_a_one_thread_pool_and_off_a_pool() {
+        let (p, rx, _) = pool(1, None);
+        p.submit(
+            run(|ctx| {
+                let owner = thread::current().id();
+                let elsewhere = AtomicUsize::new(0);
+                let done = AtomicUsize::new(0);
+                ctx.parallel(100, &|_| {
+                    if thread::current().id() != owner {
+                        elsewhere.fetch_add(1, Ordering::SeqCst);
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })?;
+                assert_eq!(elsewhere.load(Ordering::SeqCst), 0);
+                Ok(done.load(Ordering::SeqCst) as u64)
+            }),
+            SubmitOptions::default(),
+            1,
+        )
+        .unwrap();
+        assert_eq!(recv(&rx), (1, Ok(100)));
+        // Not on a pool thread: every part runs here, in order.
+        let ctx = tests_support::ctx();
+        let order = Mutex::new(Vec::new());
+        ctx.parallel(5, &|i| {
+            lock(&order).push(i);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(*lock(&order), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_failing_part_is_the_result() {
+        let ctx = tests_support::ctx();
+        let ran = AtomicUsize::new(0);
+        let outcome = ctx.parallel(10, &|i| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            if i == 3 {
+                return Err(TaskError::failed(ErrorCode::CorruptInput, "bad"));
+            }
+            Ok(())
+        });
+        assert_eq!(outcome.unwrap_err().code(), ErrorCode::CorruptInput);
+        assert_eq!(ran.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn a_helper_panic_fails_the_task_and_the_pool_keeps_serving() {
+        let (p, rx, _) = pool(2, None);
+        p.submit(
+            run(|ctx| {
+                let owner = thread::current().id();
+                let helped = Flag::default();
+                ctx.parallel(8, &|_| {
+                    if thread::current().id() == owner {
+                        if !helped.wait() {
+                            return Err(no_helper());
+                        }
+                        return Ok(());
+                    }
+                    helped.raise();
+                    panic!("helper boom")
+                })?;
+                Ok(0)
+            }),
+            SubmitOptions::default(),
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            recv(&rx),
+            (1, Err(TaskError::Panicked("helper boom".into())))
+        );
+        for i in 2..6 {
+            p.submit(value(i), SubmitOptions::default(), i).unwrap();
+        }
+        let mut got: Vec<u64> = (2..6).map(|_| recv(&rx).0).collect();
+        got.sort();
+        assert_eq!(got, vec![2, 3, 4, 5]);
+        assert_eq!(p.stats().failed, 1);
+    }
+
+    /// A job whose parts run until the task is cancelled; `started` rises once two threads run
+    /// parts, and `late` counts parts that started after `parallel` returned (there must be none).
+    fn endless_parts(started: &Arc<Flag>, late: &Arc<AtomicUsize>) -> TestWork {
+        let (started, late) = (Arc::clone(started), Arc::clone(late));
+        run(move |ctx| {
+            let returned = Arc::new(AtomicBool::new(false));
+            let threads = Mutex::new(std::collections::HashSet::new());
+            let outcome = ctx.parallel(1000, &|_| {
+                if returned.load(Ordering::SeqCst) {
+                    late.fetch_add(1, Ordering::SeqCst);
+                }
+                let mut t = lock(&threads);
+                t.insert(thread::current().id());
+                if t.len() == 2 {
+                    started.raise();
+                }
+                drop(t);
+                loop {
+                    ctx.check()?;
+                    thread::sleep(Duration::from_millis(1));
+                }
+            });
+            returned.store(true, Ordering::SeqCst);
+            outcome.map(|()| 0)
+        })
+    }
+
+    #[test]
+    fn cancel_stops_the_job_and_its_helpers_and_settles_once() {
+        let (p, rx, _) = pool(2, None);
+        let (started, late) = (Arc::new(Flag::default()), Arc::new(AtomicUsize::new(0)));
+        let h = p
+            .submit(endless_parts(&started, &late), SubmitOptions::default(), 1)
+            .unwrap();
+        assert!(started.wait(), "two threads ran parts");
+        assert_eq!(p.cancel(&h, CancelReason::Aborted), Some(1));
+        // Both threads are free again: two sleepers that wait for each other both run.
+        let both = Arc::new((Flag::default(), Flag::default()));
+        for (ticket, mine) in [(2, true), (3, false)] {
+            let both = Arc::clone(&both);
+            p.submit(
+                run(move |_| {
+                    let (a, b) = &*both;
+                    let (me, other) = if mine { (a, b) } else { (b, a) };
+                    me.raise();
+                    Ok(other.wait() as u64)
+                }),
+                SubmitOptions::default(),
+                ticket,
+            )
+            .unwrap();
+        }
+        let mut got = [recv(&rx), recv(&rx)];
+        got.sort_by_key(|(t, _)| *t);
+        assert_eq!(got, [(2, Ok(1)), (3, Ok(1))]);
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+        assert_eq!(late.load(Ordering::SeqCst), 0);
+        assert_eq!(p.stats().aborted, 1);
+    }
+
+    #[test]
+    fn a_timeout_stops_the_job_and_its_helpers() {
+        let (p, rx, _) = pool(2, None);
+        let (started, late) = (Arc::new(Flag::default()), Arc::new(AtomicUsize::new(0)));
+        let opts = SubmitOptions {
+            priority: 0.0,
+            timeout: Some(Duration::from_millis(100)),
+        };
+        p.submit(endless_parts(&started, &late), opts, 1).unwrap();
+        assert_eq!(
+            recv(&rx),
+            (1, Err(TaskError::Cancelled(CancelReason::TimedOut)))
+        );
+        p.submit(value(4), SubmitOptions::default(), 2).unwrap();
+        assert_eq!(recv(&rx), (2, Ok(4)));
+        assert_eq!(late.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn destroy_and_close_while_helpers_run() {
+        let (p, rx, sink) = pool(2, None);
+        let (started, late) = (Arc::new(Flag::default()), Arc::new(AtomicUsize::new(0)));
+        p.submit(endless_parts(&started, &late), SubmitOptions::default(), 1)
+            .unwrap();
+        assert!(started.wait());
+        assert_eq!(p.destroy(), vec![1]);
+        let stopped = |sink: &TestSink| {
+            let t0 = Instant::now();
+            while sink.stopped.load(Ordering::SeqCst) == 0 && t0.elapsed() < Duration::from_secs(10)
+            {
+                thread::sleep(Duration::from_millis(1));
+            }
+            sink.stopped.load(Ordering::SeqCst)
+        };
+        assert_eq!(stopped(&sink), 1);
+        assert!(rx.try_recv().is_err());
+
+        // close(): the job (and its helper) run to the end, then the threads exit.
+        let (p, rx, sink) = pool(2, None);
+        let helped = Arc::new(Flag::default());
+        let flag = Arc::clone(&helped);
+        p.submit(
+            run(move |ctx| {
+                let owner = thread::current().id();
+                let done = AtomicUsize::new(0);
+                ctx.parallel(200, &|_| {
+                    if thread::current().id() != owner {
+                        flag.raise();
+                    }
+                    thread::sleep(Duration::from_micros(200));
+                    done.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })?;
+                Ok(done.load(Ordering::SeqCst) as u64)
+            }),
+            SubmitOptions::default(),
+            1,
+        )
+        .unwrap();
+        assert!(helped.wait());
+        p.close();
+        assert_eq!(recv(&rx), (1, Ok(200)));
+        assert_eq!(stopped(&sink), 1);
+    }
+
+    #[test]
+    fn a_queued_task_goes_before_helping() {
+        let (p, rx, _) = pool(2, None);
+        let (ran_b, helping) = (Arc::new(Flag::default()), Arc::new(Flag::default()));
+        let done = Arc::new(AtomicUsize::new(0));
+        const PARTS: usize = 1000;
+        {
+            let (ran_b, helping, done) = (ran_b.clone(), helping.clone(), done.clone());
+            p.submit(
+                run(move |ctx| {
+                    let owner = thread::current().id();
+                    ctx.parallel(PARTS, &|_| {
+                        if thread::current().id() == owner {
+                            // Held until the queued task ran: only the helper thread is left
+                            // to run it, and only if it stops helping.
+                            if !ran_b.wait() {
+                                return Err(no_helper());
+                            }
+                        } else {
+                            helping.raise();
+                            thread::sleep(Duration::from_millis(1));
+                        }
+                        done.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    })?;
+                    Ok(done.load(Ordering::SeqCst) as u64)
+                }),
+                SubmitOptions::default(),
+                1,
+            )
+            .unwrap();
+        }
+        assert!(helping.wait());
+        let seen = Arc::new(AtomicUsize::new(usize::MAX));
+        {
+            let (ran_b, done, seen) = (ran_b.clone(), done.clone(), seen.clone());
+            let lower = SubmitOptions {
+                priority: -1.0,
+                timeout: None,
+            };
+            p.submit(
+                run(move |_| {
+                    seen.store(done.load(Ordering::SeqCst), Ordering::SeqCst);
+                    ran_b.raise();
+                    Ok(2)
+                }),
+                lower,
+                2,
+            )
+            .unwrap();
+        }
+        assert_eq!(recv(&rx), (2, Ok(2)));
+        assert_eq!(recv(&rx), (1, Ok(PARTS as u64)));
+        // It ran between two parts, long before the helper could have run them all.
+        assert!(seen.load(Ordering::SeqCst) < PARTS / 2, "{seen:?}");
+        assert!(ran_b.is_up());
     }
 }
 

@@ -9,7 +9,8 @@
 
 use super::*;
 use crate::sync::thread;
-use std::sync::atomic::AtomicBool as StdAtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicUsize as StdAtomicUsize};
 
 type Outcome = Result<u64, TaskError>;
 type Lendable = u64;
@@ -378,4 +379,60 @@ fn loom_cancel_wakes_a_sleeping_job() {
         assert!(m.sink.delivered(1).is_empty());
         m.assert_drained(1);
     });
+}
+
+/// A job that shares two parts with the pool's idle thread ([`TaskCtx::parallel`]), with a
+/// cancel racing it when `cancel` is set. Every part runs at most once (each exactly once when
+/// the job's own result is delivered); no part runs after `parallel` returned (a helper that
+/// comes late finds the offer closed, and the job never waits for it); a sleeping thread hears
+/// of the offer or the job runs every part itself; the task settles once; the pool drains.
+fn parallel_model(cancel: bool) {
+    check(move || {
+        let m = model_pool(2);
+        let runs: Arc<[StdAtomicUsize; 2]> =
+            Arc::new([StdAtomicUsize::new(0), StdAtomicUsize::new(0)]);
+        let returned = Arc::new(StdAtomicBool::new(false));
+        let (counts, done) = (runs.clone(), returned.clone());
+        let job = Work::Run(Box::new(move |ctx: &TaskCtx| {
+            let outcome = ctx.parallel(2, &|i| {
+                assert!(!done.load(SeqCst), "part {i} ran after parallel returned");
+                counts[i].fetch_add(1, SeqCst);
+                Ok(())
+            });
+            done.store(true, SeqCst);
+            outcome.map(|()| 5)
+        }));
+        let h = m.pool.submit(job, NO_TIMEOUT, 1).unwrap();
+        let aborted = if cancel {
+            m.pool.cancel(&h, CancelReason::Aborted)
+        } else {
+            None
+        };
+        if aborted.is_none() {
+            m.sink.wait_until(|s| !s.delivered.is_empty());
+        }
+        m.close_and_wait();
+
+        let runs: Vec<usize> = runs.iter().map(|r| r.load(SeqCst)).collect();
+        assert!(runs.iter().all(|r| *r <= 1), "{runs:?}");
+        let delivered = m.sink.delivered(1);
+        match aborted {
+            Some(_) => assert!(delivered.is_empty(), "{delivered:?}"),
+            None => {
+                assert_eq!(delivered, [Ok(5)]);
+                assert_eq!(runs, [1, 1]);
+            }
+        }
+        m.assert_drained(1);
+    });
+}
+
+#[test]
+fn loom_parallel_parts_are_claimed_once_and_helpers_waited_for() {
+    parallel_model(false);
+}
+
+#[test]
+fn loom_parallel_parts_race_a_cancel() {
+    parallel_model(true);
 }
