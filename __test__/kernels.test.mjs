@@ -246,12 +246,141 @@ describe('hashMany', () => {
       // Threads other than the JS thread that used CPU meanwhile: new ones (created for the
       // call) and corepool's own (a helper thread pool would be named after the thread that
       // started it).
-      const busy = [...after]
-        .filter(([tid, t]) => Number(tid) !== process.pid && t.comm !== 'corepool-timer')
-        .filter(([tid, t]) => !before.has(tid) || t.comm.startsWith('corepool-'))
-        .filter(([tid, t]) => t.ticks - (before.get(tid)?.ticks ?? 0) >= 3)
-        .map(([tid, t]) => `${t.comm} (${tid})`)
+      const busy = busyThreads(before, after)
       assert.ok(busy.length <= 1, `threads busy hashing: ${busy.join(', ')}`)
+    } finally {
+      await pool.close()
+    }
+  })
+
+  // Threads of this process, other than the JS thread and the timer, that used at least 3 clock
+  // ticks of CPU between two threadTimes() readings: new ones and corepool's own.
+  function busyThreads(before, after) {
+    return [...after]
+      .filter(([tid, t]) => Number(tid) !== process.pid && t.comm !== 'corepool-timer')
+      .filter(([tid, t]) => !before.has(tid) || t.comm.startsWith('corepool-'))
+      .filter(([tid, t]) => t.ticks - (before.get(tid)?.ticks ?? 0) >= 3)
+      .map(([tid, t]) => `${t.comm} (${tid})`)
+  }
+
+  test('a large batch of mixed sizes equals node:crypto, on one thread or two', async () => {
+    // Empty items, small ones, and a few over 1 MiB (hashed in 1 MiB chunks) among them.
+    const items = Array.from({ length: 20_000 }, (_, i) =>
+      i % 7 === 0
+        ? Buffer.alloc(0)
+        : i % 4001 === 5
+          ? crypto.randomBytes((1 << 20) + 1 + i)
+          : crypto.randomBytes(i % 3000),
+    )
+    items[123] = 'a string item'
+    for (const threads of [1, 2]) {
+      const pool = new Pool({ threads })
+      try {
+        for (const alg of ['sha256', 'sha1', 'md5', 'sha512']) {
+          const got = await hashMany(alg, items, { pool })
+          assert.equal(got.length, items.length)
+          items.forEach((item, i) =>
+            assert.equal(got[i], crypto.createHash(alg).update(item).digest('hex'), `${alg} #${i}, ${threads} threads`),
+          )
+        }
+      } finally {
+        await pool.close()
+      }
+    }
+  })
+
+  test(
+    'with nothing else to run, both threads of a 2-thread pool hash one batch',
+    { skip: os.platform() !== 'linux' },
+    async () => {
+      const pool = new Pool({ threads: 2 })
+      try {
+        const item = crypto.randomBytes(64 * 1024)
+        const items = new Array(4000).fill(item) // 256 MiB to hash: hundreds of ms of CPU
+        const before = threadTimes()
+        const digests = await hashMany('sha512', items, { pool })
+        const after = threadTimes()
+        assert.equal(digests[3999], crypto.createHash('sha512').update(item).digest('hex'))
+        const busy = busyThreads(before, after)
+        assert.equal(busy.length, 2, `threads busy hashing: ${busy.join(', ')}`)
+        assert.ok(
+          busy.every((t) => t.startsWith('corepool-')),
+          `only the pool's threads hash: ${busy.join(', ')}`,
+        )
+      } finally {
+        await pool.close()
+      }
+    },
+  )
+
+  // CPU ticks that the pool threads (corepool-N) used between two threadTimes() readings.
+  function poolTicks(before, after) {
+    let sum = 0
+    for (const [tid, t] of after) {
+      if (/^corepool-\d+$/.test(t.comm)) sum += t.ticks - (before.get(tid)?.ticks ?? 0)
+    }
+    return sum
+  }
+
+  test(
+    'a task submitted during a batch runs while most of the batch is still to hash',
+    { skip: os.platform() !== 'linux' },
+    async () => {
+      const pool = new Pool({ threads: 2 })
+      try {
+        const item = crypto.randomBytes(64 * 1024)
+        const items = new Array(4000).fill(item) // 256 MiB: hundreds of ms of CPU on two threads
+        const start = threadTimes()
+        const batch = hashMany('sha512', items, { pool })
+        // The copy is done, the hashing is not: give the second thread time to join in, then
+        // the task takes the thread of the first one to finish its current group of items.
+        await new Promise((resolve) => setTimeout(resolve, 30))
+        const digest = await hash('sha256', 'urgent', { pool, priority: 1 })
+        const mid = threadTimes()
+        const digests = await batch
+        const end = threadTimes()
+        assert.equal(digest, crypto.createHash('sha256').update('urgent').digest('hex'))
+        assert.equal(digests[3999], crypto.createHash('sha512').update(item).digest('hex'))
+        // Had it waited for the batch's helper to run out of items, the pool's threads would
+        // have had only the batch's last items left to hash after it.
+        const before = poolTicks(start, mid)
+        const after = poolTicks(mid, end)
+        assert.ok(after >= before / 4, `CPU ticks of the batch before the task ${before}, after ${after}`)
+      } finally {
+        await pool.close()
+      }
+    },
+  )
+
+  test('an abort mid-batch rejects once with ERR_ABORTED; the pool stays usable', async () => {
+    const pool = new Pool({ threads: 2 })
+    try {
+      const item = crypto.randomBytes(64 * 1024)
+      const items = new Array(4000).fill(item)
+      const controller = new AbortController()
+      const batch = hashMany('sha512', items, { pool, signal: controller.signal })
+      setTimeout(() => controller.abort(), 30)
+      await rejectsWith(batch, 'ERR_ABORTED')
+      const digests = await hashMany('md5', items.slice(0, 100), { pool })
+      assert.equal(digests[99], crypto.createHash('md5').update(item).digest('hex'))
+      const s = pool.stats
+      // Each settled once (a cancelled job may still hold its thread for a moment: not `running`).
+      assert.deepEqual([s.aborted, s.completed, s.failed, s.queued], [1, 1, 0, 0])
+    } finally {
+      await pool.close()
+    }
+  })
+
+  test('a timeout mid-batch rejects once with ERR_TASK_TIMEOUT', async () => {
+    const pool = new Pool({ threads: 2 })
+    try {
+      const item = crypto.randomBytes(64 * 1024)
+      const items = new Array(4000).fill(item) // 256 MiB: far longer than the timeout
+      await rejectsWith(hashMany('sha512', items, { pool, timeout: 20 }), 'ERR_TASK_TIMEOUT')
+      const digests = await hashMany('sha256', items.slice(0, 10), { pool })
+      assert.equal(digests[9], crypto.createHash('sha256').update(item).digest('hex'))
+      const s = pool.stats
+      assert.deepEqual([s.timedOut, s.completed, s.failed, s.queued], [1, 1, 0, 0])
     } finally {
       await pool.close()
     }

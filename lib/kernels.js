@@ -87,8 +87,9 @@ function hash(algorithm, data, options) {
 }
 
 /**
- * Digests of every item of `items` (an array of Buffer | Uint8Array | string), hashed in
- * parallel by one pool task. Resolves to an array in the same order.
+ * Digests of every item of `items` (an array of Buffer | Uint8Array | string), hashed by one
+ * pool task, whose thread shares groups of items with the pool's idle threads. Resolves to an
+ * array in the same order.
  */
 function hashMany(algorithm, items, options) {
   return rejecting(() => {

@@ -36,8 +36,10 @@ export function hash(algorithm: HashAlgorithm, data: BytesLike, options: BufferH
 export function hash(algorithm: HashAlgorithm, data: BytesLike, options?: HashOptions): Promise<string>
 
 /**
- * Digests of many items in one pool task, hashed on one pool thread while the items are still
- * being copied in; results in input order. Split a batch over several calls to use more threads.
+ * Digests of many items in one pool task, hashed while the items are still being copied in, in
+ * groups of up to 64 items (256 KiB) claimed by the task's pool thread and by the pool's idle
+ * threads (never more than the pool's `threads`; a queued task goes before helping). Results in
+ * input order.
  */
 export function hashMany(algorithm: HashAlgorithm, items: BytesLike[], options: BufferHashOptions): Promise<Buffer[]>
 export function hashMany(algorithm: HashAlgorithm, items: BytesLike[], options?: HashOptions): Promise<string[]>

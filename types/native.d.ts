@@ -254,7 +254,8 @@ export declare function hashFile(
 
 /**
  * Native `hashMany`: `items` are `Uint8Array`s (the JS wrapper turns strings into Buffers),
- * copied back to back into one recycled buffer while the pool thread already hashes them.
+ * copied back to back into one recycled buffer while the task's pool thread, and idle threads
+ * of the same pool, already hash them (see `hash_packed`).
  * Resolves to one `Buffer` holding every digest. (Measured: reading the array here costs less
  * than packing it in JS.)
  */

@@ -17,9 +17,12 @@ use crate::sync::lock;
 
 /// Bytes hashed between two cancel checks.
 pub const CHUNK: usize = 1 << 20;
-/// Items of a `hashMany` batch: hashed once the copy has passed the batch's end, with a cancel
-/// check after each batch.
+/// Most items in a `hashMany` batch: the unit that one thread claims, hashes once the copy has
+/// passed its end, and follows with a cancel check.
 const BATCH_ITEMS: usize = 64;
+/// A batch ends after the item that brings it to this many bytes, so that a batch stays short
+/// (threads share large items evenly, and a helper soon leaves for a queued task).
+const BATCH_BYTES: usize = 256 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -67,20 +70,27 @@ impl Algorithm {
 
     /// Digest of `data` in one call (no cancel checks: used for small items).
     pub fn digest_into(self, data: &[u8], out: &mut Vec<u8>) {
+        let at = out.len();
+        out.resize(at + self.digest_len(), 0);
+        self.digest_to(data, &mut out[at..]);
+    }
+
+    /// Digest of `data` in one call into `out`, which is `digest_len()` bytes long.
+    pub fn digest_to(self, data: &[u8], out: &mut [u8]) {
         match self {
-            Algorithm::Sha256 => out.extend_from_slice(&sha2::Sha256::digest(data)),
-            Algorithm::Sha512 => out.extend_from_slice(&sha2::Sha512::digest(data)),
-            Algorithm::Sha1 => out.extend_from_slice(&sha1::Sha1::digest(data)),
-            Algorithm::Md5 => out.extend_from_slice(&md5::Md5::digest(data)),
-            Algorithm::Blake3 => out.extend_from_slice(blake3::hash(data).as_bytes()),
+            Algorithm::Sha256 => out.copy_from_slice(&sha2::Sha256::digest(data)),
+            Algorithm::Sha512 => out.copy_from_slice(&sha2::Sha512::digest(data)),
+            Algorithm::Sha1 => out.copy_from_slice(&sha1::Sha1::digest(data)),
+            Algorithm::Md5 => out.copy_from_slice(&md5::Md5::digest(data)),
+            Algorithm::Blake3 => out.copy_from_slice(blake3::hash(data).as_bytes()),
             Algorithm::Xxh3_64 => {
-                out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(data).to_be_bytes())
+                out.copy_from_slice(&xxhash_rust::xxh3::xxh3_64(data).to_be_bytes())
             }
             Algorithm::Xxh3_128 => {
-                out.extend_from_slice(&xxhash_rust::xxh3::xxh3_128(data).to_be_bytes())
+                out.copy_from_slice(&xxhash_rust::xxh3::xxh3_128(data).to_be_bytes())
             }
             Algorithm::Xxh64 => {
-                out.extend_from_slice(&xxhash_rust::xxh64::xxh64(data, 0).to_be_bytes())
+                out.copy_from_slice(&xxhash_rust::xxh64::xxh64(data, 0).to_be_bytes())
             }
         }
     }
@@ -175,10 +185,27 @@ impl Packed {
     }
 }
 
-/// The digests of every item, concatenated (`digest_len` bytes each), computed on the calling
-/// pool thread while the items are still being copied in: each batch of items is hashed as
-/// soon as the copy has passed its end. No other thread helps, so a pool never runs more than
-/// its `threads` (more items in parallel take more `hashMany` calls, one per thread).
+/// Where the batches of a `hashMany` call start, by item, and where the last one ends: up to
+/// [`BATCH_ITEMS`] items each, ending early once a batch reaches [`BATCH_BYTES`].
+fn batches(offsets: &[usize]) -> Vec<usize> {
+    let n = offsets.len() - 1;
+    let mut starts = vec![0];
+    let mut first = 0;
+    for i in 1..=n {
+        if i - first == BATCH_ITEMS || offsets[i] - offsets[first] >= BATCH_BYTES || i == n {
+            starts.push(i);
+            first = i;
+        }
+    }
+    starts
+}
+
+/// The digests of every item, concatenated (`digest_len` bytes each), computed while the items
+/// are still being copied in: the items are cut into short batches (see [`batches`]), each
+/// hashed once the copy has passed its end, and the batches are shared through
+/// [`TaskCtx::parallel`] by the task's pool thread and the idle threads of its pool (never
+/// more threads than the pool has). Each batch's digests land in their own part of the result,
+/// so the order is the items' whichever thread hashed them.
 pub fn hash_packed(
     algorithm: Algorithm,
     items: &Packed,
@@ -186,22 +213,31 @@ pub fn hash_packed(
 ) -> Result<Vec<u8>, TaskError> {
     let len = algorithm.digest_len();
     let n = items.count();
-    let mut out = Vec::with_capacity(n * len);
-    let mut first = 0;
-    while first < n {
-        let last = (first + BATCH_ITEMS).min(n);
+    let bounds = batches(&items.offsets);
+    let mut out = vec![0u8; n * len];
+    let mut parts = Vec::with_capacity(bounds.len() - 1);
+    let mut rest = &mut out[..];
+    for w in bounds.windows(2) {
+        let (head, tail) = rest.split_at_mut((w[1] - w[0]) * len);
+        parts.push(Mutex::new(head));
+        rest = tail;
+    }
+    ctx.parallel(parts.len(), &|b| {
+        let (first, last) = (bounds[b], bounds[b + 1]);
         let ready = items.data.wait_for(items.offsets[last], ctx)?;
-        for i in first..last {
+        // Claimed by one thread only: the lock is never contended.
+        let mut digests = lock(&parts[b]);
+        for (i, digest) in (first..last).zip(digests.chunks_exact_mut(len)) {
             let data = &ready[items.offsets[i]..items.offsets[i + 1]];
             if data.len() > CHUNK {
-                out.extend_from_slice(&hash_bytes(algorithm, data, ctx)?);
+                digest.copy_from_slice(&hash_bytes(algorithm, data, ctx)?);
             } else {
-                algorithm.digest_into(data, &mut out);
+                algorithm.digest_to(data, digest);
             }
         }
-        ctx.check()?;
-        first = last;
-    }
+        Ok(())
+    })?;
+    drop(parts);
     Ok(out)
 }
 
