@@ -503,6 +503,23 @@ mod tests {
     }
 
     #[test]
+    fn batches_cover_every_item_in_short_groups() {
+        let offsets_of = |sizes: &[usize]| {
+            let mut offsets = vec![0];
+            for size in sizes {
+                offsets.push(offsets[offsets.len() - 1] + size);
+            }
+            offsets
+        };
+        assert_eq!(batches(&[0]), vec![0], "no items: no batch");
+        assert_eq!(batches(&offsets_of(&[0])), vec![0, 1]);
+        assert_eq!(batches(&offsets_of(&[10; 130])), vec![0, 64, 128, 130]);
+        // A large item ends its batch; so does the one that brings a batch to BATCH_BYTES.
+        let sizes = [1, CHUNK + 1, 0, 0, BATCH_BYTES / 2, BATCH_BYTES / 2, 3];
+        assert_eq!(batches(&offsets_of(&sizes)), vec![0, 2, 6, 7]);
+    }
+
+    #[test]
     fn streaming_in_order() {
         let ctx = crate::pool::scheduler::tests_support::ctx();
         let stream = Stream::new(Algorithm::Sha256);
