@@ -122,7 +122,11 @@ export interface PoolStats {
   threads: number
   /** Tasks waiting for a thread. */
   queued: number
-  /** Threads busy with a task (a cancelled task holds its thread until its job returns). */
+  /**
+   * Tasks running, one thread each (a cancelled task holds its thread until its job returns).
+   * Idle threads helping a running task (a `hashMany` batch) are not counted here; their time is
+   * in `busyTime`.
+   */
   running: number
   /** Tasks resolved. */
   completed: number
@@ -143,7 +147,8 @@ export interface PoolStats {
   runTimeHistogram: RunTimeHistogram
   /**
    * Thread time spent running tasks since the pool started, in ms, summed over the threads and
-   * including the tasks running now; it never decreases. Utilization over a window:
+   * including the tasks running now (a thread's help with another task's parts counts once that
+   * help ends); it never decreases. Utilization over a window:
    * `(b.busyTime - a.busyTime) / (elapsed ms × threads)`.
    */
   busyTime: number
