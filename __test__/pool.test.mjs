@@ -395,6 +395,44 @@ test('the process exits by itself when pools are idle, and stays alive while the
   assert.equal(r.stdout, 'main done\nslept\n')
 })
 
+test('pools made in worker_threads: results settle there, and a worker that ends or is terminated mid-task takes its pools with it', () => {
+  const r = runNode(`
+    import { Worker } from 'node:worker_threads'
+    const code = (terminate) => \`
+      const { parentPort } = require('node:worker_threads')
+      const { Pool, sqrtSum } = require('corepool')
+      const { sleep } = require('corepool/testing')
+      const pools = [new Pool({ threads: 1 }), new Pool({ threads: 2 })]
+      Promise.all(pools.map((pool) => sqrtSum(1000, { pool }))).then((sums) => {
+        parentPort.postMessage(sums.length)
+        if (\${terminate}) sleep(60_000, { pool: pools[0] })
+      })
+    \`
+    const exits = []
+    for (let i = 0; i < 20; i++) {
+      for (const terminate of [false, true]) {
+        const w = new Worker(code(terminate), { eval: true, execArgv: [] })
+        const exited = new Promise((resolve) => w.once('exit', resolve))
+        const n = await new Promise((resolve) => w.once('message', resolve))
+        if (n !== 2) throw new Error('a task did not settle in the worker')
+        if (terminate) await w.terminate()
+        exits.push(await exited)
+      }
+    }
+    console.log(JSON.stringify(exits))
+  `)
+  assert.equal(r.error, undefined, 'the child exited on its own')
+  assert.equal(r.signal, null, r.stderr)
+  assert.equal(r.status, 0, r.stderr)
+  const exits = JSON.parse(r.stdout)
+  assert.equal(exits.length, 40)
+  // A worker whose pools are idle ends by itself (0); a terminated one exits with 1.
+  assert.deepEqual(
+    exits,
+    Array.from({ length: 40 }, (_, i) => i % 2),
+  )
+})
+
 test('a queue larger than the pool settles every task exactly once (soak, 100k tasks)', async () => {
   const pool = new Pool({ threads: 2 })
   const n = 100_000

@@ -27,7 +27,6 @@ const kNative = Symbol('corepool.native')
 const kSubmitted = Symbol('corepool.submitted')
 const kWorkerPort = Symbol('corepool.workerPort')
 const kWorkerExited = Symbol('corepool.workerExited')
-const noop = () => {}
 let nextCancelKey = 1
 let nextTag = 1
 const NO_BYTES = new Uint8Array(0)
@@ -116,7 +115,6 @@ class Pool extends EventEmitter {
           nice: this.#nice,
           abortGrace: abortGrace === Infinity ? undefined : abortGrace,
         },
-        noop,
         js && workerEventHandler(this),
       )
       if (this.#counters !== undefined) this.#native.mirrorStats(nativeCounters(this.#counters))

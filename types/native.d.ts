@@ -104,13 +104,9 @@ export declare class NativeHasher {
 
 /** The native half of `Pool`: owns the threads and the queue. Used through `lib/pool.js`. */
 export declare class NativePool {
-  /**
-   * `wake` is a no-op function used to enter the JS thread; `control` handles worker
-   * spawn/terminate requests (pools with JS tasks only).
-   */
+  /** `control` handles worker spawn/terminate requests (pools with JS tasks only). */
   constructor(
     options: NativePoolOptions,
-    wake: () => void,
     control?: ((terminate: boolean, slot: number, generation: number) => void) | undefined | null,
   )
   /**

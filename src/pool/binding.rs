@@ -1,12 +1,12 @@
 //! The thin napi layer over the scheduler: promises in, settlements out.
 //!
 //! Each task's promise is a raw `napi_deferred` carried through the core as the task's ticket.
-//! Pool threads push settlements into one queue and wake the JS thread through a single weak
-//! threadsafe function only when the queue goes from empty to non-empty, so a burst of
-//! completions costs one wake-up. The threadsafe function is referenced only while the pool has
-//! something in flight: an idle pool never keeps Node alive, a busy one always does.
+//! Pool threads push settlements into one queue and wake the JS thread (a libuv async handle,
+//! see [`super::wake`]) only when the queue goes from empty to non-empty, so a burst of
+//! completions costs one wake-up. The handle is referenced only while the pool has something
+//! in flight: an idle pool never keeps Node alive, a busy one always does.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_char;
 use std::ptr;
@@ -27,6 +27,7 @@ use super::scheduler::{
 };
 use super::stats::{Mirror, Summary, RUN_BUCKETS_NS};
 use super::timer::millis;
+use super::wake::{self, Wake, WakeRef};
 use crate::counters::binding::NativeCounters;
 use crate::counters::Counters;
 use crate::error::{check, create_js_error, js_error, CodedError, ErrorCode};
@@ -160,22 +161,24 @@ struct Pending {
     scheduled: bool,
 }
 
-type WakeFn = ThreadsafeFunction<(), (), (), Status, false, true>;
-
 struct JsSink {
     pending: Arc<Mutex<Pending>>,
-    wake: WakeFn,
+    wake: Wake,
 }
 
 impl JsSink {
     fn push(&self, event: Event) {
-        let mut pending = lock(&self.pending);
-        pending.events.push(event);
-        if !pending.scheduled {
-            pending.scheduled = true;
-            // A refused call (env shutting down) drops nothing that matters: the env's
-            // promises go away with it.
-            self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        let schedule = {
+            let mut pending = lock(&self.pending);
+            pending.events.push(event);
+            !std::mem::replace(&mut pending.scheduled, true)
+        };
+        // Outside the lock: the JS thread this wakes takes it at once to drain the events,
+        // and would otherwise often find it still held and have to sleep again.
+        if schedule {
+            // A refused wake-up (the environment is gone) drops nothing that matters: the
+            // env's promises went away with it.
+            self.wake.wake();
         }
     }
 }
@@ -216,7 +219,8 @@ impl Sink<Ticket, Output> for JsSink {
 /// State touched only on the pool's JS thread.
 struct MainState {
     env: sys::napi_env,
-    wake: Cell<sys::napi_threadsafe_function>,
+    /// Set right after the state is made (the wake-up callback holds the state).
+    wake: OnceCell<WakeRef>,
     /// Promises not yet settled plus pending close/destroy calls; > 0 keeps Node alive.
     inflight: Cell<usize>,
     cancellable: RefCell<HashMap<i64, TaskHandle<Ticket>>>,
@@ -231,9 +235,9 @@ type ControlArgs = FnArgs<(bool, u32, f64)>;
 impl MainState {
     fn hold(&self) {
         if self.inflight.get() == 0 {
-            // SAFETY: called on the JS thread; the threadsafe function lives as long as the
-            // core pool, which outlives every caller of `hold`/`release`.
-            unsafe { sys::napi_ref_threadsafe_function(self.env, self.wake.get()) };
+            if let Some(wake) = self.wake.get() {
+                wake.set_ref(true);
+            }
         }
         self.inflight.set(self.inflight.get() + 1);
     }
@@ -242,8 +246,9 @@ impl MainState {
         let n = self.inflight.get().saturating_sub(1);
         self.inflight.set(n);
         if n == 0 {
-            // SAFETY: as in `hold`.
-            unsafe { sys::napi_unref_threadsafe_function(self.env, self.wake.get()) };
+            if let Some(wake) = self.wake.get() {
+                wake.set_ref(false);
+            }
         }
     }
 
@@ -482,13 +487,11 @@ impl Drop for NativePool {
 
 #[napi]
 impl NativePool {
-    /// `wake` is a no-op function used to enter the JS thread; `control` handles worker
-    /// spawn/terminate requests (pools with JS tasks only).
+    /// `control` handles worker spawn/terminate requests (pools with JS tasks only).
     #[napi(constructor)]
     pub fn new(
         env: Env,
         options: NativePoolOptions,
-        wake: Function<(), ()>,
         #[napi(
             ts_arg_type = "((terminate: boolean, slot: number, generation: number) => void) | undefined | null"
         )]
@@ -510,7 +513,7 @@ impl NativePool {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let main = Rc::new(MainState {
             env: env.raw(),
-            wake: Cell::new(ptr::null_mut()),
+            wake: OnceCell::new(),
             inflight: Cell::new(0),
             cancellable: RefCell::new(HashMap::new()),
             stop_waiters: RefCell::new(Vec::new()),
@@ -522,31 +525,27 @@ impl NativePool {
         });
         let drain_pending = Arc::clone(&pending);
         let drain_main = Rc::clone(&main);
-        let wake: WakeFn = wake
-            .build_threadsafe_function::<()>()
-            .weak::<true>()
-            .callee_handled::<false>()
-            .build_callback(move |ctx| {
-                let events = {
-                    let mut p = lock(&drain_pending);
-                    p.scheduled = false;
-                    std::mem::take(&mut p.events)
-                };
-                for event in events {
-                    match event {
-                        Event::Settled(ticket, outcome) => drain_main.settle(ticket, outcome, None),
-                        Event::Stopped => drain_main.on_stopped(),
-                        Event::Worker {
-                            terminate,
-                            slot,
-                            generation,
-                        } => drain_main.on_worker_event(&ctx.env, terminate, slot, generation),
-                    }
+        let (wake, wake_ref) = wake::new(env.raw(), move |raw_env| {
+            let events = {
+                let mut p = lock(&drain_pending);
+                p.scheduled = false;
+                std::mem::take(&mut p.events)
+            };
+            let env = Env::from_raw(raw_env);
+            for event in events {
+                match event {
+                    Event::Settled(ticket, outcome) => drain_main.settle(ticket, outcome, None),
+                    Event::Stopped => drain_main.on_stopped(),
+                    Event::Worker {
+                        terminate,
+                        slot,
+                        generation,
+                    } => drain_main.on_worker_event(&env, terminate, slot, generation),
                 }
-                Ok(())
-            })
-            .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?;
-        main.wake.set(wake.raw());
+            }
+        })
+        .map_err(|e| js_error(ErrorCode::System, e.reason))?;
+        let _ = main.wake.set(wake_ref);
         let sink = Arc::new(JsSink { pending, wake });
         let js = main.control.is_some().then(|| {
             // Absent (Infinity) or longer than a `Duration`: a task's worker is never terminated.

@@ -2,4 +2,5 @@
 
 pub mod binding;
 pub mod moved;
+mod wake;
 pub use corepool_core::pool::*;
