@@ -21,16 +21,20 @@
 //!   W: runs it        -> done(): settles the task through the lease (J is woken to resolve
 //!                        its promise) and, when the head of the queue is a JS task, gets it in
 //!                        the same call (no wake-up at all)
-//!   W: queue empty    -> done() blocks W (no spin) for up to LENT_WAIT in the scheduler's
-//!                        `pull`; a JS task submitted meanwhile is handed to W directly (one
-//!                        wake-up: J -> W), before any sleeping pool thread is woken
+//!   W: queue empty    -> done() keeps W for up to LENT_WAIT in the scheduler's `pull`: the
+//!                        worker that reported last first spins briefly (registered before its
+//!                        result is delivered, so J's next task is left to it and needs no
+//!                        wake-up at all), then blocks; a JS task submitted meanwhile is handed
+//!                        to the worker that waited last (one wake-up: J -> W), before any
+//!                        sleeping pool thread is woken
 //!   W: nothing next   -> the lease is cleared; P sees that and goes back to the queue; the
 //!                        next task then takes two wake-ups (J -> P, P -> W through the inbox)
 //! ```
 //!
-//! A one-at-a-time round trip therefore costs two cross-thread wake-ups (J -> W, W -> J), the
-//! same as a peer whose idle worker waits in `Atomics.wait`; a stream of tasks costs none per
-//! task on the worker's side.
+//! A one-at-a-time round trip therefore costs one cross-thread wake-up (W -> J, a libuv async
+//! send) when the worker is still spinning, two when it already blocks; a stream of tasks
+//! costs none per task on the worker's side. The same worker keeps taking the tasks while it
+//! keeps up with them (its caches stay warm); the others time out and hand their slots back.
 //!
 //! Data never goes through `postMessage`: the task's serialized bytes go straight from the
 //! submitting thread to the worker, and the result bytes straight back. No napi types here: the
@@ -540,12 +544,16 @@ mod tests {
         inboxed: Mutex<Vec<u64>>,
         /// Every task a worker started, in order.
         ran: Mutex<Vec<u64>>,
+        /// The slot of the worker that ran each task.
+        ran_on: Mutex<HashMap<u64, usize>>,
         ignore_abort: bool,
         /// Spawned workers attach (a `false` leaves them starting forever).
         attach: bool,
         /// Tasks with payload `meet` that have started; each waits until two have.
         met: Mutex<usize>,
         meeting: Condvar,
+        /// Permits for tasks with payload `gate`, each of which takes one before answering.
+        gate: Mutex<usize>,
     }
 
     struct FakeInbox {
@@ -566,6 +574,7 @@ mod tests {
         ) {
             loop {
                 lock(&fake.ran).push(seq);
+                lock(&fake.ran_on).insert(seq, slot);
                 if job.payload == b"meet" {
                     let mut met = lock(&fake.met);
                     *met += 1;
@@ -574,6 +583,13 @@ mod tests {
                     while !(*met).is_multiple_of(2) && Instant::now() < deadline {
                         met = fake.meeting.wait_timeout(met, POLL).unwrap().0;
                     }
+                }
+                if job.payload == b"gate" {
+                    let mut permits = lock(&fake.gate);
+                    while *permits == 0 {
+                        permits = fake.meeting.wait(permits).unwrap();
+                    }
+                    *permits -= 1;
                 }
                 if job.payload == b"crash" {
                     slots.exited(slot, generation, "worker crashed".into());
@@ -662,10 +678,12 @@ mod tests {
             terminated: Mutex::new(vec![]),
             inboxed: Mutex::new(vec![]),
             ran: Mutex::new(vec![]),
+            ran_on: Mutex::new(HashMap::new()),
             ignore_abort,
             attach,
             met: Mutex::new(0),
             meeting: Condvar::new(),
+            gate: Mutex::new(0),
         });
         let slots = JsSlots::new(
             threads,
@@ -802,6 +820,44 @@ mod tests {
             }
         }
         assert!(checked > 0, "the worker was never still waiting");
+    }
+
+    #[test]
+    fn the_worker_that_reported_last_gets_the_next_task() {
+        let Setup { pool, rx, fake, .. } = setup(2, false);
+        let pause = || thread::sleep(Duration::from_micros(200));
+        let mut checked = 0;
+        for round in 0..40u64 {
+            let (gated, quick, next) = (round * 3 + 1, round * 3 + 2, round * 3 + 3);
+            // One worker holds `gated` while the other runs `quick` and then waits for more;
+            // `gated` is released a little later (after the first one's brief spin), so the
+            // worker that ran it reports last.
+            pool.submit(js(b"gate"), SubmitOptions::default(), gated)
+                .unwrap();
+            pool.submit(js(b"q"), SubmitOptions::default(), quick)
+                .unwrap();
+            assert_eq!(recv(&rx).0, quick);
+            pause();
+            *lock(&fake.gate) += 1;
+            fake.meeting.notify_all();
+            assert_eq!(recv(&rx).0, gated);
+            pause();
+            // Both block now unless this thread was too slow (a waiting slot hands itself back
+            // after LENT_WAIT) or a spin outlasted the pause: such a round is not checked.
+            let both = pool.lent_idle() == 2;
+            pool.submit(js(b"n"), SubmitOptions::default(), next)
+                .unwrap();
+            assert_eq!(recv(&rx).0, next);
+            let ran_on = lock(&fake.ran_on);
+            if both && !lock(&fake.inboxed).contains(&next) && ran_on[&gated] != ran_on[&quick] {
+                checked += 1;
+                assert_eq!(
+                    ran_on[&next], ran_on[&gated],
+                    "round {round}: the next task went to the worker that reported earlier"
+                );
+            }
+        }
+        assert!(checked > 0, "no round had both workers waiting");
     }
 
     #[test]

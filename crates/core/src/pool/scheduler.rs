@@ -276,6 +276,14 @@ struct State<K, T, L> {
     lent_waiters: usize,
     /// Running tasks' work that idle threads may help with ([`TaskCtx::parallel`]).
     offers: Vec<Arc<Offer>>,
+    /// The waiting lent slots not signalled yet, as (report stamp, slot), the one whose worker
+    /// reported a result last on top: `submit` wakes that one (its caches are warm, and the
+    /// others time out and hand their slots back when one worker keeps up with the tasks).
+    lent_idle: Vec<(u64, usize)>,
+    /// Counts results reported on lent slots (the stamps of `lent_idle`).
+    reports: u64,
+    /// Lent slots spinning in [`Inner::pull`] before they wait (at most one).
+    lent_spinning: usize,
     closing: bool,
     seq: u64,
 }
@@ -304,8 +312,8 @@ impl<K, T, L> State<K, T, L> {
 struct Inner<K, T, L> {
     state: Mutex<State<K, T, L>>,
     work: Condvar,
-    /// Where lent slots wait for more lendable work (see [`Inner::pull`]).
-    lent_work: Condvar,
+    /// Where each lent slot waits for more lendable work (see [`Inner::pull`]), by slot.
+    lent_work: Vec<Condvar>,
     sink: Arc<dyn Sink<K, T>>,
     lender: Option<Arc<dyn Lender<T, L>>>,
     /// Each pool thread's handle, by slot.
@@ -371,11 +379,14 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
                 sleepers: 0,
                 lent_waiters: 0,
                 offers: Vec::new(),
+                lent_idle: Vec::with_capacity(threads),
+                reports: 0,
+                lent_spinning: 0,
                 closing: false,
                 seq: 0,
             }),
             work: Condvar::new(),
-            lent_work: Condvar::new(),
+            lent_work: (0..threads).map(|_| Condvar::new()).collect(),
             sink,
             lender,
             runners: (0..threads).map(|_| OnceLock::new()).collect(),
@@ -451,9 +462,16 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
         // a queued task never waits while a thread (and its worker) sits idle.
         let wake_lent = st.lent_waiters > 0 && (lendable || st.sleepers == 0);
         let wake = st.sleepers > 0 && (!wake_lent || st.queue.len() > st.lent_waiters);
+        // A spinning lent slot takes the task without a signal; more tasks than spinners also
+        // need a waiting one.
+        let lent = if wake_lent && st.queue.len() > st.lent_spinning {
+            st.lent_idle.pop().map(|(_, index)| index)
+        } else {
+            None
+        };
         drop(st);
-        if wake_lent {
-            inner.lent_work.notify_one();
+        if let Some(index) = lent {
+            inner.lent_work[index].notify_one();
         }
         if wake {
             inner.work.notify_one();
@@ -487,7 +505,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
     pub fn close(&self) {
         lock(&self.inner.state).closing = true;
         self.inner.work.notify_all();
-        self.inner.lent_work.notify_all();
+        self.inner.wake_lent_all();
     }
 
     /// Stops accepting tasks and cancels queued and running ones with `Closed`; returns the
@@ -506,7 +524,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
             .collect();
         drop(st);
         inner.work.notify_all();
-        inner.lent_work.notify_all();
+        inner.wake_lent_all();
         let mut tickets = Vec::with_capacity(queued.len() + running.len());
         for (_, q) in queued {
             q.task.state.store(FINISHED, Ordering::Release);
@@ -553,6 +571,13 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Pool<K, T, L> {
     #[cfg(test)]
     pub fn lent_waiters(&self) -> usize {
         lock(&self.inner.state).lent_waiters
+    }
+
+    /// Lent slots blocked in `pull` and not signalled yet, not counting a spinning one (tests
+    /// only).
+    #[cfg(test)]
+    pub fn lent_idle(&self) -> usize {
+        lock(&self.inner.state).lent_idle.len()
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -723,7 +748,7 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                         let why = served.err().unwrap_or_else(|| {
                             TaskError::Panicked("the task was lost".to_string())
                         });
-                        self.finish(index, seq, Err(why), false);
+                        self.finish(index, seq, Err(why), false, false);
                     }
                 }
             }
@@ -761,21 +786,36 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
 
     /// Takes task `seq` off slot `index` and settles it with `outcome` unless a cancel already
     /// did. `false` if that task is not on the slot.
-    fn finish(&self, index: usize, seq: u64, outcome: Result<T, TaskError>, failed: bool) -> bool {
+    /// Settles task `seq` of lent slot `index`. `None` if it is no longer there; otherwise
+    /// whether the slot spins for its next task (see [`Inner::pull`]): with `pull`, it is
+    /// counted as a spinning waiter before the outcome is delivered, so the next task, which
+    /// the submitting thread may send as soon as it has the result, is left to it.
+    fn finish(
+        &self,
+        index: usize,
+        seq: u64,
+        outcome: Result<T, TaskError>,
+        failed: bool,
+        pull: bool,
+    ) -> Option<(bool, u64)> {
         let mut st = lock(&self.state);
-        let Some(Running {
+        let Running {
             task,
             enqueued,
             started,
-        }) = st.slots[index].take_if(|r| r.task.key.1 == seq)
-        else {
-            return false;
-        };
+        } = st.slots[index].take_if(|r| r.task.key.1 == seq)?;
         self.stats.vacated(started);
         st.running -= 1;
+        st.reports += 1;
+        let stamp = st.reports;
+        let spin = pull && st.lent_spinning == 0 && !st.closing && !spin_time().is_zero();
+        if spin {
+            st.lent_waiters += 1;
+            st.lent_spinning += 1;
+        }
         drop(st);
         self.settle(&task, enqueued, started, outcome, failed);
-        true
+        Some((spin, stamp))
     }
 
     /// Records a finished task's times and hands `outcome` to the sink, unless a cancel already
@@ -800,15 +840,25 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
     }
 
     /// Starts the next task on lent slot `index` if the head of the queue is lendable work.
-    /// With an empty queue it waits on `lent_work` for up to [`LENT_WAIT`], which `submit`
-    /// signals before any sleeping pool thread, so a JS task submitted right after the previous
-    /// one reaches an idle worker with a single wake-up. It does not spin first: the runner has
-    /// just sent a result to the submitting thread, and on a busy machine the scheduler often
-    /// wakes that thread on the runner's own core, where a spin would only delay it (measured:
-    /// one-at-a-time round trips twice as long, and far longer under load).
-    fn pull(&self, index: usize) -> Option<(u64, L)> {
+    /// With an empty queue, one lent slot at a time (`spinning`, decided in
+    /// [`Inner::finish`]) first spins for up to the spin time,
+    /// yielding its CPU at every turn: the runner has just sent a result to the submitting
+    /// thread, which often runs on the runner's own core and must not wait for the spin, and
+    /// which often submits the next task at once (the request/response rhythm), which the
+    /// spinning runner then starts without any wake-up. Then it waits on its `lent_work`
+    /// condvar for up to [`LENT_WAIT`], which `submit` signals (for the slot that waited last,
+    /// whose worker ran a task last) before any sleeping pool thread, so a JS task submitted
+    /// later still reaches an idle worker with a single wake-up.
+    fn pull(&self, index: usize, spinning: bool, stamp: u64) -> Option<(u64, L)> {
         let mut waited = false;
+        if spinning {
+            self.spin_for_lent();
+        }
         let mut st = lock(&self.state);
+        if spinning {
+            st.lent_waiters -= 1;
+            st.lent_spinning -= 1;
+        }
         loop {
             match st.queue.first_key_value() {
                 Some((_, q)) if matches!(q.work, Work::Lend(_)) => {
@@ -825,12 +875,35 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
             }
             waited = true;
             st.lent_waiters += 1;
-            st = self
-                .lent_work
+            let at = st.lent_idle.partition_point(|&(s, _)| s < stamp);
+            st.lent_idle.insert(at, (stamp, index));
+            st = self.lent_work[index]
                 .wait_timeout(st, LENT_WAIT)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
             st.lent_waiters -= 1;
+            // Still there after a timeout (or a spurious wake-up): not signalled.
+            st.lent_idle.retain(|&(_, i)| i != index);
+        }
+    }
+
+    /// Spins until something is queued or the spin time is over, yielding the CPU at every turn
+    /// so that the thread this runner just sent a result to runs first if it shares this core.
+    fn spin_for_lent(&self) {
+        let spin = spin_time();
+        if spin.is_zero() {
+            return;
+        }
+        let until = Instant::now() + spin;
+        while self.queued.load(Ordering::Relaxed) == 0 && Instant::now() < until {
+            thread::yield_now();
+        }
+    }
+
+    /// Wakes every lent slot waiting in [`Inner::pull`] (closing: they hand their slots back).
+    fn wake_lent_all(&self) {
+        for waiting in &self.lent_work {
+            waiting.notify_all();
         }
     }
 
@@ -915,10 +988,10 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Lease<T, L> for Le
         failed: bool,
         pull: bool,
     ) -> Option<(u64, L)> {
-        if !self.inner.finish(self.index, seq, outcome, failed) || !pull {
-            return None;
+        match self.inner.finish(self.index, seq, outcome, failed, pull) {
+            Some((spinning, stamp)) if pull => self.inner.pull(self.index, spinning, stamp),
+            _ => None,
         }
-        self.inner.pull(self.index)
     }
 }
 
