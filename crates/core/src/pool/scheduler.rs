@@ -869,7 +869,16 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
                     };
                     return Some((q.task.key.1, job));
                 }
-                Some(_) => return None,
+                // Other work at the head: an idle pool thread takes it if there is one (a
+                // sleeping one was signalled by `submit`, a spinning one sees it), and this
+                // slot keeps waiting for lendable work; otherwise the slot goes back to its
+                // pool thread, which takes it.
+                Some(_)
+                    if waited || (st.sleepers == 0 && !self.spinning.load(Ordering::Relaxed)) =>
+                {
+                    return None
+                }
+                Some(_) => {}
                 None if st.closing || waited => return None,
                 None => {}
             }
