@@ -826,6 +826,7 @@ describe('resize', () => {
     await rejectsWith(resize(jpeg, { quality: 0 }), 'ERR_INVALID_ARG')
     await rejectsWith(resize(jpeg, { quality: 101 }), 'ERR_INVALID_ARG')
     await rejectsWith(resize(jpeg, { maxPixels: 0 }), 'ERR_INVALID_ARG')
+    assert.equal(corepool.DEFAULT_MAX_PIXELS, 0x3fff * 0x3fff)
     const same = await resize(jpeg, { width: undefined, height: undefined, fit: undefined, format: undefined })
     assert.deepEqual([same.width, same.height, same.format], [40, 30, 'jpeg'])
   })

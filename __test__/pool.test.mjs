@@ -312,6 +312,11 @@ for (const kind of ['native', 'JS']) {
     const blocker = task(200)
     await waitUntil(() => pool.stats.running === 1, 'the blocker to start')
     const a = pool.stats
+    // Before and after the threads start: the same histogram buckets.
+    assert.deepEqual(
+      a.runTimeHistogram.buckets.map((b) => b.le),
+      empty.runTimeHistogram.buckets.map((b) => b.le),
+    )
     await new Promise((r) => setTimeout(r, 25))
     const b = pool.stats
     assert.ok(

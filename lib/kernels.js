@@ -247,12 +247,14 @@ function passwordHash(password, options) {
   return rejecting(() => {
     const input = bytes(password, 'password')
     const o = check.object(options)
-    // Absent: the default; the native side checks the cross-field rule (memoryCost >= 8 × parallelism).
+    // Integers that fit the native u32 fields; absent: the default. The ranges (and memoryCost
+    // >= 8 × parallelism) are declared and checked once, in crates/core/src/kernels/password.rs.
+    const u32 = { max: 2 ** 32 - 1 }
     const params = {
-      memoryCost: check.int(o.memoryCost, 'options.memoryCost', { min: 8, max: 4 * 1024 * 1024 }),
-      timeCost: check.int(o.timeCost, 'options.timeCost', { min: 1, max: 1024 }),
-      parallelism: check.int(o.parallelism, 'options.parallelism', { min: 1, max: 64 }),
-      outputLength: check.int(o.outputLength, 'options.outputLength', { min: 4, max: 1024 }),
+      memoryCost: check.int(o.memoryCost, 'options.memoryCost', u32),
+      timeCost: check.int(o.timeCost, 'options.timeCost', u32),
+      parallelism: check.int(o.parallelism, 'options.parallelism', u32),
+      outputLength: check.int(o.outputLength, 'options.outputLength', u32),
     }
     return submitNativeArgs(native.passwordHash, [input, params], options)
   })
@@ -328,8 +330,8 @@ const maxFloat64 = (values, options) => statsFloat64(values, options).then((s) =
 
 const FITS = Object.values(native.ImageFit)
 const IMAGE_FORMATS = Object.values(native.ImageFormat)
-/** Default `maxPixels` of `resize` (sharp's `limitInputPixels` default, 0x3FFF²). */
-const DEFAULT_MAX_PIXELS = 0x3fff * 0x3fff
+/** Default `maxPixels` of `resize` (declared in src/kernels/image.rs, which applies it). */
+const { DEFAULT_MAX_PIXELS } = native
 
 /**
  * Decodes a JPEG, PNG or WebP image, resizes it (Lanczos3) and encodes it; resolves to
@@ -351,7 +353,7 @@ function resize(image, options) {
       fit: check.oneOf(o.fit, 'options.fit', FITS),
       format: check.oneOf(o.format, 'options.format', IMAGE_FORMATS),
       quality: check.int(o.quality, 'options.quality', { min: 1, max: 100 }),
-      maxPixels: check.int(o.maxPixels, 'options.maxPixels', { min: 1, default: DEFAULT_MAX_PIXELS }),
+      maxPixels: check.int(o.maxPixels, 'options.maxPixels', { min: 1 }),
     }
     return submitNativeArgs(native.resize, [input, request], options)
   })

@@ -14,12 +14,9 @@ const { types } = require('node:util')
 const { decodeResult, decodeEnvelope, settleDecoded, serializeTask, NEEDS_POST_MESSAGE } = require('./jscodec')
 const { SharedCounters, nativeCounters } = require('./counters')
 
-// Names of the counters a pool adds to in a shared region (option `counters`).
-const STATS_COUNTERS = [
-  'corepool_tasks_completed_total',
-  'corepool_tasks_failed_total',
-  'corepool_tasks_cancelled_total',
-]
+// Names of the counters a pool adds to in a shared region (option `counters`; declared in
+// crates/core/src/pool/stats.rs).
+const STATS_COUNTERS = native.poolStatsCounters()
 
 const WORKER_ENTRY = path.join(__dirname, 'worker.js')
 
@@ -30,12 +27,15 @@ const kWorkerExited = Symbol('corepool.workerExited')
 let nextCancelKey = 1
 let nextTag = 1
 const NO_BYTES = new Uint8Array(0)
-// Operators can lower every pool's thread priority without code changes.
+/** The largest `niceIncrement` (the lowest scheduling priority, 19, from the normal 0). */
+const MAX_NICE = 19
+// Operators can lower every pool's thread priority without code changes (a value that is not
+// a niceIncrement is ignored).
 const DEFAULT_NICE = parseNice(process.env.COREPOOL_NICE)
 
 function parseNice(value) {
   const n = Number(value ?? 0)
-  return Number.isInteger(n) && n >= 0 && n <= 19 ? n : 0
+  return Number.isInteger(n) && n >= 0 && n <= MAX_NICE ? n : 0
 }
 
 const defaultThreads = () =>
@@ -88,7 +88,7 @@ class Pool extends EventEmitter {
     const { counters } = o
     this.#threads = check.int(o.threads, 'options.threads', { min: 1, max: 1024 }) ?? defaultThreads()
     this.#maxQueue = check.int(o.maxQueue, 'options.maxQueue', { infinity: true, default: Infinity })
-    this.#nice = check.int(o.niceIncrement, 'options.niceIncrement', { max: 19, default: DEFAULT_NICE })
+    this.#nice = check.int(o.niceIncrement, 'options.niceIncrement', { max: MAX_NICE, default: DEFAULT_NICE })
     this.#closeTimeout = check.duration(o.closeTimeout, 'options.closeTimeout', { default: Infinity })
     // Checked whether or not `filename` is given (a pool without it may still get per-task ones).
     // A pool without a task module still runs per-task ones (`run(data, { filename })`).
@@ -126,7 +126,7 @@ class Pool extends EventEmitter {
   [kSubmitted](promise) {
     const n = ++this.#inflight
     if (n > this.#threads) this.#queuedSeen = true
-    if (!this.#needsDrain && this.#maxQueue >= 0 && n >= this.#threads + this.#maxQueue) {
+    if (!this.#needsDrain && n >= this.#threads + this.#maxQueue) {
       this.#needsDrain = true
       this.emit('needsDrain')
     }
@@ -296,7 +296,7 @@ class Pool extends EventEmitter {
   }
 
   get stats() {
-    if (this.#native === null) return emptyStats(this.#threads)
+    if (this.#native === null) return native.emptyPoolStats(this.#threads)
     return this.#native.stats()
   }
 
@@ -520,51 +520,6 @@ function jsOptions(options, threads) {
     workers: [],
   }
 }
-
-function emptyStats(threads) {
-  const t = { count: 0, min: 0, max: 0, mean: 0, p50: 0, p90: 0, p99: 0 }
-  return {
-    threads,
-    queued: 0,
-    running: 0,
-    completed: 0,
-    failed: 0,
-    cancelled: 0,
-    aborted: 0,
-    timedOut: 0,
-    waitTime: t,
-    runTime: { ...t },
-    runTimeHistogram: { buckets: RUN_BUCKETS_MS.map((le) => ({ le, count: 0 })), sum: 0, count: 0 },
-    busyTime: 0,
-    utilization: 0,
-  }
-}
-
-/** Upper bounds (ms) of the run-time histogram's buckets (crates/core/src/pool/stats.rs). */
-const RUN_BUCKETS_MS = [
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  25,
-  50,
-  100,
-  250,
-  500,
-  1000,
-  2500,
-  5000,
-  10000,
-  30000,
-  60000,
-  Infinity,
-]
 
 let defaultPoolInstance = null
 function getDefaultPool() {

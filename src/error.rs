@@ -53,6 +53,12 @@ pub struct SystemFailure {
 /// A napi error whose JS `code` is one of ours.
 pub type CodedError = napi::Error<Code>;
 
+/// A failed Node-API call (making a promise, a reference, a threadsafe function) as one of our
+/// errors: its code is the status's ([`Code::from`]), not `ERR_INVALID_ARG` whatever happened.
+pub fn napi_failure(e: napi::Error) -> CodedError {
+    napi::Error::new(Code::from(e.status), e.reason)
+}
+
 /// A napi error whose JS `code` is one of ours (thrown synchronously by constructors).
 pub fn js_error(code: ErrorCode, message: impl Into<String>) -> CodedError {
     napi::Error::new(Code(code), message.into())

@@ -14,18 +14,12 @@ use crate::error::{js_error, CodedError, ErrorCode, SystemFailure};
 #[napi(js_name = "listenReusePort")]
 pub fn listen_reuse_port(
     host: String,
-    port: u32,
+    port: u16,
 ) -> std::result::Result<Either<i32, SystemFailure>, CodedError> {
     let ip: IpAddr = host.parse().map_err(|_| {
         js_error(
             ErrorCode::InvalidArg,
             format!("host must be an IP address, got {host:?}"),
-        )
-    })?;
-    let port = u16::try_from(port).map_err(|_| {
-        js_error(
-            ErrorCode::InvalidArg,
-            format!("port must be 0 to 65535, got {port}"),
         )
     })?;
     let listener = match reuse_port_listener(ip, port, 511) {

@@ -206,6 +206,15 @@ export interface DecompressOptions {
   maxOutputLength: number
 }
 
+/** Default `maxPixels` of `resize` (sharp's `limitInputPixels` default, 0x3FFF²). */
+export declare const DEFAULT_MAX_PIXELS: number
+
+/**
+ * The stats of a pool of `threads` threads that has run nothing (`pool.stats` before the
+ * threads start): the same shape and histogram buckets as [`NativePool::stats`].
+ */
+export declare function emptyPoolStats(threads: number): PoolStats
+
 /** Native `hash`; see `lib/kernels.js`. */
 export declare function hash(
   pool: NativePool,
@@ -341,7 +350,7 @@ export declare function listenReusePort(host: string, port: number): number | Sy
 
 /** How `lib/pool.js` makes a [`NativePool`] (its options checked there). */
 export interface NativePoolOptions {
-  /** Pool threads, 1 to 1024. */
+  /** Pool threads (at least 1; `lib/pool.js` says how many at most). */
   threads: number
   /** Tasks that may wait beyond the running ones; unbounded when absent. */
   maxQueue?: number
@@ -393,13 +402,13 @@ export declare function passwordHash(
 
 /** Options of native `passwordHash` (argon2id); OWASP's defaults when absent. */
 export interface PasswordHashOptions {
-  /** Memory in KiB (at least 8 × `parallelism`); default 19456. */
+  /** Memory in KiB, 8 × `parallelism` to 4 GiB; default 19456. */
   memoryCost?: number
-  /** Passes; default 2. */
+  /** Passes, 1 to 1024; default 2. */
   timeCost?: number
-  /** Lanes; default 1. */
+  /** Lanes, 1 to 64; default 1. */
   parallelism?: number
-  /** Hash length in bytes; default 32. */
+  /** Hash length in bytes, 4 to 1024; default 32. */
   outputLength?: number
 }
 
@@ -432,6 +441,12 @@ export interface PoolStats {
   utilization: number
 }
 
+/**
+ * The names of the counters a pool adds its completed, failed and cancelled counts to in a
+ * shared region (`Pool` option `counters`).
+ */
+export declare function poolStatsCounters(): Array<string>
+
 /** Native `resize`. */
 export declare function resize(
   pool: NativePool,
@@ -463,7 +478,10 @@ export interface ResizeOptions {
   format?: ImageFormat
   /** JPEG quality, 1 to 100; default 80. */
   quality?: number
-  /** Larger inputs or outputs fail with ERR_OUTPUT_TOO_LARGE before decoding; default 0x3FFF². */
+  /**
+   * Larger inputs or outputs fail with ERR_OUTPUT_TOO_LARGE before decoding; default
+   * `DEFAULT_MAX_PIXELS`.
+   */
   maxPixels?: number
 }
 

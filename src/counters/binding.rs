@@ -10,7 +10,6 @@ use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::*;
 use napi::sys;
@@ -19,8 +18,9 @@ use napi_derive::napi;
 use super::layout::{Kind, SlotSpec, SLOT_STRIDE, WAITERS_OFFSET};
 use super::region::{Region, RegionError, View, WaitCondition, WaitOutcome};
 use super::Counters;
-use crate::error::{check, js_error, Code, CodedError, ErrorCode};
+use crate::error::{check, js_error, napi_failure, Code, CodedError, ErrorCode};
 use crate::pool::binding::RawValue;
+use crate::pool::timer::{self, millis};
 
 fn to_js(e: RegionError) -> CodedError {
     match e {
@@ -345,14 +345,10 @@ impl NativeCounters {
             WaitMode::NotEqual => WaitCondition::NotEqual(operand),
         };
         // A timeout too large to represent as a deadline is the same as none.
-        let deadline = timeout_ms
-            .and_then(|ms| Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).ok())
-            .and_then(|d| Instant::now().checked_add(d));
+        let deadline = timeout_ms.and_then(millis).and_then(timer::deadline);
         let cancel = Arc::new(AtomicBool::new(false));
         lock(&self.waits).insert(key, (index, Arc::clone(&cancel)));
-        let (deferred, promise) = env
-            .create_deferred()
-            .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?;
+        let (deferred, promise) = env.create_deferred().map_err(napi_failure)?;
         let view = Arc::clone(&self.view);
         let waits = Arc::clone(&self.waits);
         let spawned = std::thread::Builder::new()
@@ -371,7 +367,7 @@ impl NativeCounters {
         if let Err(e) = spawned {
             lock(&self.waits).remove(&key);
             return Err(js_error(
-                ErrorCode::Shm,
+                ErrorCode::System,
                 format!("cannot start a waiting thread: {e}"),
             ));
         }
@@ -428,9 +424,7 @@ pub fn counters_test_hammer(
     for _ in 0..threads {
         workers.push(Counters::new(counters.view.region()).map_err(to_js)?);
     }
-    let (deferred, promise) = env
-        .create_deferred()
-        .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?;
+    let (deferred, promise) = env.create_deferred().map_err(napi_failure)?;
     std::thread::spawn(move || {
         let handles: Vec<_> = workers
             .into_iter()

@@ -93,7 +93,8 @@ pub fn decompress_task(
         cancel_key,
     };
     let format = Format::from(format);
-    let max = options.max_output_length.min(usize::MAX as f64) as usize;
+    // `as` saturates; lib/kernels.js gives an integer >= 1.
+    let max = options.max_output_length as usize;
     let data = to_vec(data);
     let job = move |ctx: &TaskCtx| decompress(format, &data, max, ctx);
     pool.submit_task(task, Ok(job))

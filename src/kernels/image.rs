@@ -3,7 +3,7 @@
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
-use corepool_core::kernels::image::{resize, Fit, Format, Request, DEFAULT_MAX_PIXELS};
+use corepool_core::kernels::image::{self, resize, Fit, Format, Request};
 
 use crate::buffers::{to_vec, JsBytes};
 use crate::pool::binding::{NativePool, Output, RawValue, TaskOptions};
@@ -53,6 +53,10 @@ pub enum ImageFormat {
     Webp,
 }
 
+/// Default `maxPixels` of `resize` (sharp's `limitInputPixels` default, 0x3FFF²).
+#[napi]
+pub const DEFAULT_MAX_PIXELS: f64 = image::DEFAULT_MAX_PIXELS as f64;
+
 /// Options of native `resize`.
 #[napi(object)]
 pub struct ResizeOptions {
@@ -66,7 +70,8 @@ pub struct ResizeOptions {
     pub format: Option<ImageFormat>,
     /// JPEG quality, 1 to 100; default 80.
     pub quality: Option<u8>,
-    /// Larger inputs or outputs fail with ERR_OUTPUT_TOO_LARGE before decoding; default 0x3FFF².
+    /// Larger inputs or outputs fail with ERR_OUTPUT_TOO_LARGE before decoding; default
+    /// `DEFAULT_MAX_PIXELS`.
     pub max_pixels: Option<f64>,
 }
 
@@ -116,6 +121,6 @@ fn request(o: ResizeOptions) -> Request {
             ImageFormat::Webp => Format::Webp,
         }),
         quality: o.quality.unwrap_or(80),
-        max_pixels: o.max_pixels.map_or(DEFAULT_MAX_PIXELS, |n| n as u64),
+        max_pixels: o.max_pixels.map_or(image::DEFAULT_MAX_PIXELS, |n| n as u64),
     }
 }

@@ -14,13 +14,13 @@ use crate::pool::scheduler::TaskCtx;
 /// Options of native `passwordHash` (argon2id); OWASP's defaults when absent.
 #[napi(object)]
 pub struct PasswordHashOptions {
-    /// Memory in KiB (at least 8 × `parallelism`); default 19456.
+    /// Memory in KiB, 8 × `parallelism` to 4 GiB; default 19456.
     pub memory_cost: Option<u32>,
-    /// Passes; default 2.
+    /// Passes, 1 to 1024; default 2.
     pub time_cost: Option<u32>,
-    /// Lanes; default 1.
+    /// Lanes, 1 to 64; default 1.
     pub parallelism: Option<u32>,
-    /// Hash length in bytes; default 32.
+    /// Hash length in bytes, 4 to 1024; default 32.
     pub output_length: Option<u32>,
 }
 
@@ -39,7 +39,7 @@ pub fn password_hash_task(
         timeout,
         cancel_key,
     };
-    // `params` checks what the types cannot say: the ranges and memory >= 8 × parallelism.
+    // `params` checks what the types cannot say (the one declaration of the ranges).
     let job = params(
         options.memory_cost.unwrap_or(DEFAULT_MEMORY_KIB),
         options.time_cost.unwrap_or(DEFAULT_TIME_COST),

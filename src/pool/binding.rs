@@ -25,12 +25,15 @@ use super::scheduler::{
     lower_thread_priority, CancelReason, Lender, Pool, PoolOptions, Sink, SubmitError,
     SubmitOptions, TaskCtx, TaskError, TaskHandle, Work,
 };
-use super::stats::{Mirror, Summary, RUN_BUCKETS_NS};
+use super::stats::{
+    Mirror, StatsSnapshot, Summary, CANCELLED_COUNTER, COMPLETED_COUNTER, FAILED_COUNTER,
+    RUN_BUCKETS_NS,
+};
 use super::timer::millis;
 use super::wake::{self, Wake, WakeRef};
 use crate::counters::binding::NativeCounters;
 use crate::counters::Counters;
-use crate::error::{check, create_js_error, js_error, CodedError, ErrorCode};
+use crate::error::{check, create_js_error, js_error, napi_failure, Code, CodedError, ErrorCode};
 use crate::sync::lock;
 
 /// What a native job produces; converted to a JS value on the JS thread.
@@ -264,7 +267,7 @@ impl MainState {
         };
         let (ok, value) = match result {
             Ok(r) => r,
-            Err(e) => match create_js_error(env, ErrorCode::InvalidArg, &e.reason) {
+            Err(e) => match create_js_error(env, Code::from(e.status).0, &e.reason) {
                 Ok(v) => (false, v),
                 Err(_) => (false, ptr::null_mut()),
             },
@@ -420,7 +423,7 @@ pub struct PoolStats {
 /// How `lib/pool.js` makes a [`NativePool`] (its options checked there).
 #[napi(object)]
 pub struct NativePoolOptions {
-    /// Pool threads, 1 to 1024.
+    /// Pool threads (at least 1; `lib/pool.js` says how many at most).
     pub threads: u32,
     /// Tasks that may wait beyond the running ones; unbounded when absent.
     pub max_queue: Option<f64>,
@@ -503,13 +506,8 @@ impl NativePool {
             nice,
             abort_grace,
         } = options;
-        if threads == 0 || threads > 1024 {
-            return Err(js_error(
-                ErrorCode::InvalidArg,
-                "threads must be an integer from 1 to 1024",
-            ));
-        }
-        let max_queue = max_queue.map(|n| n.min(usize::MAX as f64) as usize);
+        // A float-to-int `as` saturates: beyond usize::MAX is unbounded in effect.
+        let max_queue = max_queue.map(|n| n as usize);
         let pending = Arc::new(Mutex::new(Pending::default()));
         let main = Rc::new(MainState {
             env: env.raw(),
@@ -521,7 +519,7 @@ impl NativePool {
             control: control
                 .map(|f| f.create_ref())
                 .transpose()
-                .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?,
+                .map_err(napi_failure)?,
         });
         let drain_pending = Arc::clone(&pending);
         let drain_main = Rc::clone(&main);
@@ -559,7 +557,8 @@ impl NativePool {
         let options = PoolOptions {
             threads: threads as usize,
             max_queue,
-            nice: nice.min(19) as i32,
+            // lower_thread_priority keeps the result within the system's range.
+            nice: nice as i32,
         };
         let lender = js.clone().map(|js| js as Arc<dyn Lender<Output, JsJob>>);
         let core =
@@ -683,7 +682,12 @@ impl NativePool {
     /// Counters, queue length and wait/run-time percentiles.
     #[napi]
     pub fn stats(&self) -> PoolStats {
-        let s = self.core.stats();
+        self.core.stats().into()
+    }
+}
+
+impl From<StatsSnapshot> for PoolStats {
+    fn from(s: StatsSnapshot) -> Self {
         PoolStats {
             threads: s.threads as u32,
             queued: s.queued as u32,
@@ -700,6 +704,27 @@ impl NativePool {
             utilization: s.utilization,
         }
     }
+}
+
+/// The stats of a pool of `threads` threads that has run nothing (`pool.stats` before the
+/// threads start): the same shape and histogram buckets as [`NativePool::stats`].
+#[napi(js_name = "emptyPoolStats")]
+pub fn empty_pool_stats(threads: u32) -> PoolStats {
+    StatsSnapshot {
+        threads: threads as usize,
+        run_buckets: vec![0; RUN_BUCKETS_NS.len() + 1],
+        ..StatsSnapshot::default()
+    }
+    .into()
+}
+
+/// The names of the counters a pool adds its completed, failed and cancelled counts to in a
+/// shared region (`Pool` option `counters`).
+#[napi(js_name = "poolStatsCounters")]
+pub fn pool_stats_counters() -> Vec<String> {
+    [COMPLETED_COUNTER, FAILED_COUNTER, CANCELLED_COUNTER]
+        .map(String::from)
+        .to_vec()
 }
 
 impl NativePool {
@@ -1017,6 +1042,6 @@ pub fn js_worker_exited(pool_id: f64, slot: u32, generation: f64, message: Strin
 #[napi(js_name = "jsWorkerNice")]
 pub fn js_worker_nice(nice: i32) {
     if nice > 0 {
-        lower_thread_priority(nice.min(19));
+        lower_thread_priority(nice);
     }
 }

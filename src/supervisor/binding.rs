@@ -14,7 +14,7 @@ use napi_derive::napi;
 
 use super::child::{self, ChildHandle, ChildSink, Exit, SpawnError, SpawnSpec, Stdio};
 use super::sys;
-use crate::error::{js_error, CodedError, ErrorCode, SystemFailure};
+use crate::error::{js_error, napi_failure, CodedError, ErrorCode, SystemFailure};
 
 /// Options of `spawnChild`, already validated and normalised by `lib/children.js`.
 /// What one of a child's stdin, stdout and stderr is.
@@ -209,7 +209,7 @@ pub fn spawn_child(
                 ),
             }))
         })
-        .map_err(|e| js_error(ErrorCode::InvalidArg, e.reason))?;
+        .map_err(napi_failure)?;
     let sink: Arc<dyn ChildSink> = Arc::new(JsSink(tsfn));
     let mut parent_fds = [-1i32; 4];
     match setup_fds(&options, &mut parent_fds) {

@@ -64,7 +64,10 @@ pub fn hash_password(password: &[u8], params: Params, ctx: &TaskCtx) -> Result<S
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_with_random_salt(password)
         .map_err(|e| match e {
-            Argon2Error::OsRandom => invalid(format!("the system's random generator failed: {e}")),
+            Argon2Error::OsRandom => TaskError::failed(
+                ErrorCode::System,
+                format!("the system's random generator failed: {e}"),
+            ),
             e => invalid(format!("argon2 failed: {e}")),
         })
 }
