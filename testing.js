@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 // Native tasks for tests: `panic` (a job that panics) and `sleep` (a job that holds its thread).
 // Not part of the documented API.

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 // Supervised children: spawn, exec and fork without a shell, with process-tree kill, timeouts
 // and no orphans. The native side (src/supervisor) starts the processes from its own thread and
@@ -166,12 +167,8 @@ function spawnError(errno, detail, o) {
   err.syscall = syscall
   err.path = file
   err.spawnargs = o.spawnargs
-  const cause = new Error(`${syscall} ${name}`)
-  cause.code = name
-  cause.errno = -errno
-  cause.syscall = syscall
-  cause.path = file
-  err.cause = cause
+  // The system error as node:child_process would report it.
+  err.cause = Object.assign(new Error(`${syscall} ${name}`), { code: name, errno: -errno, syscall, path: file })
   return err
 }
 
@@ -652,8 +649,9 @@ function fork(modulePath, args, options) {
   if (!Array.isArray(execArgv)) throw invalidArg(`options.execArgv must be an array, got ${describe(execArgv)}`)
   // As child_process does: a parent started with `node -e <code>` does not pass its code on (the
   // child would run it again instead of the module).
-  if (execArgv === process.execArgv && process._eval != null) {
-    const at = execArgv.lastIndexOf(process._eval)
+  const evaluated = /** @type {{ _eval?: string }} */ (/** @type {unknown} */ (process))._eval
+  if (execArgv === process.execArgv && evaluated != null) {
+    const at = execArgv.lastIndexOf(evaluated)
     if (at > 0) execArgv = [...execArgv.slice(0, at - 1), ...execArgv.slice(at + 1)]
   }
   if (args !== undefined && args !== null && !Array.isArray(args)) {
@@ -756,6 +754,7 @@ async function runExec(child, command, args, o) {
     state.tooLarge = true
     child.kill()
   }
+  /** @type {{ chunks: Buffer[], cut: boolean, add(chunk: Buffer): void } | null} */
   let all = null
   if (o.all) {
     const chunks = []

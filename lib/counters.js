@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 // SharedCounters: 64-bit atomic counters, gauges and histograms in shared memory (an anonymous
 // region for this process and its worker threads, or a named region in /dev/shm shared by
@@ -20,11 +21,8 @@ const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 let nextWaitKey = 1
 
-// Slot kinds, as the native layer names them (SlotKind in src/counters/binding.rs).
-const COUNTER = 'counter'
-const GAUGE = 'gauge'
-const HISTOGRAM = 'histogram'
-const PROCESS_GAUGE = 'processGauge'
+// Slot kinds: the values of the native string enum (SlotKind in src/counters/binding.rs).
+const { Counter: COUNTER, Gauge: GAUGE, Histogram: HISTOGRAM, ProcessGauge: PROCESS_GAUGE } = native.SlotKind
 /** The Prometheus type of each kind. */
 const TYPE_OF_KIND = { [COUNTER]: 'counter', [GAUGE]: 'gauge', [HISTOGRAM]: 'histogram', [PROCESS_GAUGE]: 'gauge' }
 /** prom-client's default buckets (seconds), so a switch from it keeps the same series. */
@@ -73,6 +71,11 @@ const checkObject = check.object
 /**
  * `names: (string | { name, type: 'counter' | 'gauge' | 'histogram', buckets?, perProcess? })[]`
  * → the slot definitions for native: `{ name, kind, buckets? }`.
+ */
+/**
+ * @param {unknown} names
+ * @param {string} what
+ * @returns {import('../types/native').SlotDefinition[]}
  */
 function parseNames(names, what) {
   if (!Array.isArray(names)) throw invalidArg(`${what} must be an array of counter names, got ${describe(names)}`)
@@ -221,7 +224,8 @@ class SharedCounters {
 
   /**
    * A new anonymous region for this process and its worker threads, every counter at 0.
-   * @param {{ names: (string | { name: string, type?: 'counter' | 'gauge' | 'histogram', buckets?: number[], perProcess?: boolean })[], processes?: number }} options
+   * @param {{ names: (string | { name: string, type?: 'counter' | 'gauge' | 'histogram', buckets?: number[], perProcess?: boolean })[], processes?: number } | symbol} options (a symbol: internal, see `fromHandle`)
+   * @param {import('../types/native').NativeCounters} [nativeCounters] with `kToken`: the region to wrap
    */
   constructor(options, nativeCounters) {
     if (options === kToken) {

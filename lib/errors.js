@@ -139,7 +139,8 @@ function guardMethods(target, names) {
 }
 
 module.exports = {
-  CorepoolError,
+  // Type-checked callers (lib/*.js with // @ts-check) see the public declaration, fields included.
+  CorepoolError: /** @type {typeof import('../types/errors').CorepoolError} */ (CorepoolError),
   CODES,
   invalidArg,
   invalidState,

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 // Port sharing for multi-process servers (see README, "Several processes on one port").
 const native = require('./native')

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 // The public Pool: option checking, AbortSignal wiring and the lazily started native pool.
 const os = require('node:os')
@@ -546,7 +547,7 @@ function submitNative(fn, arg, options) {
  * rejected promise.
  * @template {[] | unknown[]} A
  * @param {(np: NativePool, ...rest: [...A, ...TaskArgs]) => Promise<any>} fn the native binding
- *   (types/native.d.ts: a drift between it and the arguments given fails `tsc` on lib/kernels.js)
+ *   (types/native.d.ts: a drift between it and the arguments given fails `tsc` on its caller)
  * @param {A} args
  * @param {unknown} options
  * @param {Pool} [ownPool]

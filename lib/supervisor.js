@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 // An OTP-style supervisor over corepool's spawn/fork: restart strategies, restart intensity,
 // exponential backoff, readiness, ordered graceful shutdown.
@@ -18,6 +19,7 @@ const noop = () => {}
 const STRATEGIES = ['one_for_one', 'one_for_all', 'rest_for_one']
 const RESTARTS = ['permanent', 'transient', 'temporary']
 
+/** @returns {{ promise: Promise<void>, resolve: (value?: void) => void, reject: (err: Error) => void }} */
 function deferred() {
   let resolve, reject
   const promise = new Promise((res, rej) => {
@@ -427,6 +429,7 @@ class Supervisor extends EventEmitter {
       }
       entry.state = 'stopping'
       child.kill('SIGTERM')
+      /** @type {{ clear(): void }} */
       let timer
       const grace = new Promise((resolve) => {
         timer = longTimeout(resolve, entry.shutdownMs)

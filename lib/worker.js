@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 // Entry point of the worker_threads that run a pool's JS tasks. A task arrives through the
 // native inbox (no postMessage) when the worker is idle; reporting a result with `jsTaskDone`
@@ -186,7 +187,7 @@ function run(task, carried = null) {
     }
     if (pendingOutput()) {
       // A copy: the bytes of a small result are reused by the next encoding.
-      const bytes = result.moved === undefined ? Buffer.from(result) : result
+      const bytes = 'moved' in result ? result : Buffer.from(result)
       flushOutput().then(() => report(seq, bytes, ok))
       return
     }

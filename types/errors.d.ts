@@ -26,4 +26,12 @@ export class CorepoolError extends Error {
   /** `ERR_SPAWN`: the command that could not be started, and its arguments. */
   path?: string
   spawnargs?: string[]
+  /** `ERR_CHILD_TIMEOUT`: how long the child ran, in milliseconds. */
+  durationMs?: number
+  /** `ERR_SUPERVISOR_GAVE_UP`: the id of the child whose failures exhausted the intensity. */
+  childId?: string
+  /** `ERR_CLUSTER_RUNNING`: the running cluster's pid, port and name. */
+  pid?: number
+  port?: number
+  clusterName?: string
 }
