@@ -234,6 +234,9 @@ test('scale, status, prefixed and timestamped logs with worker ids', async () =>
   assert.equal(logs.trim().split('\n').length, 5)
   assert.equal(fs.statSync(c.controlSocket).mode & 0o777, 0o600)
   await c.stop()
+  // A stopped cluster: the calls are fine, the cluster cannot do them any more.
+  await assert.rejects(c.reload(), { code: 'ERR_INVALID_STATE' })
+  await assert.rejects(c.scale(2), { code: 'ERR_INVALID_STATE' })
 })
 
 test('maxMemoryRestart replaces a worker above the limit (start new, then stop old)', async () => {

@@ -269,6 +269,19 @@ test('bad arguments', async () => {
   await sup.stop()
 })
 
+test('start() waiting for a child that stop() or remove() ends rejects ERR_INVALID_STATE', async () => {
+  for (const end of ['stop', 'remove']) {
+    const sup = new Supervisor()
+    sup.add({ id: 'slow', ...forever, ready: { line: 'never printed' } })
+    const spawned = once(sup, 'spawn')
+    const started = sup.start()
+    await spawned
+    await (end === 'stop' ? sup.stop() : sup.remove('slow'))
+    await assert.rejects(started, { code: 'ERR_INVALID_STATE' }, end)
+    await sup.stop()
+  }
+})
+
 test("remove() stops one child gracefully and forgets it; 'spawn' hands out the child", async () => {
   const sup = new Supervisor()
   const spawned = []

@@ -11,7 +11,7 @@ const { Supervisor } = require('./supervisor')
 const { SharedCounters } = require('./counters')
 const { listenReusePort } = require('./net')
 const { closeGracefully } = require('./graceful')
-const { CorepoolError, invalidArg, describe } = require('./errors')
+const { CorepoolError, invalidArg, invalidState, describe } = require('./errors')
 const check = require('./validate')
 const { longTimeout } = require('./timers')
 
@@ -533,7 +533,7 @@ class Cluster extends EventEmitter {
    * stop the old one gracefully. Resolves `{ durationMs, replaced }`.
    */
   reload() {
-    if (this.#state !== 'running') return Promise.reject(invalidArg(`the cluster is ${this.#state}`))
+    if (this.#state !== 'running') return Promise.reject(invalidState(`the cluster is ${this.#state}`))
     return this.#serial(async () => {
       const start = performance.now()
       this.#note('reloading')
@@ -554,7 +554,7 @@ class Cluster extends EventEmitter {
   scale(n) {
     let count
     try {
-      if (this.#state !== 'running') throw invalidArg(`the cluster is ${this.#state}`)
+      if (this.#state !== 'running') throw invalidState(`the cluster is ${this.#state}`)
       count = workerCount(n)
     } catch (err) {
       return Promise.reject(err)

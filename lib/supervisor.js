@@ -204,8 +204,7 @@ class Supervisor extends EventEmitter {
     return this.#serial(async () => {
       await this.#stopEntries([...this.#entries].reverse())
       this.#state = 'stopped'
-      for (const e of this.#entries)
-        this.#failWaiters(e, new CorepoolError('ERR_INVALID_ARG', 'The supervisor stopped'))
+      for (const e of this.#entries) this.#failWaiters(e, invalidState('The supervisor stopped'))
       this.#done.resolve()
     })
   }
@@ -221,7 +220,7 @@ class Supervisor extends EventEmitter {
       await this.#stopEntries([entry])
       const index = this.#entries.indexOf(entry)
       if (index >= 0) this.#entries.splice(index, 1)
-      for (const w of entry.waiters.splice(0)) w.reject(invalidArg(`child ${JSON.stringify(id)} was removed`))
+      this.#failWaiters(entry, invalidState(`child ${JSON.stringify(id)} was removed`))
     })
   }
 
