@@ -408,3 +408,65 @@ test('spawn, exec and Supervisor: hostile arguments and options (harmless comman
     }
   })
 })
+
+test('the rest of the surface: close, listenReusePort, fork, Child and Supervisor methods, histograms, cluster', async () => {
+  const counters = new corepool.SharedCounters({
+    names: ['n', { name: 'h', type: 'histogram', buckets: [1, 2] }, { name: 'g', type: 'gauge', perProcess: true }],
+  })
+  const echoChild = new URL('./fixtures/echo-child.cjs', import.meta.url).pathname
+  await property('surface', [hostileValue, hostileValue], async (a, b) => {
+    await asyncCall('pool.close', () => new corepool.Pool({ threads: 1 }).close(a))
+    syncCall('listenReusePort', () => corepool.listenReusePort(a, b))
+    syncCall('observe', () => counters.observe(a, b))
+    syncCall('observe(h)', () => counters.observe('h', a))
+    syncCall('histogram', () => counters.histogram(a))
+    syncCall('perProcess', () => counters.perProcess(a))
+    syncCall('set(g)', () => counters.set('g', a))
+    counters.inc('n')
+    await asyncCall('waitFor', () => counters.waitFor('n', 1, a))
+    // Only a module path nothing can be made of, or corepool's own options checks, run here.
+    let startable = false
+    try {
+      startable = a !== null && typeof a === 'object' && ('module' in a || 'command' in a)
+    } catch {
+      // A getter bomb is passed on as it is.
+    }
+    if (!startable) await asyncCall('cluster', () => corepool.cluster(a))
+
+    const child = syncCall('spawn', () => corepool.spawn('true', [], { stdio: 'pipe' }))
+    syncCall('child.lines', () => child.lines(a))
+    syncCall('child.send (not forked)', () => child.send(a))
+    syncCall('child.kill', () => child.kill(b))
+    await child.exited.then(
+      () => {},
+      (err) => checkError(err, 'child.exited'),
+    )
+
+    const sup = syncCall('new Supervisor', () => new corepool.Supervisor())
+    await asyncCall('sup.restart', () => sup.restart(a))
+    await asyncCall('sup.remove', () => sup.remove(a))
+    syncCall('sup.status', () => sup.status(a))
+    syncCall('sup.add', () => sup.add(a))
+    await asyncCall('sup.start', () => sup.start(a))
+    await asyncCall('sup.stop', () => sup.stop(b))
+    await asyncCall('sup.start after stop', () => sup.start())
+  })
+  // Forked children cost a Node process each: fewer runs.
+  await fc.assert(
+    fc.asyncProperty(hostileValue, fc.oneof(fc.constant(undefined), hostileValue), async (a, b) => {
+      // Mostly a child that starts, so that its methods meet the hostile values.
+      const child = syncCall('fork', () => corepool.fork(echoChild, b === undefined ? [] : a, b ?? { silent: true }))
+      if (child === undefined) return
+      syncCall('child.send', () => child.send(a))
+      syncCall('child.send(callback)', () => child.send('bye', b))
+      child.kill('SIGKILL') // whether or not 'bye' went out
+      await child.exited.then(
+        () => {},
+        (err) => checkError(err, 'fork exited'),
+      )
+      syncCall('child.send after exit', () => child.send(a))
+    }),
+    { ...params, numRuns: Math.min(RUNS, 25) },
+  )
+  assert.deepEqual(unhandled, [], 'fork: unhandled rejections')
+})

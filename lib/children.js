@@ -14,6 +14,7 @@ const native = require('./native')
 const {
   CorepoolError,
   invalidArg,
+  invalidState,
   abortError,
   describe,
   systemError,
@@ -552,7 +553,7 @@ class Child extends EventEmitter {
    * Returns false when the channel is closed (the callback or an 'error' listener gets the error).
    */
   send(message, callback) {
-    if (this.#channel === null) throw new TypeError('send() is only available on children started with fork()')
+    if (this.#channel === null) throw invalidState('send() is only available on children started with fork()')
     if (callback !== undefined && typeof callback !== 'function') {
       throw invalidArg(`callback must be a function, got ${describe(callback)}`)
     }

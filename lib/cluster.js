@@ -11,7 +11,7 @@ const { Supervisor } = require('./supervisor')
 const { SharedCounters } = require('./counters')
 const { listenReusePort } = require('./net')
 const { closeGracefully } = require('./graceful')
-const { CorepoolError, invalidArg, invalidState, describe } = require('./errors')
+const { CorepoolError, invalidArg, invalidState, describe, asArgError } = require('./errors')
 const check = require('./validate')
 const { longTimeout } = require('./timers')
 
@@ -733,7 +733,7 @@ function cluster(options) {
   try {
     o = normalizeOptions(options)
   } catch (err) {
-    return Promise.reject(err)
+    return Promise.reject(asArgError(err)) // e.g. a getter of `options` that throws
   }
   return new Cluster(o, kCreate)._start()
 }

@@ -129,7 +129,8 @@ export declare class Child extends EventEmitter {
   /**
    * Forked children: sends a JSON-serialisable message, received by the child's
    * `process.on('message')`. Returns false when the channel is closed; the callback (or an
-   * `'error'` listener) then gets ERR_IPC_CHANNEL_CLOSED.
+   * `'error'` listener) then gets ERR_IPC_CHANNEL_CLOSED. A child not started by `fork()` has no
+   * channel: `send()` throws ERR_INVALID_STATE.
    */
   send(message: unknown, callback?: (error: Error | null) => void): boolean
   /** Forked children: closes the IPC channel (the child sees `'disconnect'`). */
