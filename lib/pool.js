@@ -158,7 +158,7 @@ class Pool extends EventEmitter {
     let name = null
     let file = null
     let transfers = null
-    let tag = 0
+    let tag = null // set for a task that talks to this thread
     let relayed = false
     let progress
     try {
@@ -222,11 +222,11 @@ class Pool extends EventEmitter {
     const settled = promise.then(
       (buffer) => {
         this.#jsInflight--
-        return tag === 0 ? decodeResult(buffer) : this.#talked(tag, buffer)
+        return tag === null ? decodeResult(buffer) : this.#talked(tag, buffer)
       },
       (err) => {
         this.#jsInflight--
-        if (tag !== 0) this.#forget(tag)
+        if (tag !== null) this.#forget(tag)
         throw err
       },
     )
@@ -428,15 +428,12 @@ class Pool extends EventEmitter {
     // Progress values still expected from this worker will not come.
     for (const talk of this.#talk.values()) talk.waiting?.()
     // A worker's failure that no task's rejection reports.
-    if (record.error && outcome === OUTSIDE_TASK && this.listenerCount('error') > 0) {
+    if (record.error && outcome === native.WorkerExit.OutsideTask && this.listenerCount('error') > 0) {
       this.emit('error', record.error)
     }
     this.emit('workerDestroy', info)
   }
 }
-
-/** `native.jsWorkerExited`: the exit was seen while no task had or waited for the worker. */
-const OUTSIDE_TASK = 1
 
 // The native pool holds its handler strongly; a WeakRef keeps that from pinning the Pool, so a
 // forgotten pool can be collected (its threads then stop and its workers exit).

@@ -5,7 +5,7 @@
 // returns the next queued task directly, so a busy worker runs tasks back to back without
 // waiting for any message.
 //
-// A task that talks to the submitting thread (`tag` != 0) uses this worker's private port to
+// A task that talks to the submitting thread (`tag` not null) uses this worker's private port to
 // it: progress values go out on it, and data that must be structured-cloned by `postMessage`
 // (shared memory, MessagePorts; `relayed`) is fetched over it.
 const { workerData: boot, receiveMessageOnPort } = require('node:worker_threads')

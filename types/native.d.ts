@@ -114,8 +114,8 @@ export declare class NativePool {
    * (see `JsSlots::prestart`): `[slot, generation]` to spawn now, or `null`.
    */
   prestart(): Array<number> | null
-  /** Id under which this pool's workers find it (0 when the pool has no JS tasks). */
-  get jsPoolId(): number
+  /** Id under which this pool's workers find it (null when the pool has no JS tasks). */
+  get jsPoolId(): number | null
   /** Number of threads. */
   get threads(): number
   /** Cancels the task registered under `key` (abort). Returns whether this call settled it. */
@@ -317,7 +317,7 @@ export declare function jsTaskDone(
   ok: boolean,
   moved: Uint8Array | undefined | null,
   whole: boolean,
-): [number, Buffer, string | null, Array<ArrayBuffer> | null, string | null, number, boolean, boolean] | null
+): [number, Buffer, string | null, Array<ArrayBuffer> | null, string | null, number | null, boolean, boolean] | null
 
 /**
  * Called by a worker once its task module is loaded: `on_message(kind, value)` receives its
@@ -330,11 +330,8 @@ export declare function jsWorkerAttach(
   onMessage: (kind: number, value: unknown) => void,
 ): boolean
 
-/**
- * The pool's JS thread saw a worker exit (or fail to start) with `message`. Returns 0 for a
- * stale report, 1 when no task had or waited for that worker, 2 when a task fails with it.
- */
-export declare function jsWorkerExited(poolId: number, slot: number, generation: number, message: string): number
+/** The pool's JS thread saw a worker exit (or fail to start) with `message`. */
+export declare function jsWorkerExited(poolId: number, slot: number, generation: number, message: string): WorkerExit
 
 /**
  * Lowers the calling thread's scheduling priority by `nice` (a worker applies its pool's
@@ -487,8 +484,8 @@ export interface ResizeOptions {
 
 /**
  * Submits a JS task (`payload` is the serialized argument) to run on a worker of the pool.
- * `filename` overrides the pool's task module; `tag` (0: none) is the submitting thread's id
- * for a task that talks to it: with `relayed`, that thread hands the data over itself; with
+ * `filename` overrides the pool's task module; `tag` is the submitting thread's id for a task
+ * that talks to it (absent for one that does not): with `relayed`, that thread hands the data over itself; with
  * `progress`, it listens to the task's progress values.
  */
 export declare function runJs(
@@ -497,7 +494,7 @@ export declare function runJs(
   name: string | undefined | null,
   filename: string | undefined | null,
   transfers: Array<ArrayBuffer> | undefined | null,
-  tag: number,
+  tag: number | undefined | null,
   relayed: boolean,
   progress: boolean,
   priority?: number | undefined | null,
@@ -631,4 +628,14 @@ export interface TimeSummary {
 export declare enum WaitMode {
   AtLeast = 'atLeast',
   NotEqual = 'notEqual',
+}
+
+/** What a worker's exit meant to its pool (see [`js_worker_exited`]). */
+export declare enum WorkerExit {
+  /** A report about an earlier worker of the slot: ignored. */
+  Stale = 'stale',
+  /** No task had or waited for the worker. */
+  OutsideTask = 'outsideTask',
+  /** A task had or waited for the worker, and fails with the message. */
+  TaskFailed = 'taskFailed',
 }

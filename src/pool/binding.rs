@@ -600,10 +600,10 @@ impl NativePool {
         Some(vec![slot as f64, generation as f64])
     }
 
-    /// Id under which this pool's workers find it (0 when the pool has no JS tasks).
+    /// Id under which this pool's workers find it (null when the pool has no JS tasks).
     #[napi(getter)]
-    pub fn js_pool_id(&self) -> f64 {
-        self.js.as_ref().map_or(0.0, |js| js.id() as f64)
+    pub fn js_pool_id(&self) -> Option<f64> {
+        self.js.as_ref().map(|js| js.id() as f64)
     }
 
     /// Number of threads.
@@ -809,8 +809,8 @@ impl NativePool {
 }
 
 /// Submits a JS task (`payload` is the serialized argument) to run on a worker of the pool.
-/// `filename` overrides the pool's task module; `tag` (0: none) is the submitting thread's id
-/// for a task that talks to it: with `relayed`, that thread hands the data over itself; with
+/// `filename` overrides the pool's task module; `tag` is the submitting thread's id for a task
+/// that talks to it (absent for one that does not): with `relayed`, that thread hands the data over itself; with
 /// `progress`, it listens to the task's progress values.
 #[allow(clippy::too_many_arguments)]
 #[napi(js_name = "runJs", ts_return_type = "Promise<Buffer>")]
@@ -821,7 +821,7 @@ pub fn run_js(
     name: Option<String>,
     filename: Option<String>,
     transfers: Option<Vec<ArrayBuffer>>,
-    tag: f64,
+    tag: Option<f64>,
     relayed: bool,
     progress: bool,
     priority: Option<f64>,
@@ -870,7 +870,7 @@ impl WorkerInbox for TsfnInbox {
 }
 
 /// A task as `lib/worker.js` takes it: `[seq, payload, name, buffers, filename, tag,
-/// relayed, progress]`. JS thread only.
+/// relayed, progress]` (`tag` null for a task that does not talk to its caller). JS thread only.
 fn task_value(env: sys::napi_env, seq: u64, job: JsJob) -> napi::Result<sys::napi_value> {
     // SAFETY: JS thread of `env`.
     let elements = unsafe {
@@ -880,7 +880,7 @@ fn task_value(env: sys::napi_env, seq: u64, job: JsJob) -> napi::Result<sys::nap
             Option::<String>::to_napi_value(env, job.name)?,
             transferred(env, job.buffers)?,
             Option::<String>::to_napi_value(env, job.filename)?,
-            f64::to_napi_value(env, job.tag)?,
+            Option::<f64>::to_napi_value(env, job.tag)?,
             bool::to_napi_value(env, job.relayed)?,
             bool::to_napi_value(env, job.progress)?,
         ]
@@ -983,7 +983,7 @@ pub fn js_worker_attach(
 #[allow(clippy::too_many_arguments)]
 #[napi(
     js_name = "jsTaskDone",
-    ts_return_type = "[number, Buffer, string | null, Array<ArrayBuffer> | null, string | null, number, boolean, boolean] | null"
+    ts_return_type = "[number, Buffer, string | null, Array<ArrayBuffer> | null, string | null, number | null, boolean, boolean] | null"
 )]
 pub fn js_task_done(
     env: Env,
@@ -1024,16 +1024,29 @@ pub fn js_worker_retire(pool_id: f64, slot: u32, generation: f64) -> bool {
         .is_some_and(|js| js.retire(slot as usize, generation as u64))
 }
 
-/// The pool's JS thread saw a worker exit (or fail to start) with `message`. Returns 0 for a
-/// stale report, 1 when no task had or waited for that worker, 2 when a task fails with it.
+/// What a worker's exit meant to its pool (see [`js_worker_exited`]).
+#[napi(string_enum)]
+pub enum WorkerExit {
+    /// A report about an earlier worker of the slot: ignored.
+    #[napi(value = "stale")]
+    Stale,
+    /// No task had or waited for the worker.
+    #[napi(value = "outsideTask")]
+    OutsideTask,
+    /// A task had or waited for the worker, and fails with the message.
+    #[napi(value = "taskFailed")]
+    TaskFailed,
+}
+
+/// The pool's JS thread saw a worker exit (or fail to start) with `message`.
 #[napi(js_name = "jsWorkerExited")]
-pub fn js_worker_exited(pool_id: f64, slot: u32, generation: f64, message: String) -> u32 {
+pub fn js_worker_exited(pool_id: f64, slot: u32, generation: f64, message: String) -> WorkerExit {
     match JsSlots::<Output>::find(pool_id as u64)
         .and_then(|js| js.exited(slot as usize, generation as u64, message))
     {
-        None => 0,
-        Some(false) => 1,
-        Some(true) => 2,
+        None => WorkerExit::Stale,
+        Some(false) => WorkerExit::OutsideTask,
+        Some(true) => WorkerExit::TaskFailed,
     }
 }
 

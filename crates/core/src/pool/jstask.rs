@@ -71,8 +71,8 @@ pub struct JsJob {
     pub filename: Option<String>,
     pub buffers: Vec<Box<dyn Transfer>>,
     /// The submitting thread's id for a task that talks to it (progress, or data that must be
-    /// handed over by `postMessage`); 0 for none.
-    pub tag: f64,
+    /// handed over by `postMessage`); `None` for a task that does not.
+    pub tag: Option<f64>,
     /// The data itself is handed over by the submitting thread (see `tag`); `payload` is empty.
     pub relayed: bool,
     /// The caller listens to the task's progress values (see `tag`).
@@ -713,7 +713,7 @@ mod tests {
             name: None,
             filename: None,
             buffers: vec![],
-            tag: 0.0,
+            tag: None,
             relayed: false,
             progress: false,
         })
