@@ -280,6 +280,10 @@ test('bad options reject with ERR_INVALID_ARG (never throw)', async () => {
     { module: APP, maxMemoryRestart: 'lots' },
     { command: 'sleep', ready: 'listening' },
     { module: APP, reusePort: 'yes' },
+    null,
+    [],
+    { module: APP, args: ['a', 1] },
+    { module: APP, execArgv: '--inspect' },
   ]) {
     const p = cluster(bad)
     assert.ok(p instanceof Promise)

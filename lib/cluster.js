@@ -163,9 +163,9 @@ function describeExit({ code, signal }) {
 }
 
 function normalizeOptions(options) {
-  if (options === undefined || options === null) throw invalidArg(`options must be an object, got ${describe(options)}`)
-  check.object(options)
-  const { module, command, args = [] } = options
+  check.object(options, 'options', { required: true })
+  const { module, command } = options
+  const args = check.strings(options.args, 'options.args', { default: [] })
   const env = check.object(options.env, 'options.env')
   const port = check.int(options.port, 'options.port', { max: 65535 })
   const host = check.string(options.host, 'options.host', { default: '0.0.0.0' })
@@ -178,8 +178,6 @@ function normalizeOptions(options) {
       `options.${module !== undefined ? 'module' : 'command'} must be a non-empty string, got ${describe(target)}`,
     )
   }
-  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string'))
-    throw invalidArg('options.args must be an array of strings')
   const base = path.basename(String(target instanceof URL ? target.pathname : target)).replace(/\.[cm]?[jt]s$/, '')
   const name = options.name ?? (base.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[._-]+/, '') || 'app')
   if (typeof name !== 'string' || !NAME.test(name)) {
@@ -190,12 +188,7 @@ function normalizeOptions(options) {
   })
   if (ready !== 'spawn' && module === undefined)
     throw invalidArg(`options.ready ${JSON.stringify(ready)} needs a module`)
-  if (
-    options.execArgv !== undefined &&
-    !(Array.isArray(options.execArgv) && options.execArgv.every((a) => typeof a === 'string'))
-  ) {
-    throw invalidArg('options.execArgv must be an array of strings')
-  }
+  check.strings(options.execArgv, 'options.execArgv')
   if (options.counters !== undefined && !Array.isArray(options.counters)) {
     throw invalidArg(`options.counters must be an array of counter specs, got ${describe(options.counters)}`)
   }

@@ -491,9 +491,7 @@ function jsOptions(options, threads) {
   const idleTimeout = check.duration(options.idleTimeout, 'options.idleTimeout', { default: 10_000 })
   const abortGrace = check.duration(options.abortGrace, 'options.abortGrace', { default: 1000 })
   if (resourceLimits !== undefined) check.object(resourceLimits, 'options.resourceLimits')
-  if (execArgv !== undefined && !(Array.isArray(execArgv) && execArgv.every((a) => typeof a === 'string'))) {
-    throw invalidArg(`options.execArgv must be an array of strings, got ${describe(execArgv)}`)
-  }
+  check.strings(execArgv, 'options.execArgv')
   if (env !== undefined && (env === null || (typeof env !== 'object' && typeof env !== 'symbol'))) {
     throw invalidArg(`options.env must be an object or worker_threads.SHARE_ENV, got ${describe(env)}`)
   }

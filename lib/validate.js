@@ -16,10 +16,17 @@ const { invalidArg, describe } = require('./errors')
 
 const EMPTY = Object.freeze({})
 
-/** `value` is an options object (a plain object, not an array); undefined and null: `{}`. */
-function object(value, name = 'options') {
-  if (value === undefined || value === null) return EMPTY
-  if (typeof value !== 'object' || Array.isArray(value)) {
+/**
+ * `value` is an options object (a plain object, not an array); undefined and null: `{}` (with
+ * `required`, refused).
+ * @param {unknown} value
+ * @param {string} [name]
+ * @param {{ required?: boolean }} [opts]
+ * @returns {any}
+ */
+function object(value, name = 'options', { required = false } = {}) {
+  if ((value === undefined || value === null) && !required) return EMPTY
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw invalidArg(`${name} must be an object, got ${describe(value)}`)
   }
   return value
@@ -130,6 +137,19 @@ function string(value, name, { nonEmpty = false, maxLength = Infinity, required 
 }
 
 /**
+ * An array of strings.
+ * @param {unknown} value
+ * @param {string} name
+ * @param {{ required?: boolean, default?: any }} [opts]
+ * @returns {any}
+ */
+function strings(value, name, { required = false, default: fallback } = {}) {
+  if (value === undefined && !required) return fallback
+  if (Array.isArray(value) && value.every((s) => typeof s === 'string')) return value
+  throw invalidArg(`${name} must be an array of strings, got ${describe(value)}`)
+}
+
+/**
  * A function.
  * @param {unknown} value
  * @param {string} name
@@ -175,6 +195,7 @@ module.exports = {
   oneOf,
   bool,
   string,
+  strings,
   fn,
   instance,
   signal,
