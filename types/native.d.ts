@@ -63,8 +63,8 @@ export declare class NativeCounters {
   get waitersOffset(): number
   /** The region's name, or null for an anonymous region. */
   get regionName(): string | null
-  /** The process-local id of an anonymous region (0 for a named one). */
-  get anonymousId(): number
+  /** The process-local id of an anonymous region (null for a named one). */
+  get anonymousId(): number | null
   /**
    * An ArrayBuffer over the slots (not the header) of this object's mapping. It keeps the
    * mapping alive until it is garbage collected.

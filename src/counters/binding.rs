@@ -274,10 +274,11 @@ impl NativeCounters {
         self.view.region().name().map(str::to_owned)
     }
 
-    /// The process-local id of an anonymous region (0 for a named one).
+    /// The process-local id of an anonymous region (null for a named one).
     #[napi(getter)]
-    pub fn anonymous_id(&self) -> f64 {
-        self.view.region().anon_id() as f64
+    pub fn anonymous_id(&self) -> Option<f64> {
+        let region = self.view.region();
+        region.name().is_none().then(|| region.anon_id() as f64)
     }
 
     /// An ArrayBuffer over the slots (not the header) of this object's mapping. It keeps the
