@@ -7,4 +7,5 @@ mod kernels;
 mod net;
 mod pool;
 mod supervisor;
+mod values;
 use corepool_core::sync;

@@ -16,25 +16,23 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi::sys;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use super::jstask::{JsJob, JsSlots, Transfer, WorkerControl, WorkerInbox, WorkerMsg};
-use super::moved::Moved;
+use super::jstask::{JsJob, JsSlots, WorkerControl};
+use super::report::PoolStats;
 use super::scheduler::{
-    lower_thread_priority, CancelReason, Lender, Pool, PoolOptions, Sink, SubmitError,
-    SubmitOptions, TaskCtx, TaskError, TaskHandle, Work,
+    CancelReason, Lender, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskCtx, TaskError,
+    TaskHandle, Work,
 };
-use super::stats::{
-    Mirror, StatsSnapshot, Summary, CANCELLED_COUNTER, COMPLETED_COUNTER, FAILED_COUNTER,
-    RUN_BUCKETS_NS,
-};
+use super::stats::Mirror;
 use super::timer::millis;
 use super::wake::{self, Wake, WakeRef};
 use crate::counters::binding::NativeCounters;
 use crate::counters::Counters;
 use crate::error::{check, create_js_error, js_error, napi_failure, Code, CodedError, ErrorCode};
+// The kernels name it through here.
 use crate::sync::lock;
+pub use crate::values::{buffer_value, RawValue};
 
 /// What a native job produces; converted to a JS value on the JS thread.
 pub enum Output {
@@ -101,38 +99,6 @@ pub struct TaskOptions {
     pub timeout: Option<f64>,
     /// The key `NativePool.cancel` takes to abort the task; not cancellable when absent.
     pub cancel_key: Option<i64>,
-}
-
-/// Small results are copied into a fresh `Buffer`; large ones become an external `Buffer` over
-/// the `Vec`'s memory (no copy on the JS thread). JS thread only.
-pub fn buffer_value(env: sys::napi_env, bytes: Vec<u8>) -> napi::Result<sys::napi_value> {
-    const COPY_BELOW: usize = 64 * 1024;
-    if bytes.len() >= COPY_BELOW {
-        // SAFETY: `env` is the live env of the calling JS thread.
-        return unsafe { Buffer::to_napi_value(env, Buffer::from(bytes)) };
-    }
-    let mut value = ptr::null_mut();
-    // SAFETY: JS thread; the source pointer is valid for `bytes.len()` bytes during the call and
-    // the out-pointer for the data is allowed to be null.
-    check(unsafe {
-        sys::napi_create_buffer_copy(
-            env,
-            bytes.len(),
-            bytes.as_ptr().cast(),
-            ptr::null_mut(),
-            &mut value,
-        )
-    })?;
-    Ok(value)
-}
-
-/// A JS value returned as-is from a native function.
-pub struct RawValue(pub sys::napi_value);
-
-impl ToNapiValue for RawValue {
-    unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        Ok(val.0)
-    }
 }
 
 /// A task's promise, plus the key under which JS may cancel it.
@@ -337,89 +303,6 @@ fn new_promise(env: sys::napi_env) -> napi::Result<(sys::napi_deferred, sys::nap
     Ok((deferred, promise))
 }
 
-/// Percentiles of a duration histogram, in milliseconds.
-#[napi(object)]
-pub struct TimeSummary {
-    pub count: f64,
-    pub min: f64,
-    pub max: f64,
-    pub mean: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-}
-
-impl From<Summary> for TimeSummary {
-    fn from(s: Summary) -> Self {
-        TimeSummary {
-            count: s.count as f64,
-            min: s.min,
-            max: s.max,
-            mean: s.mean,
-            p50: s.p50,
-            p90: s.p90,
-            p99: s.p99,
-        }
-    }
-}
-
-/// One bucket of a cumulative histogram: the tasks that ran at most `le` ms.
-#[napi(object)]
-pub struct HistogramBucket {
-    pub le: f64,
-    pub count: f64,
-}
-
-/// Run times in fixed buckets (cumulative counts, `Infinity` last), their sum (ms) and count.
-#[napi(object)]
-pub struct RunTimeHistogram {
-    pub buckets: Vec<HistogramBucket>,
-    pub sum: f64,
-    pub count: f64,
-}
-
-fn run_time_histogram(counts: &[u64], sum_ns: u64) -> RunTimeHistogram {
-    let mut total = 0u64;
-    let buckets = counts
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            total += n;
-            HistogramBucket {
-                le: RUN_BUCKETS_NS
-                    .get(i)
-                    .map_or(f64::INFINITY, |&ns| ns as f64 / 1e6),
-                count: total as f64,
-            }
-        })
-        .collect();
-    RunTimeHistogram {
-        buckets,
-        sum: sum_ns as f64 / 1e6,
-        count: total as f64,
-    }
-}
-
-/// A snapshot of a pool's counters.
-#[napi(object)]
-pub struct PoolStats {
-    pub threads: u32,
-    pub queued: u32,
-    pub running: u32,
-    pub completed: f64,
-    pub failed: f64,
-    pub cancelled: f64,
-    pub aborted: f64,
-    pub timed_out: f64,
-    pub wait_time: TimeSummary,
-    pub run_time: TimeSummary,
-    /// Run time only (not queue time) in fixed buckets; only grows.
-    pub run_time_histogram: RunTimeHistogram,
-    /// Thread time spent running tasks, ms, summed over threads, running tasks included.
-    pub busy_time: f64,
-    pub utilization: f64,
-}
-
 /// How `lib/pool.js` makes a [`NativePool`] (its options checked there).
 #[napi(object)]
 pub struct NativePoolOptions {
@@ -439,7 +322,7 @@ pub struct NativePoolOptions {
 pub struct NativePool {
     core: Arc<Pool<Ticket, Output, JsJob>>,
     main: Rc<MainState>,
-    js: Option<Arc<JsSlots<Output>>>,
+    pub(super) js: Option<Arc<JsSlots<Output>>>,
     /// The environment cleanup hook's state (see [`env_teardown`]).
     teardown: *const Teardown,
 }
@@ -686,47 +569,6 @@ impl NativePool {
     }
 }
 
-impl From<StatsSnapshot> for PoolStats {
-    fn from(s: StatsSnapshot) -> Self {
-        PoolStats {
-            threads: s.threads as u32,
-            queued: s.queued as u32,
-            running: s.running as u32,
-            completed: s.completed as f64,
-            failed: s.failed as f64,
-            cancelled: s.cancelled() as f64,
-            aborted: s.aborted as f64,
-            timed_out: s.timed_out as f64,
-            wait_time: s.wait_time.into(),
-            run_time: s.run_time.into(),
-            run_time_histogram: run_time_histogram(&s.run_buckets, s.run_sum_ns),
-            busy_time: s.busy_ns as f64 / 1e6,
-            utilization: s.utilization,
-        }
-    }
-}
-
-/// The stats of a pool of `threads` threads that has run nothing (`pool.stats` before the
-/// threads start): the same shape and histogram buckets as [`NativePool::stats`].
-#[napi(js_name = "emptyPoolStats")]
-pub fn empty_pool_stats(threads: u32) -> PoolStats {
-    StatsSnapshot {
-        threads: threads as usize,
-        run_buckets: vec![0; RUN_BUCKETS_NS.len() + 1],
-        ..StatsSnapshot::default()
-    }
-    .into()
-}
-
-/// The names of the counters a pool adds its completed, failed and cancelled counts to in a
-/// shared region (`Pool` option `counters`).
-#[napi(js_name = "poolStatsCounters")]
-pub fn pool_stats_counters() -> Vec<String> {
-    [COMPLETED_COUNTER, FAILED_COUNTER, CANCELLED_COUNTER]
-        .map(String::from)
-        .to_vec()
-}
-
 impl NativePool {
     fn wait_stopped(&self) -> napi::Result<RawValue> {
         let (deferred, promise) = new_promise(self.main.env)?;
@@ -760,7 +602,11 @@ impl NativePool {
         }
     }
 
-    fn submit_work(&self, work: Work<Output, JsJob>, task: TaskOptions) -> napi::Result<RawValue> {
+    pub(super) fn submit_work(
+        &self,
+        work: Work<Output, JsJob>,
+        task: TaskOptions,
+    ) -> napi::Result<RawValue> {
         let TaskOptions {
             priority,
             timeout,
@@ -805,256 +651,5 @@ impl NativePool {
         // SAFETY: JS thread; the deferred was just created and is settled once, here.
         unsafe { sys::napi_reject_deferred(self.main.env, deferred, error) };
         Ok(RawValue(promise))
-    }
-}
-
-/// Submits a JS task (`payload` is the serialized argument) to run on a worker of the pool.
-/// `filename` overrides the pool's task module; `tag` is the submitting thread's id for a task
-/// that talks to it (absent for one that does not): with `relayed`, that thread hands the data over itself; with
-/// `progress`, it listens to the task's progress values.
-#[allow(clippy::too_many_arguments)]
-#[napi(js_name = "runJs", ts_return_type = "Promise<Buffer>")]
-pub fn run_js(
-    env: Env,
-    pool: &NativePool,
-    payload: Uint8ArraySlice,
-    name: Option<String>,
-    filename: Option<String>,
-    transfers: Option<Vec<ArrayBuffer>>,
-    tag: Option<f64>,
-    relayed: bool,
-    progress: bool,
-    priority: Option<f64>,
-    timeout: Option<f64>,
-    cancel_key: Option<i64>,
-) -> napi::Result<RawValue> {
-    let task = TaskOptions {
-        priority,
-        timeout,
-        cancel_key,
-    };
-    if pool.js.is_none() {
-        return pool.reject(
-            ErrorCode::InvalidArg,
-            "this pool has no task module (options.filename)",
-        );
-    }
-    let buffers = transfers
-        .unwrap_or_default()
-        .iter()
-        .map(|b| Moved::hold(env.raw(), b).map(|m| Box::new(m) as Box<dyn Transfer>))
-        .collect::<napi::Result<_>>()?;
-    let job = JsJob {
-        payload: payload.to_vec(),
-        name,
-        filename,
-        buffers,
-        tag,
-        relayed,
-        progress,
-    };
-    pool.submit_work(Work::Lend(job), task)
-}
-
-/// `(kind, value)`: kind 0 runs the task `value` (see [`task_value`]), 1 aborts task `value`
-/// (its seq), 2 tells the worker to exit.
-type InboxArgs = FnArgs<(u32, RawValue)>;
-type InboxFn = ThreadsafeFunction<WorkerMsg, (), InboxArgs, Status, false, false>;
-
-struct TsfnInbox(InboxFn);
-
-impl WorkerInbox for TsfnInbox {
-    fn send(&self, msg: WorkerMsg) -> bool {
-        self.0.call(msg, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
-    }
-}
-
-/// A task as `lib/worker.js` takes it: `[seq, payload, name, buffers, filename, tag,
-/// relayed, progress]` (`tag` null for a task that does not talk to its caller). JS thread only.
-fn task_value(env: sys::napi_env, seq: u64, job: JsJob) -> napi::Result<sys::napi_value> {
-    // SAFETY: JS thread of `env`.
-    let elements = unsafe {
-        [
-            f64::to_napi_value(env, seq as f64)?,
-            buffer_value(env, job.payload)?,
-            Option::<String>::to_napi_value(env, job.name)?,
-            transferred(env, job.buffers)?,
-            Option::<String>::to_napi_value(env, job.filename)?,
-            Option::<f64>::to_napi_value(env, job.tag)?,
-            bool::to_napi_value(env, job.relayed)?,
-            bool::to_napi_value(env, job.progress)?,
-        ]
-    };
-    array_value(env, &elements)
-}
-
-/// A JS array of `elements`. JS thread only.
-fn array_value(env: sys::napi_env, elements: &[sys::napi_value]) -> napi::Result<sys::napi_value> {
-    let mut array = ptr::null_mut();
-    // SAFETY: JS thread of `env`; `array` and the elements are live handles of this scope.
-    unsafe {
-        check(sys::napi_create_array_with_length(
-            env,
-            elements.len(),
-            &mut array,
-        ))?;
-        for (i, element) in elements.iter().enumerate() {
-            check(sys::napi_set_element(env, array, i as u32, *element))?;
-        }
-    }
-    Ok(array)
-}
-
-/// A task's transferred buffers as an array of `ArrayBuffer`s of the worker's own, or `null`
-/// when there are none. Each is a copy made here, and the caller's memory is let go of at once.
-///
-/// A view over the caller's memory would save that copy, but the caller can free its memory
-/// only after the worker has collected the view, and a worker that allocates little collects
-/// rarely: 400 tasks of 1 MiB, 4 in flight, held 380-400 MiB at their peak. Reporting the views
-/// to V8 as external memory bounded that but made the worker collect fully every 64 MiB, which
-/// cost more than the copy. A copy is memory V8 allocated, counts and frees like any other.
-fn transferred(
-    env: sys::napi_env,
-    buffers: Vec<Box<dyn Transfer>>,
-) -> napi::Result<sys::napi_value> {
-    if buffers.is_empty() {
-        // SAFETY: JS thread of `env`.
-        return unsafe { Null::to_napi_value(env, Null) };
-    }
-    let mut elements = Vec::with_capacity(buffers.len());
-    for mut input in buffers {
-        let (mut value, mut data) = (ptr::null_mut(), ptr::null_mut());
-        let len = input.len();
-        // SAFETY: JS thread of `env`; on success `data` points to `len` writable bytes, which
-        // cannot overlap the caller's memory (`input`, valid until it is dropped below).
-        unsafe {
-            check(sys::napi_create_arraybuffer(
-                env, len, &mut data, &mut value,
-            ))?;
-            if len > 0 {
-                ptr::copy_nonoverlapping(input.as_mut_ptr(), data.cast::<u8>(), len);
-            }
-        }
-        // The caller's thread deletes its reference to the memory, which it then collects.
-        drop(input);
-        elements.push(value);
-    }
-    array_value(env, &elements)
-}
-
-/// Called by a worker once its task module is loaded: `on_message(kind, value)` receives its
-/// tasks (see [`InboxArgs`]). Holding the inbox keeps the worker's event loop alive.
-#[napi(js_name = "jsWorkerAttach")]
-pub fn js_worker_attach(
-    pool_id: f64,
-    slot: u32,
-    generation: f64,
-    #[napi(ts_arg_type = "(kind: number, value: unknown) => void")] on_message: Function<
-        InboxArgs,
-        (),
-    >,
-) -> napi::Result<bool> {
-    let Some(js) = JsSlots::<Output>::find(pool_id as u64) else {
-        return Ok(false);
-    };
-    let inbox: InboxFn = on_message
-        .build_threadsafe_function::<WorkerMsg>()
-        .callee_handled::<false>()
-        .build_callback(|ctx| {
-            let env = ctx.env.raw();
-            // SAFETY: the callback runs on the worker's JS thread.
-            let (kind, value) = unsafe {
-                match ctx.value {
-                    WorkerMsg::Run { seq, job } => (0, task_value(env, seq, job)?),
-                    WorkerMsg::Abort { seq } => (1, f64::to_napi_value(env, seq as f64)?),
-                    WorkerMsg::Exit => (2, Null::to_napi_value(env, Null)?),
-                }
-            };
-            Ok((kind, RawValue(value)).into())
-        })?;
-    Ok(js.attach(slot as usize, generation as u64, Arc::new(TsfnInbox(inbox))))
-}
-
-/// A worker reports the encoded result of task `seq` (`ok == false`: the task threw); `moved`
-/// are the bytes of a result passed to `move()` (`whole`: the ArrayBuffer itself), copied once
-/// in front of it (the layout `lib/jscodec.js` decodes). Returns
-/// the next task for the worker (see [`task_value`]) when the next queued task is a JS task;
-/// otherwise `null` (the worker then waits for its inbox).
-#[allow(clippy::too_many_arguments)]
-#[napi(
-    js_name = "jsTaskDone",
-    ts_return_type = "[number, Buffer, string | null, Array<ArrayBuffer> | null, string | null, number | null, boolean, boolean] | null"
-)]
-pub fn js_task_done(
-    env: Env,
-    pool_id: f64,
-    slot: u32,
-    seq: f64,
-    result: Uint8ArraySlice,
-    ok: bool,
-    moved: Option<Uint8ArraySlice>,
-    whole: bool,
-) -> napi::Result<RawValue> {
-    const MOVED_HEADER: usize = 16;
-    let env = env.raw();
-    let bytes = match moved {
-        None => result.to_vec(),
-        Some(moved) => {
-            let mut bytes = Vec::with_capacity(MOVED_HEADER + moved.len() + result.len());
-            bytes.extend_from_slice(&[0, u8::from(whole), 0, 0, 0, 0, 0, 0]);
-            bytes.extend_from_slice(&(moved.len() as u64).to_le_bytes());
-            bytes.extend_from_slice(&moved);
-            bytes.extend_from_slice(&result);
-            bytes
-        }
-    };
-    let next = JsSlots::<Output>::find(pool_id as u64)
-        .and_then(|js| js.done(slot as usize, seq as u64, bytes, ok));
-    Ok(RawValue(match next {
-        Some((seq, job)) => task_value(env, seq, job)?,
-        // SAFETY: JS thread of `env`.
-        None => unsafe { Null::to_napi_value(env, Null)? },
-    }))
-}
-
-/// An idle worker asks to exit; `true` means it may (no task is assigned to it).
-#[napi(js_name = "jsWorkerRetire")]
-pub fn js_worker_retire(pool_id: f64, slot: u32, generation: f64) -> bool {
-    JsSlots::<Output>::find(pool_id as u64)
-        .is_some_and(|js| js.retire(slot as usize, generation as u64))
-}
-
-/// What a worker's exit meant to its pool (see [`js_worker_exited`]).
-#[napi(string_enum)]
-pub enum WorkerExit {
-    /// A report about an earlier worker of the slot: ignored.
-    #[napi(value = "stale")]
-    Stale,
-    /// No task had or waited for the worker.
-    #[napi(value = "outsideTask")]
-    OutsideTask,
-    /// A task had or waited for the worker, and fails with the message.
-    #[napi(value = "taskFailed")]
-    TaskFailed,
-}
-
-/// The pool's JS thread saw a worker exit (or fail to start) with `message`.
-#[napi(js_name = "jsWorkerExited")]
-pub fn js_worker_exited(pool_id: f64, slot: u32, generation: f64, message: String) -> WorkerExit {
-    match JsSlots::<Output>::find(pool_id as u64)
-        .and_then(|js| js.exited(slot as usize, generation as u64, message))
-    {
-        None => WorkerExit::Stale,
-        Some(false) => WorkerExit::OutsideTask,
-        Some(true) => WorkerExit::TaskFailed,
-    }
-}
-
-/// Lowers the calling thread's scheduling priority by `nice` (a worker applies its pool's
-/// `niceIncrement` to itself, as the pool threads do).
-#[napi(js_name = "jsWorkerNice")]
-pub fn js_worker_nice(nice: i32) {
-    if nice > 0 {
-        lower_thread_priority(nice);
     }
 }
