@@ -19,8 +19,8 @@ use super::layout::{Kind, SlotSpec, SLOT_STRIDE, WAITERS_OFFSET};
 use super::region::{Region, RegionError, View, WaitCondition, WaitOutcome};
 use super::Counters;
 use crate::error::{check, js_error, napi_failure, Code, CodedError, ErrorCode};
-use crate::pool::timer::{self, millis};
 use crate::values::RawValue;
+use corepool_core::pool::timer::{self, millis};
 
 fn to_js(e: RegionError) -> CodedError {
     match e {
