@@ -92,21 +92,9 @@ function asArgError(err) {
   return new CorepoolError('ERR_INVALID_ARG', describeError(err), { cause: err })
 }
 
-// Node-API statuses that napi-rs reports as `code` when a native argument has the wrong type.
-const NAPI_TYPE_STATUSES = new Set([
-  'InvalidArg',
-  'ObjectExpected',
-  'StringExpected',
-  'NameExpected',
-  'FunctionExpected',
-  'NumberExpected',
-  'BooleanExpected',
-  'ArrayExpected',
-  'BigintExpected',
-  'DateExpected',
-  'ArrayBufferExpected',
-  'DetachableArraybufferExpected',
-])
+// Node-API statuses that napi-rs reports as `code` when a native argument has the wrong type
+// (the list is src/error.rs's; read when first needed, so that loading this module needs no addon).
+let napiTypeStatuses
 
 /**
  * What a native call threw, as a corepool error: ours pass through, a napi-rs type mismatch is
@@ -114,7 +102,8 @@ const NAPI_TYPE_STATUSES = new Set([
  */
 function fromNative(err) {
   if (err instanceof Error && CODES.has(err.code)) return err
-  const code = err instanceof Error && NAPI_TYPE_STATUSES.has(err.code) ? 'ERR_INVALID_ARG' : 'ERR_SYSTEM'
+  napiTypeStatuses ??= new Set(require('./native').napiTypeStatuses())
+  const code = err instanceof Error && napiTypeStatuses.has(err.code) ? 'ERR_INVALID_ARG' : 'ERR_SYSTEM'
   return new CorepoolError(code, describeError(err), { cause: err })
 }
 

@@ -19,26 +19,45 @@ impl AsRef<str> for Code {
     }
 }
 
+/// The Node-API statuses that mean a value of the wrong type: a bad argument. Any other
+/// Node-API failure is not.
+const TYPE_STATUSES: [napi::Status; 12] = {
+    use napi::Status::*;
+    [
+        InvalidArg,
+        ObjectExpected,
+        StringExpected,
+        NameExpected,
+        FunctionExpected,
+        NumberExpected,
+        BooleanExpected,
+        ArrayExpected,
+        BigintExpected,
+        DateExpected,
+        ArrayBufferExpected,
+        DetachableArraybufferExpected,
+    ]
+};
+
 impl From<napi::Status> for Code {
-    // A value of the wrong type is a bad argument; any other Node-API failure is not.
     fn from(status: napi::Status) -> Self {
-        use napi::Status::*;
-        Code(match status {
-            InvalidArg
-            | ObjectExpected
-            | StringExpected
-            | NameExpected
-            | FunctionExpected
-            | NumberExpected
-            | BooleanExpected
-            | ArrayExpected
-            | BigintExpected
-            | DateExpected
-            | ArrayBufferExpected
-            | DetachableArraybufferExpected => ErrorCode::InvalidArg,
-            _ => ErrorCode::System,
+        Code(if TYPE_STATUSES.contains(&status) {
+            ErrorCode::InvalidArg
+        } else {
+            ErrorCode::System
         })
     }
+}
+
+/// The names of the Node-API statuses that mean a bad argument (napi-rs reports them as an
+/// error's `code` when a native argument has the wrong type): `lib/errors.js` gives such
+/// errors ERR_INVALID_ARG, any other status ERR_SYSTEM, as [`Code::from`] does.
+#[napi(js_name = "napiTypeStatuses")]
+pub fn napi_type_statuses() -> Vec<String> {
+    TYPE_STATUSES
+        .iter()
+        .map(|s| s.as_ref().to_string())
+        .collect()
 }
 
 /// A system call that failed: the JS layer turns it into an `ERR_SYSTEM` error as Node reports

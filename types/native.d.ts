@@ -345,6 +345,13 @@ export declare function jsWorkerRetire(poolId: number, slot: number, generation:
 /** Listens on `host:port` with SO_REUSEPORT; returns the fd for `server.listen({ fd })`. */
 export declare function listenReusePort(host: string, port: number): number | SystemFailure
 
+/**
+ * The names of the Node-API statuses that mean a bad argument (napi-rs reports them as an
+ * error's `code` when a native argument has the wrong type): `lib/errors.js` gives such
+ * errors ERR_INVALID_ARG, any other status ERR_SYSTEM, as [`Code::from`] does.
+ */
+export declare function napiTypeStatuses(): Array<string>
+
 /** How `lib/pool.js` makes a [`NativePool`] (its options checked there). */
 export interface NativePoolOptions {
   /** Pool threads (at least 1; `lib/pool.js` says how many at most). */
