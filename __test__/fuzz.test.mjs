@@ -236,6 +236,7 @@ test('Pool: hostile constructor options, run() data and options, testing.sleep',
     const p = syncCall('new Pool', () => new corepool.Pool(c))
     if (p !== undefined) await p.destroy()
     await asyncCall('pool.run', () => jsPool.run(data, o))
+    await asyncCall('pool.run(name)', () => jsPool.run(data, { name: typeof data === 'string' ? data : 'nope' }))
     await asyncCall('testing.sleep', () => testing.sleep(typeof data === 'number' ? Math.min(data, 5) : data, o))
   })
 })

@@ -334,6 +334,9 @@ test('bad JS-task input is a typed error', async () => {
     'ERR_INVALID_ARG',
   )
   await rejectsWith(pool.run({ n: 1 }, { name: 7 }), 'ERR_INVALID_ARG')
+  // Names that name no function of the module: the pool's, or the task's own.
+  await rejectsWith(pool.run({ n: 1 }, { name: 'nope' }), 'ERR_INVALID_ARG')
+  await rejectsWith(pool.run({ n: 1 }, { filename: path.join(here, 'fixtures', 'thread-id.mjs') }), 'ERR_INVALID_ARG')
   await rejectsWith(pool.run({ n: 1 }, { transferList: 'x' }), 'ERR_INVALID_ARG')
   await rejectsWith(pool.run({ n: 1 }, { timeout: -5 }), 'ERR_INVALID_ARG')
   await rejectsWith(new Pool({ threads: 1 }).run({}), 'ERR_INVALID_ARG')

@@ -66,6 +66,9 @@ function loaded(file) {
   return entry !== undefined && !(entry instanceof Promise)
 }
 
+// A run() whose name (or module) names no function: a bad argument, with its documented code.
+const noTask = (message) => Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG' })
+
 function resolveTask(file, name) {
   let byName = exportCache.get(file)
   if (byName === undefined) exportCache.set(file, (byName = new Map()))
@@ -75,10 +78,10 @@ function resolveTask(file, name) {
   let fn
   if (name !== null) {
     fn = mod[name] ?? mod.default?.[name]
-    if (typeof fn !== 'function') throw new TypeError(`the task module ${file} has no function export "${name}"`)
+    if (typeof fn !== 'function') throw noTask(`the task module ${file} has no function export "${name}"`)
   } else {
     fn = [mod.default, mod.default?.default].find((candidate) => typeof candidate === 'function')
-    if (fn === undefined) throw new TypeError(`the task module ${file} has no default export function`)
+    if (fn === undefined) throw noTask(`the task module ${file} has no default export function`)
   }
   byName.set(name, fn)
   return fn
