@@ -44,7 +44,7 @@ test('runs CJS modules, async functions, named exports and file: URLs', async ()
   await pool.close()
   const esm = new Pool({ filename: esmTask, threads: 1 })
   assert.equal(await esm.run({ ms: 5 }, { name: 'sleepy' }), 'slept')
-  await rejectsWith(esm.run({}, { name: 'noSuchExport' }), undefined)
+  await rejectsWith(esm.run({}, { name: 'noSuchExport' }), 'ERR_INVALID_ARG')
   await esm.close()
 })
 
