@@ -376,7 +376,7 @@ export interface NativeSpawnOptions {
   env?: Array<string>
   cwd?: string
   /** stdin, stdout and stderr. */
-  stdio: Array<NativeStdio>
+  stdio: [NativeStdio, NativeStdio, NativeStdio]
   /** Adds Node's IPC channel (a Unix socket pair) as fd 3. */
   ipc: boolean
   uid?: number

@@ -14,7 +14,7 @@ use napi_derive::napi;
 
 use super::child::{self, ChildHandle, ChildSink, Exit, SpawnError, SpawnSpec, Stdio};
 use super::sys;
-use crate::error::{js_error, napi_failure, CodedError, ErrorCode, SystemFailure};
+use crate::error::{napi_failure, CodedError, SystemFailure};
 
 /// Options of `spawnChild`, already validated and normalised by `lib/children.js`.
 /// What one of a child's stdin, stdout and stderr is.
@@ -60,7 +60,7 @@ pub struct NativeSpawnOptions {
     pub env: Option<Vec<String>>,
     pub cwd: Option<String>,
     /// stdin, stdout and stderr.
-    pub stdio: Vec<NativeStdio>,
+    pub stdio: (NativeStdio, NativeStdio, NativeStdio),
     /// Adds Node's IPC channel (a Unix socket pair) as fd 3.
     pub ipc: bool,
     pub uid: Option<u32>,
@@ -177,9 +177,6 @@ pub fn spawn_child(
     )]
     on_event: Function<EventArgs, ()>,
 ) -> std::result::Result<NativeChild, CodedError> {
-    if options.stdio.len() != 3 {
-        return Err(js_error(ErrorCode::InvalidArg, "stdio must have 3 entries"));
-    }
     let tsfn: EventFn = on_event
         .build_threadsafe_function::<Event>()
         .weak::<true>()
@@ -257,19 +254,14 @@ fn setup_fds(
     options: &NativeSpawnOptions,
     parent_fds: &mut [i32; 4],
 ) -> std::result::Result<Fds, (std::io::Error, &'static str)> {
-    let mut stdio = Vec::with_capacity(3);
-    for (i, s) in options.stdio.iter().enumerate() {
-        stdio.push(parse_stdio(i, s, parent_fds).map_err(|e| (e, "pipe"))?);
-    }
+    let (stdin, stdout, stderr) = &options.stdio;
+    let mut parse = |i, s| parse_stdio(i, s, parent_fds).map_err(|e| (e, "pipe"));
+    let stdio = [parse(0, stdin)?, parse(1, stdout)?, parse(2, stderr)?];
     let mut extra = Vec::new();
     if options.ipc {
         let (parent, child) = sys::socketpair().map_err(|e| (e, "socketpair"))?;
         parent_fds[3] = parent.into_raw_fd();
         extra.push((3, child));
     }
-    let mut it = stdio.into_iter();
-    match (it.next(), it.next(), it.next()) {
-        (Some(a), Some(b), Some(c)) => Ok(([a, b, c], extra)),
-        _ => Err((std::io::Error::from_raw_os_error(libc::EINVAL), "pipe")),
-    }
+    Ok((stdio, extra))
 }
