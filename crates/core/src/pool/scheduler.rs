@@ -808,7 +808,13 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Inner<K, T, L> {
         st.running -= 1;
         st.reports += 1;
         let stamp = st.reports;
-        let spin = pull && st.lent_spinning == 0 && !st.closing && !spin_time().is_zero();
+        // Only when nothing else runs: a spin then takes no CPU that a running task, or the
+        // submitting thread handling its results, needs.
+        let spin = pull
+            && st.lent_spinning == 0
+            && st.running == 0
+            && !st.closing
+            && !spin_time().is_zero();
         if spin {
             st.lent_waiters += 1;
             st.lent_spinning += 1;
