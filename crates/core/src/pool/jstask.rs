@@ -826,7 +826,7 @@ mod tests {
     fn the_worker_that_reported_last_gets_the_next_task() {
         let Setup { pool, rx, fake, .. } = setup(2, false);
         let pause = || thread::sleep(Duration::from_micros(200));
-        let mut checked = 0;
+        let (mut checked, mut to_last) = (0, 0);
         for round in 0..40u64 {
             let (gated, quick, next) = (round * 3 + 1, round * 3 + 2, round * 3 + 3);
             // One worker holds `gated` while the other runs `quick` and then waits for more;
@@ -851,13 +851,19 @@ mod tests {
             let ran_on = lock(&fake.ran_on);
             if both && !lock(&fake.inboxed).contains(&next) && ran_on[&gated] != ran_on[&quick] {
                 checked += 1;
-                assert_eq!(
-                    ran_on[&next], ran_on[&gated],
-                    "round {round}: the next task went to the worker that reported earlier"
-                );
+                if ran_on[&next] == ran_on[&gated] {
+                    to_last += 1;
+                }
             }
         }
+        // Signalled, the worker that reported last may still be slower to wake than the other
+        // one's wait is to time out (the other then takes the task): most rounds, not all. In
+        // FIFO order (the worker that waited longer first) hardly any round would.
         assert!(checked > 0, "no round had both workers waiting");
+        assert!(
+            to_last * 4 >= checked * 3,
+            "the next task went to the worker that reported last in {to_last} of {checked} rounds"
+        );
     }
 
     #[test]

@@ -1871,8 +1871,11 @@ mod tests {
             )
             .unwrap();
         }
-        assert_eq!(recv(&rx), (2, Ok(2)));
-        assert_eq!(recv(&rx), (1, Ok(PARTS as u64)));
+        // Either may settle first: the helping task finishes its last parts at once when the
+        // queued one lets it go.
+        let mut settled = [recv(&rx), recv(&rx)];
+        settled.sort_by_key(|(ticket, _)| *ticket);
+        assert_eq!(settled, [(1, Ok(PARTS as u64)), (2, Ok(2))]);
         // It ran between two parts, long before the helper could have run them all.
         assert!(seen.load(Ordering::SeqCst) < PARTS / 2, "{seen:?}");
         assert!(ran_b.is_up());
