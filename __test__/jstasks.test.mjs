@@ -108,7 +108,9 @@ test("transferred memory becomes the worker's: the caller lets go of it at once,
     'every kept buffer intact',
   )
   assert.ok(callerHeld < 4 << 20, `the caller holds none of it (${callerHeld} bytes)`)
-  assert.ok(workerHeld >= 16 << 20, `the worker holds its copies while it keeps them (${workerHeld} bytes)`)
+  // Every copy held: one missing would leave 1 MiB less. The baseline reading may include a few
+  // bytes the worker frees meanwhile, so the bound allows less than one copy's worth below 16 MiB.
+  assert.ok(workerHeld > 15.5 * 2 ** 20, `the worker holds its copies while it keeps them (${workerHeld} bytes)`)
   assert.ok(workerAfter < 4 << 20, `and frees them after (${workerAfter} bytes still held)`)
 })
 

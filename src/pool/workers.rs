@@ -105,6 +105,10 @@ fn task_value(env: sys::napi_env, seq: u64, job: JsJob) -> napi::Result<sys::nap
 /// rarely: 400 tasks of 1 MiB, 4 in flight, held 380-400 MiB at their peak. Reporting the views
 /// to V8 as external memory bounded that but made the worker collect fully every 64 MiB, which
 /// cost more than the copy. A copy is memory V8 allocated, counts and frees like any other.
+///
+/// The copy is made by `napi_create_buffer_copy`, whose memory is not zero-filled first (an
+/// `ArrayBuffer` made by `napi_create_arraybuffer` is, which doubled the bytes written); its
+/// `Buffer` spans the whole of a new `ArrayBuffer`, which is what the task gets.
 fn transferred(
     env: sys::napi_env,
     buffers: Vec<Box<dyn Transfer>>,
@@ -115,17 +119,27 @@ fn transferred(
     }
     let mut elements = Vec::with_capacity(buffers.len());
     for mut input in buffers {
-        let (mut value, mut data) = (ptr::null_mut(), ptr::null_mut());
+        let (mut view, mut value) = (ptr::null_mut(), ptr::null_mut());
         let len = input.len();
-        // SAFETY: JS thread of `env`; on success `data` points to `len` writable bytes, which
-        // cannot overlap the caller's memory (`input`, valid until it is dropped below).
+        // SAFETY: JS thread of `env`; the source is valid for `len` bytes until `input` is
+        // dropped below, and the out-pointers not needed may be null.
         unsafe {
-            check(sys::napi_create_arraybuffer(
-                env, len, &mut data, &mut value,
+            check(sys::napi_create_buffer_copy(
+                env,
+                len,
+                input.as_mut_ptr().cast(),
+                ptr::null_mut(),
+                &mut view,
             ))?;
-            if len > 0 {
-                ptr::copy_nonoverlapping(input.as_mut_ptr(), data.cast::<u8>(), len);
-            }
+            check(sys::napi_get_typedarray_info(
+                env,
+                view,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                &mut value,
+                ptr::null_mut(),
+            ))?;
         }
         // The caller's thread deletes its reference to the memory, which it then collects.
         drop(input);
