@@ -161,15 +161,16 @@ test('close({ force }) rejects queued tasks and lets running ones finish; closeT
   assert.equal(await stuck, 'ERR_POOL_CLOSED')
 })
 
-test('move(): large results reach the caller as views over memory the pool owns', async () => {
+test("move(): large results reach the caller without a copy: the worker's buffer is transferred", async () => {
   const pool = new Pool({ filename: habits, threads: 1 })
   const MiB = 1024 * 1024
   const buffer = await pool.run({ kind: 'buffer', bytes: MiB }, { name: 'big' })
   assert.ok(Buffer.isBuffer(buffer))
   assert.equal(buffer.length, MiB)
   assert.ok(buffer.every((b) => b === 7))
-  // A view into the memory the pool received (header and envelope around it), not a copy.
-  assert.ok(buffer.buffer.byteLength > MiB)
+  // The worker's own memory, moved as postMessage moves it: the worker's buffer is detached.
+  assert.equal(buffer.buffer.byteLength, MiB)
+  assert.equal(await pool.run(null, { name: 'lastMovedLength' }), 0)
   const floats = await pool.run({ kind: 'float64', bytes: MiB }, { name: 'big' })
   assert.ok(floats instanceof Float64Array)
   assert.equal(floats.length, MiB / 8)
@@ -181,10 +182,45 @@ test('move(): large results reach the caller as views over memory the pool owns'
   // Only the returned value itself is moved; nested, it is serialized as usual.
   const nested = await pool.run({ kind: 'nested', bytes: 1000 }, { name: 'big' })
   assert.equal(nested.data.length, 1000)
-  // Small results work too.
+  // Small results work too, and a Buffer over Node's shared pool (which cannot be transferred)
+  // is serialized instead.
   assert.equal((await pool.run({ kind: 'buffer', bytes: 10 }, { name: 'big' })).length, 10)
+  assert.equal((await pool.run({ kind: 'pooled' }, { name: 'big' })).toString(), 'pooled')
   await pool.close()
   // Outside a pool's worker, move() returns its argument.
   const value = new Uint8Array(4)
   assert.equal(move(value), value)
+})
+
+test('move(): results of tasks that settled first are let go, results of exiting workers arrive, progress comes first', async () => {
+  const MiB = 1024 * 1024
+  // abortGrace: the worker finishes the task that timed out instead of being stopped.
+  const pool = new Pool({ filename: habits, threads: 1, abortGrace: 5_000 })
+  // Timed out while the worker still runs it: its moved buffer is posted but never delivered;
+  // the next moved results are their own.
+  const timedOut = pool.run({ kind: 'slowly', bytes: MiB, ms: 100 }, { name: 'big', timeout: 20 })
+  await assert.rejects(timedOut, { code: 'ERR_TASK_TIMEOUT' })
+  for (let i = 0; i < 3; i++) {
+    const ab = await pool.run({ kind: 'arraybuffer', bytes: 1000 + i }, { name: 'big' })
+    assert.equal(ab.byteLength, 1000 + i)
+  }
+  const seen = []
+  const slow = await pool.run({ kind: 'slowly', bytes: MiB, ms: 10 }, { name: 'big', progress: (v) => seen.push(v) })
+  assert.deepEqual(seen, [0, 1, 2])
+  assert.ok(slow.length === MiB && slow[0] === 5 && slow[MiB - 1] === 5)
+  await pool.close()
+  // A worker that exits as soon as it is idle: its last moved result still arrives.
+  const brief = new Pool({ filename: habits, threads: 2, minThreads: 0, idleTimeout: 0 })
+  let exits = 0
+  brief.on('workerDestroy', () => exits++)
+  for (let i = 0; i < 20; i++) {
+    const [a, b] = await Promise.all([
+      brief.run({ kind: 'buffer', bytes: MiB }, { name: 'big' }),
+      brief.run({ kind: 'float64', bytes: 8 * (i + 1) }, { name: 'big' }),
+    ])
+    assert.ok(a.length === MiB && a[0] === 7)
+    assert.ok(b.length === i + 1 && b[i] === 1.5)
+  }
+  await brief.close()
+  assert.ok(exits > 0, 'workers exited between rounds')
 })

@@ -69,16 +69,17 @@ function reviveError(info) {
 }
 
 /** Decodes a worker's result buffer: returns the value or throws the task's error. */
-function decodeResult(buffer) {
-  return settleDecoded(decodeEnvelope(buffer))
+function decodeResult(buffer, takePosted) {
+  return settleDecoded(decodeEnvelope(buffer, takePosted))
 }
 
-// A result returned through `move()`: the worker hands the moved ArrayBuffer's bytes to the pool
-// once (one copy, into memory the pool owns) and the caller's views are made over that memory
-// in place. Layout: MOVED_HEADER bytes (byte 0: 0, which no V8 serialization starts with; byte
-// 1: 1 when the result is the ArrayBuffer itself; bytes 8..16: its length), its bytes, then the
-// serialized envelope.
-const MOVED_HEADER = 16
+// A result returned through `move()`: the worker transfers the moved ArrayBuffer to the
+// submitting thread over its private port, as postMessage does (no copy: the worker's buffer is
+// detached), and reports only the serialized envelope, prefixed by POSTED_HEADER bytes: byte 0
+// is 0 (which no V8 serialization or small encoding starts with), bytes 4..8 the worker's
+// threadId, bytes 8..16 the number of the posted message (a double). The envelope's views refer
+// to the transferred buffer as buffer 0.
+const POSTED_HEADER = 16
 
 /** The value moved by `move(value)`: an ArrayBuffer or a view over one (not shared memory). */
 function movedBuffer(value, moved) {
@@ -88,32 +89,37 @@ function movedBuffer(value, moved) {
   return null
 }
 
-/** Encodes a result whose value was passed to `move()`: `{ payload, moved, whole }`. */
-function encodeMoved(value, buffer, sent) {
+/**
+ * Encodes a result whose value was passed to `move()`: `post(buffer)` transfers the buffer and
+ * returns the message's number, or null when the buffer cannot be transferred (the result is
+ * then serialized as usual).
+ */
+function encodeMoved(value, buffer, sent, threadId, post) {
+  let payload
   try {
-    return {
-      payload: serializeTask(envelope(true, value, sent), [buffer]),
-      moved: new Uint8Array(buffer),
-      whole: value === buffer,
-    }
+    payload = serializeTask(envelope(true, value, sent), [buffer])
   } catch {
     return encodeResult(value, sent)
   }
+  const n = post(buffer)
+  if (n === null) return encodeResult(value, sent)
+  const bytes = Buffer.allocUnsafe(POSTED_HEADER + payload.length)
+  bytes.fill(0, 0, POSTED_HEADER)
+  bytes.writeUInt32LE(threadId, 4)
+  bytes.writeDoubleLE(n, 8)
+  payload.copy(bytes, POSTED_HEADER)
+  return bytes
 }
 
-/** `[ok, value, sent?]` from a worker's result buffer. */
-function decodeEnvelope(buffer) {
+/**
+ * `[ok, value, sent?]` from a worker's result buffer; `takePosted(threadId, n)` returns the
+ * ArrayBuffer a worker posted for a moved result (or throws).
+ */
+function decodeEnvelope(buffer, takePosted) {
   if (isSmall(buffer)) return [true, decodeSmall(buffer)]
   if (buffer[0] !== 0) return v8.deserialize(buffer)
-  const length = Number(buffer.readBigUInt64LE(8))
-  const start = buffer.byteOffset + MOVED_HEADER
-  const payload = buffer.subarray(MOVED_HEADER + length)
-  if (buffer[1] === 1 || start % 8 !== 0) {
-    // The ArrayBuffer itself (it cannot be a window into the pool's memory): a copy.
-    const copy = buffer.buffer.slice(start, start + length)
-    return new TransferDeserializer(payload, [copy]).readEnvelope()
-  }
-  return new TransferDeserializer(payload, [buffer.buffer], start).readEnvelope()
+  const moved = takePosted(buffer.readUInt32LE(4), buffer.readDoubleLE(8))
+  return new TransferDeserializer(buffer.subarray(POSTED_HEADER), [moved]).readEnvelope()
 }
 
 /** The value of a decoded result (`[ok, value, sent?]`), or throws the task's error. */
@@ -174,12 +180,9 @@ class TaskSerializer extends v8.DefaultSerializer {
 
 class TransferDeserializer extends v8.DefaultDeserializer {
   #buffers
-  #base
-  /** Views over buffer `id` start `base` bytes further into it (a moved result, see below). */
-  constructor(payload, buffers, base = 0) {
+  constructor(payload, buffers) {
     super(payload)
     this.#buffers = buffers
-    this.#base = base
     buffers.forEach((buffer, id) => this.transferArrayBuffer(id, buffer))
   }
 
@@ -192,7 +195,7 @@ class TransferDeserializer extends v8.DefaultDeserializer {
     if (this.readUint32() === 0) return super._readHostObject()
     const type = this.readUint32()
     const buffer = this.#buffers[this.readUint32()]
-    const offset = this.readDouble() + this.#base
+    const offset = this.readDouble()
     const length = this.readDouble()
     return type === BUFFER_TYPE ? Buffer.from(buffer, offset, length) : new VIEW_TYPES[type](buffer, offset, length)
   }

@@ -5,7 +5,7 @@ const os = require('node:os')
 const path = require('node:path')
 const v8 = require('node:v8')
 const { EventEmitter } = require('node:events')
-const { Worker, MessageChannel } = require('node:worker_threads')
+const { Worker, MessageChannel, receiveMessageOnPort } = require('node:worker_threads')
 const native = require('./native')
 const { CorepoolError, invalidArg, abortError, describe, asArgError, describeError, fromNative } = require('./errors')
 const { taskOptions, isDetached } = require('./options')
@@ -71,6 +71,7 @@ class Pool extends EventEmitter {
   #queuedSeen = false
   #needsDrain = false
   #talk = new Map() // tag -> a task that talks to this thread (progress, relayed data)
+  #byThread = new Map() // worker threadId -> its record, while its port may hold moved results
 
   /**
    * @param {{ threads?: number, maxQueue?: number }} [options]
@@ -222,7 +223,7 @@ class Pool extends EventEmitter {
     const settled = promise.then(
       (buffer) => {
         this.#jsInflight--
-        return tag === null ? decodeResult(buffer) : this.#talked(tag, buffer)
+        return tag === null ? decodeResult(buffer, this.#takePosted) : this.#talked(tag, buffer)
       },
       (err) => {
         this.#jsInflight--
@@ -235,7 +236,7 @@ class Pool extends EventEmitter {
 
   // The result of a task that talked to this thread: delivered after all its progress values.
   async #talked(tag, buffer) {
-    const decoded = decodeEnvelope(buffer)
+    const decoded = decodeEnvelope(buffer, this.#takePosted)
     const record = this.#talk.get(tag)
     if (record !== undefined) {
       record.sent = decoded[2] ?? 0
@@ -262,8 +263,34 @@ class Pool extends EventEmitter {
     }
   }
 
+  // The ArrayBuffer of a moved result: message `n` of worker `threadId`'s port, which arrived
+  // before its result did (taken from the port here if its event has not run yet). Messages of
+  // results that were never delivered (the task had settled meanwhile) are dropped then.
+  #takePosted = (threadId, n) => {
+    const record = this.#byThread.get(threadId)
+    while (record !== undefined) {
+      const buffer = record.moved.get(n)
+      if (buffer !== undefined) {
+        for (const older of record.moved.keys()) {
+          record.moved.delete(older)
+          if (older === n) break
+        }
+        return buffer
+      }
+      const received = record.open ? receiveMessageOnPort(record.port) : undefined
+      if (received === undefined) break
+      this.#onWorkerPort(record, received.message)
+    }
+    throw new CorepoolError('ERR_WORKER_CRASHED', 'the worker exited before its moved result reached the pool')
+  }
+
   // A message on a worker's private port (see lib/worker.js).
-  #onWorkerPort(port, msg) {
+  #onWorkerPort(worker, msg) {
+    if (msg.t === 'moved') {
+      worker.moved.set(msg.n, msg.buffer)
+      return
+    }
+    const { port } = worker
     const record = this.#talk.get(msg.tag)
     if (msg.t === 'data') {
       const data = record?.data ?? null
@@ -394,9 +421,12 @@ class Pool extends EventEmitter {
     // The worker's listeners reach the pool through a WeakRef: a running worker must not keep
     // a forgotten pool from being collected.
     const ref = new WeakRef(this)
-    port1.on('message', (msg) => ref.deref()?.[kWorkerPort](port1, msg))
+    const record = { worker, generation, error: null, port: port1, open: true, moved: new Map() }
+    port1.on('message', (msg) => ref.deref()?.[kWorkerPort](record, msg))
     if (this.#talk.size === 0) port1.unref()
-    const record = { worker, generation, error: null, port: port1 }
+    const { threadId } = worker
+    const byThread = this.#byThread
+    byThread.set(threadId, record)
     const info = { threadId: worker.threadId, slot }
     js.workers[slot] = record
     this.#liveWorkers++
@@ -405,7 +435,15 @@ class Pool extends EventEmitter {
       record.error = err
     })
     worker.on('exit', (code) => {
+      // What the worker posted last (progress values, moved results whose results the pool
+      // has yet to take) is read before its port closes; the moved ones it never took are let
+      // go once this turn of the event loop has delivered every result the worker reported.
+      for (let m; (m = receiveMessageOnPort(port1)) !== undefined;) ref.deref()?.[kWorkerPort](record, m.message)
+      record.open = false
       port1.close()
+      setImmediate(() => {
+        if (byThread.get(threadId) === record) byThread.delete(threadId)
+      })
       if (js.workers[slot] === record) js.workers[slot] = null
       const why = record.error
         ? `the worker died: ${record.error.message ?? record.error}`
@@ -419,8 +457,8 @@ class Pool extends EventEmitter {
     this.emit('workerCreate', info)
   }
 
-  [kWorkerPort](port, msg) {
-    this.#onWorkerPort(port, msg)
+  [kWorkerPort](record, msg) {
+    this.#onWorkerPort(record, msg)
   }
 
   [kWorkerExited](record, outcome, info) {

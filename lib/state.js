@@ -6,8 +6,7 @@ const kWorkerState = Symbol.for('corepool.workerState')
 
 /**
  * Marks a task's result (an ArrayBuffer, or a typed array / Buffer over one) to be handed to the
- * caller without being serialized: its bytes are copied once into memory the pool owns, and the
- * caller's value is a view over that memory (a returned ArrayBuffer itself is copied once more).
+ * caller without being serialized or copied: its ArrayBuffer is transferred (see lib/worker.js).
  * Outside a pool's worker it returns `value` and does nothing (as piscina's `move`).
  */
 function move(value) {

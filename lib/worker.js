@@ -8,7 +8,7 @@
 // A task that talks to the submitting thread (`tag` not null) uses this worker's private port to
 // it: progress values go out on it, and data that must be structured-cloned by `postMessage`
 // (shared memory, MessagePorts; `relayed`) is fetched over it.
-const { workerData: boot, receiveMessageOnPort } = require('node:worker_threads')
+const { workerData: boot, receiveMessageOnPort, threadId } = require('node:worker_threads')
 const { pathToFileURL } = require('node:url')
 const native = require('./native')
 const { encodeResult, encodeThrown, decodeTask, movedBuffer, encodeMoved } = require('./jscodec')
@@ -124,10 +124,22 @@ class TaskContext {
   }
 }
 
-// A result value passed to `move()` is handed over without serializing its bytes.
+// A result value passed to `move()` is handed over without serializing its bytes: its buffer
+// is transferred on the private port (numbered messages), and the pool's thread takes it from
+// there when the result arrives, which is always after the message (see lib/jscodec.js).
+let postedCount = 0
+function postMoved(buffer) {
+  try {
+    port.postMessage({ t: 'moved', n: postedCount + 1, buffer }, [buffer])
+  } catch {
+    return null // not transferable (a Buffer's shared pool, for one): serialized instead
+  }
+  return ++postedCount
+}
+
 function encodeValue(value, sent) {
   const buffer = movedBuffer(value, moved)
-  return buffer === null ? encodeResult(value, sent) : encodeMoved(value, buffer, sent)
+  return buffer === null ? encodeResult(value, sent) : encodeMoved(value, buffer, sent, threadId, postMoved)
 }
 
 const isThenable = (v) =>
@@ -190,7 +202,7 @@ function run(task, carried = null) {
     }
     if (pendingOutput()) {
       // A copy: the bytes of a small result are reused by the next encoding.
-      const bytes = 'moved' in result ? result : Buffer.from(result)
+      const bytes = Buffer.from(result)
       flushOutput().then(() => report(seq, bytes, ok))
       return
     }
@@ -222,17 +234,14 @@ async function runAsync(seq, context, moduleFile, name, data) {
 /** Reports task `seq`; returns the next task for this worker, or null (it is idle then). */
 function done(seq, result, ok) {
   if (current?.seq === seq) current = null
-  const next =
-    result.moved === undefined
-      ? native.jsTaskDone(poolId, slot, seq, result, ok, null, false)
-      : native.jsTaskDone(poolId, slot, seq, result.payload, ok, result.moved, result.whole)
+  const next = native.jsTaskDone(poolId, slot, seq, result, ok)
   if (next === null) scheduleRetire()
   return next
 }
 
 function report(seq, result, ok) {
   if (pendingOutput()) {
-    const bytes = result.moved === undefined ? Buffer.from(result) : result
+    const bytes = Buffer.from(result)
     flushOutput().then(() => report(seq, bytes, ok))
     return
   }

@@ -303,11 +303,11 @@ export declare enum ImageFormat {
 }
 
 /**
- * A worker reports the encoded result of task `seq` (`ok == false`: the task threw); `moved`
- * are the bytes of a result passed to `move()` (`whole`: the ArrayBuffer itself), copied once
- * in front of it (the layout `lib/jscodec.js` decodes). Returns
+ * A worker reports the encoded result of task `seq` (`ok == false`: the task threw). Returns
  * the next task for the worker (see [`task_value`]) when the next queued task is a JS task;
- * otherwise `null` (the worker then waits for its inbox).
+ * otherwise `null` (the worker then waits for its inbox). A result passed to `move()` does not
+ * come this way: the worker posts its memory to the pool's thread, which takes it from the
+ * worker's port (see `lib/worker.js`).
  */
 export declare function jsTaskDone(
   poolId: number,
@@ -315,8 +315,6 @@ export declare function jsTaskDone(
   seq: number,
   result: Uint8Array,
   ok: boolean,
-  moved: Uint8Array | undefined | null,
-  whole: boolean,
 ): [number, Buffer, string | null, Array<ArrayBuffer> | null, string | null, number | null, boolean, boolean] | null
 
 /**

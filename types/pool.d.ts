@@ -194,9 +194,11 @@ export class Pool extends EventEmitter {
 
 /**
  * In a task module: marks the returned value (an ArrayBuffer, or a typed array / Buffer over one)
- * to reach the caller without being serialized: its bytes are copied once into memory the pool
- * owns and the caller gets a view over it (a returned ArrayBuffer itself is copied once more).
- * Only the returned value itself, not one nested in it. Elsewhere it returns `value` unchanged.
+ * to reach the caller without being serialized or copied: its ArrayBuffer is transferred, as
+ * `postMessage` transfers it (detached in the worker afterwards), and the caller gets the same
+ * kind of value over that memory. A buffer that cannot be transferred (a small `Buffer` over
+ * Node's shared pool) is serialized instead. Only the returned value itself, not one nested in
+ * it. Elsewhere it returns `value` unchanged.
  */
 export declare function move<T>(value: T): T
 /** In a pool's task module: `true`; elsewhere `false`. */

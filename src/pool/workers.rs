@@ -181,12 +181,11 @@ pub fn js_worker_attach(
     Ok(js.attach(slot as usize, generation as u64, Arc::new(TsfnInbox(inbox))))
 }
 
-/// A worker reports the encoded result of task `seq` (`ok == false`: the task threw); `moved`
-/// are the bytes of a result passed to `move()` (`whole`: the ArrayBuffer itself), copied once
-/// in front of it (the layout `lib/jscodec.js` decodes). Returns
+/// A worker reports the encoded result of task `seq` (`ok == false`: the task threw). Returns
 /// the next task for the worker (see [`task_value`]) when the next queued task is a JS task;
-/// otherwise `null` (the worker then waits for its inbox).
-#[allow(clippy::too_many_arguments)]
+/// otherwise `null` (the worker then waits for its inbox). A result passed to `move()` does not
+/// come this way: the worker posts its memory to the pool's thread, which takes it from the
+/// worker's port (see `lib/worker.js`).
 #[napi(
     js_name = "jsTaskDone",
     ts_return_type = "[number, Buffer, string | null, Array<ArrayBuffer> | null, string | null, number | null, boolean, boolean] | null"
@@ -198,22 +197,9 @@ pub fn js_task_done(
     seq: f64,
     result: Uint8ArraySlice,
     ok: bool,
-    moved: Option<Uint8ArraySlice>,
-    whole: bool,
 ) -> napi::Result<RawValue> {
-    const MOVED_HEADER: usize = 16;
     let env = env.raw();
-    let bytes = match moved {
-        None => result.to_vec(),
-        Some(moved) => {
-            let mut bytes = Vec::with_capacity(MOVED_HEADER + moved.len() + result.len());
-            bytes.extend_from_slice(&[0, u8::from(whole), 0, 0, 0, 0, 0, 0]);
-            bytes.extend_from_slice(&(moved.len() as u64).to_le_bytes());
-            bytes.extend_from_slice(&moved);
-            bytes.extend_from_slice(&result);
-            bytes
-        }
-    };
+    let bytes = result.to_vec();
     let next = JsSlots::<Output>::find(pool_id as u64)
         .and_then(|js| js.done(slot as usize, seq as u64, bytes, ok));
     Ok(RawValue(match next {
