@@ -250,6 +250,23 @@ test('abort reaches the task through its AbortSignal', async () => {
   await pool.close()
 })
 
+test('a task aborted before its function is called (its module still loading) is never called', async () => {
+  // The abort reaches the worker while the module's top-level await runs: calling the task then
+  // would hand it a signal whose 'abort' event has already fired, and with a 60 s grace nothing
+  // would free the worker for the next task.
+  const slowModule = path.join(here, 'fixtures', 'slow-module.mjs')
+  const pool = new Pool({ filename: esmTask, threads: 1, abortGrace: 60_000 })
+  const worker = await pool.run(null, { name: 'threadId' }) // started and waiting for tasks
+  const ac = new AbortController()
+  const task = pool.run(null, { filename: slowModule, name: 'listens', signal: ac.signal })
+  await waitUntil(() => pool.stats.running === 1, 'the task to start')
+  ac.abort()
+  await rejectsWith(task, 'ERR_ABORTED')
+  assert.equal(await pool.run(null, { filename: slowModule, name: 'callCount' }), 0)
+  assert.equal(await pool.run(null, { name: 'threadId' }), worker, 'the same worker served throughout')
+  await pool.close()
+})
+
 test(
   'a busy worker takes queued tasks back to back; abort and crash still reach a chained task',
   { timeout: 30_000 },

@@ -25,6 +25,13 @@ if (nice > 0) native.jsWorkerNice(nice)
 // A worker running only synchronous tasks lets its event loop turn at least this often (ms).
 const YIELD_EVERY = 10
 let current = null // the running task's context
+/**
+ * Throws the abort reason of a task whose abort arrived before its function was called (while
+ * its module, its data or an event-loop turn was awaited): the function is not called then, as
+ * a task that only listens for 'abort' would never see an event that already fired.
+ * @type {(context: TaskContext) => void}
+ */
+let abortedBefore
 let idleTimer = null
 const modules = new Map() // filename -> Promise of the module's namespace, or the namespace
 const exportCache = new Map() // filename -> Map(name -> function)
@@ -122,6 +129,13 @@ class TaskContext {
     this.#reason = reason
     this.#controller?.abort(reason)
   }
+
+  static {
+    // Not part of what a task sees: the worker checks it before it calls the task function.
+    abortedBefore = (context) => {
+      if (context.#aborted) throw context.#reason
+    }
+  }
 }
 
 // A result value passed to `move()` is handed over without serializing its bytes: its buffer
@@ -187,6 +201,7 @@ function run(task, carried = null) {
       if (relayed || !loaded(moduleFile)) {
         return void runAsync(seq, context, moduleFile, name, relayed ? relayedData(tag) : decodeTask(payload, buffers))
       }
+      abortedBefore(context)
       const value = resolveTask(moduleFile, name)(decodeTask(payload, buffers), context)
       if (isThenable(value)) {
         Promise.resolve(value).then(
@@ -223,7 +238,9 @@ async function runAsync(seq, context, moduleFile, name, data) {
   let ok = true
   try {
     await loadModule(moduleFile)
-    result = encodeValue(await resolveTask(moduleFile, name)(await data, context), context.sent)
+    const input = await data
+    abortedBefore(context)
+    result = encodeValue(await resolveTask(moduleFile, name)(input, context), context.sent)
   } catch (err) {
     result = encodeThrown(err, context.sent)
     ok = false

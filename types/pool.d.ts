@@ -46,7 +46,10 @@ export interface RunOptions extends Omit<TaskOptions, 'pool'> {
 
 /** The second argument of a task function. */
 export interface TaskContext {
-  /** Aborted when the task's `signal` fires or its `timeout` elapses. */
+  /**
+   * Aborted when the task's `signal` fires or its `timeout` elapses. A task aborted before its
+   * function is called (while its module loads, say) is not called at all.
+   */
   readonly signal: AbortSignal
   /** Sends `value` (structured-cloned) to `run()`'s `progress` callback; present only when `run()` got one. */
   progress?: (value: unknown) => void
