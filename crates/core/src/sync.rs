@@ -1,38 +1,38 @@
 //! Synchronisation primitives of the scheduler, and small helpers shared by every module.
 //!
 //! The scheduler takes its mutexes, condition variables, atomics and threads from here: std's
-//! normally, [loom](https://docs.rs/loom)'s when built with `--cfg loom`, so that the model
-//! tests (`RUSTFLAGS="--cfg loom" cargo test -p corepool-core --lib loom`) explore every
+//! normally, [loom](https://docs.rs/loom)'s when built with the `loom` feature, so that the
+//! model tests (`cargo test -p corepool-core --features loom --lib loom`) explore every
 //! interleaving of the settle, cancel and pull races. `Arc`, `Weak` and `OnceLock` stay std's
 //! in both builds: loom's `Arc` has no `Weak`, and reference counts are not what the models
 //! check. The timer thread, the stats and the JS-task slots use std directly: they are real
 //! threads and bookkeeping that the models replace or do not need.
 
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 pub use loom::sync::{Condvar, Mutex, MutexGuard};
 pub use std::sync::{Arc, OnceLock, Weak};
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 pub use std::sync::{Condvar, Mutex, MutexGuard};
 
 pub mod atomic {
-    #[cfg(loom)]
+    #[cfg(feature = "loom")]
     pub use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-    #[cfg(not(loom))]
+    #[cfg(not(feature = "loom"))]
     pub use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 }
 
 pub mod thread {
-    #[cfg(loom)]
+    #[cfg(feature = "loom")]
     pub use self::model::{current, park, park_timeout, Thread};
-    #[cfg(loom)]
+    #[cfg(feature = "loom")]
     pub use loom::thread::{spawn, yield_now, Builder};
-    #[cfg(not(loom))]
+    #[cfg(not(feature = "loom"))]
     pub use std::thread::{current, park, park_timeout, spawn, yield_now, Builder, Thread};
 
     /// Parking for models. loom's own `unpark` of a thread that is blocked on a mutex makes it
     /// runnable while the mutex is still held (std keeps the token for the next `park`), so the
     /// token is kept here, under a loom mutex.
-    #[cfg(loom)]
+    #[cfg(feature = "loom")]
     mod model {
         use super::super::{lock_model, Arc, Condvar, Mutex};
 
@@ -72,15 +72,15 @@ pub mod thread {
     }
 }
 
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 pub use loom::thread_local;
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 pub use std::thread_local;
 
 pub mod hint {
-    #[cfg(loom)]
+    #[cfg(feature = "loom")]
     pub use loom::hint::spin_loop;
-    #[cfg(not(loom))]
+    #[cfg(not(feature = "loom"))]
     pub use std::hint::spin_loop;
 }
 
@@ -92,9 +92,9 @@ pub fn lock<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> 
 }
 
 /// [`lock`] for this module's [`Mutex`] (loom's in a model build).
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 pub fn lock_model<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 pub use self::lock as lock_model;

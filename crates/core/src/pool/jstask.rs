@@ -515,7 +515,7 @@ impl<T> Drop for JsSlots<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(feature = "loom")))]
 mod tests {
     use super::*;
     use crate::pool::scheduler::{CancelReason, Pool, PoolOptions, Sink, SubmitOptions, Work};

@@ -1016,7 +1016,7 @@ const LENT_WAIT: Duration = Duration::from_millis(1);
 
 fn spin_time() -> Duration {
     // A spin bounded by the clock would make a model's runs differ from one another.
-    if cfg!(loom) {
+    if cfg!(feature = "loom") {
         return Duration::ZERO;
     }
     static SPIN: OnceLock<Duration> = OnceLock::new();
@@ -1113,10 +1113,10 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Board for Inner<K,
 
 mod helping;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, feature = "loom"))]
 mod loom_tests;
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(feature = "loom")))]
 mod tests {
     use super::*;
     use crate::pool::stats::RUN_BUCKETS_NS;

@@ -109,7 +109,7 @@ impl Timer {
 
 /// A timer without a thread, fired by hand: the scheduler's model tests stand in for the timer
 /// thread with it.
-#[cfg(all(test, loom))]
+#[cfg(all(test, feature = "loom"))]
 impl Timer {
     pub(crate) fn manual() -> std::sync::Arc<Timer> {
         std::sync::Arc::new(Timer {

@@ -1,7 +1,7 @@
 //! Model checks of the scheduler's races with loom: every interleaving of the pool threads, a
 //! canceller, the timer and the submitting thread, up to a bound on preemptions
 //! (`LOOM_MAX_PREEMPTIONS`, default 2). Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p corepool-core --release --lib loom`.
+//! `cargo test -p corepool-core --release --features loom --lib loom`.
 //!
 //! A model whose thread blocks for good (a lost wake-up, a pool thread that never exits) fails
 //! as a deadlock; a task settled twice or never fails the assertions. The timer is a
