@@ -427,7 +427,7 @@ class Pool extends EventEmitter {
     const { threadId } = worker
     const byThread = this.#byThread
     byThread.set(threadId, record)
-    const info = { threadId: worker.threadId, slot }
+    const info = { threadId, slot }
     js.workers[slot] = record
     this.#liveWorkers++
     worker.on('message', (msg) => ref.deref()?.emit('message', msg))

@@ -199,9 +199,8 @@ pub fn js_task_done(
     ok: bool,
 ) -> napi::Result<RawValue> {
     let env = env.raw();
-    let bytes = result.to_vec();
     let next = JsSlots::<Output>::find(pool_id as u64)
-        .and_then(|js| js.done(slot as usize, seq as u64, bytes, ok));
+        .and_then(|js| js.done(slot as usize, seq as u64, result.to_vec(), ok));
     Ok(RawValue(match next {
         Some((seq, job)) => task_value(env, seq, job)?,
         // SAFETY: JS thread of `env`.
