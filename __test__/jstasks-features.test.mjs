@@ -192,6 +192,27 @@ test("move(): large results reach the caller without a copy: the worker's buffer
   assert.equal(move(value), value)
 })
 
+test("move(): the result of a worker that exits right after it arrives, though the worker's exit is handled first", async () => {
+  const MiB = 1024 * 1024
+  const pool = new Pool({ filename: habits, threads: 1, minThreads: 0, idleTimeout: 0 })
+  for (let round = 0; round < 3; round++) {
+    await pool.run({ kind: 'float64', bytes: 8 }, { name: 'big' }) // the pool's wake-up exists
+    // A message handler after the pool's wake-up in the event loop's order blocks it while the
+    // worker reports its result and exits: the exit is handled (check phase) before the
+    // wake-up that delivers the result (next poll phase).
+    const { port1, port2 } = new MessageChannel()
+    port1.on('message', () => {
+      const end = Date.now() + 300
+      while (Date.now() < end);
+    })
+    const result = pool.run({ kind: 'buffer', bytes: MiB }, { name: 'big' })
+    port2.postMessage('block')
+    const bytes = await result.finally(() => port1.close())
+    assert.ok(bytes.length === MiB && bytes[0] === 7 && bytes[MiB - 1] === 7, `round ${round}`)
+  }
+  await pool.close()
+})
+
 test('move(): results of tasks that settled first are let go, results of exiting workers arrive, progress comes first', async () => {
   const MiB = 1024 * 1024
   // abortGrace: the worker finishes the task that timed out instead of being stopped.

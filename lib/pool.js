@@ -25,6 +25,7 @@ const kNative = Symbol('corepool.native')
 const kSubmitted = Symbol('corepool.submitted')
 const kWorkerPort = Symbol('corepool.workerPort')
 const kWorkerExited = Symbol('corepool.workerExited')
+const kDeliver = Symbol('corepool.deliver')
 let nextCancelKey = 1
 let nextTag = 1
 const NO_BYTES = new Uint8Array(0)
@@ -435,9 +436,11 @@ class Pool extends EventEmitter {
       record.error = err
     })
     worker.on('exit', (code) => {
-      // What the worker posted last (progress values, moved results whose results the pool
-      // has yet to take) is read before its port closes; the moved ones it never took are let
-      // go once this turn of the event loop has delivered every result the worker reported.
+      // Every result the worker reported settles now (its wake-up of this thread may not have
+      // been handled yet), so the moved ones are taken from the record this turn. What the
+      // worker posted last (progress values, moved results the pool has yet to take) is read
+      // before its port closes; the moved buffers no result took are let go after this turn.
+      ref.deref()?.[kDeliver]()
       for (let m; (m = receiveMessageOnPort(port1)) !== undefined;) ref.deref()?.[kWorkerPort](record, m.message)
       record.open = false
       port1.close()
@@ -455,6 +458,10 @@ class Pool extends EventEmitter {
     // the listeners: a 'message' listener refs the worker again.
     worker.unref()
     this.emit('workerCreate', info)
+  }
+
+  [kDeliver]() {
+    this.#native?.deliver()
   }
 
   [kWorkerPort](record, msg) {

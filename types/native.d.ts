@@ -124,6 +124,13 @@ export declare class NativePool {
   close(): Promise<void>
   /** Rejects the queued tasks (not the running ones) with ERR_POOL_CLOSED (`close({ force })`). */
   cancelQueued(): void
+  /**
+   * Delivers now what the next wake-up would: the results the pool threads and workers have
+   * reported so far settle their promises (in order) before this returns. A worker's `exit`
+   * handler calls it, so the results it reported before it exited are settled before the
+   * pool forgets what the worker left behind.
+   */
+  deliver(): void
   /** Reject queued and running tasks with ERR_POOL_CLOSED, then stop the threads. */
   destroy(): Promise<void>
   /**

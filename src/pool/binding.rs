@@ -269,6 +269,27 @@ impl MainState {
             self.release();
         }
     }
+
+    /// Takes the pending events and acts on them, in order. JS thread of `raw_env`.
+    fn drain(&self, pending: &Mutex<Pending>, raw_env: sys::napi_env) {
+        let events = {
+            let mut p = lock(pending);
+            p.scheduled = false;
+            std::mem::take(&mut p.events)
+        };
+        let env = Env::from_raw(raw_env);
+        for event in events {
+            match event {
+                Event::Settled(ticket, outcome) => self.settle(ticket, outcome, None),
+                Event::Stopped => self.on_stopped(),
+                Event::Worker {
+                    terminate,
+                    slot,
+                    generation,
+                } => self.on_worker_event(&env, terminate, slot, generation),
+            }
+        }
+    }
 }
 
 fn task_error_value(
@@ -322,6 +343,8 @@ pub struct NativePoolOptions {
 pub struct NativePool {
     core: Arc<Pool<Ticket, Output, JsJob>>,
     main: Rc<MainState>,
+    /// What the pool threads settled or asked for, which the next wake-up delivers.
+    pending: Arc<Mutex<Pending>>,
     pub(super) js: Option<Arc<JsSlots<Output>>>,
     /// The environment cleanup hook's state (see [`env_teardown`]).
     teardown: *const Teardown,
@@ -407,27 +430,14 @@ impl NativePool {
         let drain_pending = Arc::clone(&pending);
         let drain_main = Rc::clone(&main);
         let (wake, wake_ref) = wake::new(env.raw(), move |raw_env| {
-            let events = {
-                let mut p = lock(&drain_pending);
-                p.scheduled = false;
-                std::mem::take(&mut p.events)
-            };
-            let env = Env::from_raw(raw_env);
-            for event in events {
-                match event {
-                    Event::Settled(ticket, outcome) => drain_main.settle(ticket, outcome, None),
-                    Event::Stopped => drain_main.on_stopped(),
-                    Event::Worker {
-                        terminate,
-                        slot,
-                        generation,
-                    } => drain_main.on_worker_event(&env, terminate, slot, generation),
-                }
-            }
+            drain_main.drain(&drain_pending, raw_env)
         })
         .map_err(|e| js_error(ErrorCode::System, e.reason))?;
         let _ = main.wake.set(wake_ref);
-        let sink = Arc::new(JsSink { pending, wake });
+        let sink = Arc::new(JsSink {
+            pending: Arc::clone(&pending),
+            wake,
+        });
         let js = main.control.is_some().then(|| {
             // Absent (Infinity) or longer than a `Duration`: a task's worker is never terminated.
             let grace = abort_grace.and_then(millis).unwrap_or(Duration::MAX);
@@ -470,6 +480,7 @@ impl NativePool {
         Ok(NativePool {
             core,
             main,
+            pending,
             js,
             teardown,
         })
@@ -536,6 +547,15 @@ impl NativePool {
                 None,
             );
         }
+    }
+
+    /// Delivers now what the next wake-up would: the results the pool threads and workers have
+    /// reported so far settle their promises (in order) before this returns. A worker's `exit`
+    /// handler calls it, so the results it reported before it exited are settled before the
+    /// pool forgets what the worker left behind.
+    #[napi]
+    pub fn deliver(&self) {
+        self.main.drain(&self.pending, self.main.env);
     }
 
     /// Reject queued and running tasks with ERR_POOL_CLOSED, then stop the threads.
