@@ -188,6 +188,8 @@ impl Sink<Ticket, Output> for JsSink {
 /// State touched only on the pool's JS thread.
 struct MainState {
     env: sys::napi_env,
+    /// What the pool threads settled or asked for, which the next wake-up delivers.
+    pending: Arc<Mutex<Pending>>,
     /// Set right after the state is made (the wake-up callback holds the state).
     wake: OnceCell<WakeRef>,
     /// Promises not yet settled plus pending close/destroy calls; > 0 keeps Node alive.
@@ -270,14 +272,14 @@ impl MainState {
         }
     }
 
-    /// Takes the pending events and acts on them, in order. JS thread of `raw_env`.
-    fn drain(&self, pending: &Mutex<Pending>, raw_env: sys::napi_env) {
+    /// Takes the pending events and acts on them, in order. JS thread only.
+    fn drain(&self) {
         let events = {
-            let mut p = lock(pending);
+            let mut p = lock(&self.pending);
             p.scheduled = false;
             std::mem::take(&mut p.events)
         };
-        let env = Env::from_raw(raw_env);
+        let env = Env::from_raw(self.env);
         for event in events {
             match event {
                 Event::Settled(ticket, outcome) => self.settle(ticket, outcome, None),
@@ -343,8 +345,6 @@ pub struct NativePoolOptions {
 pub struct NativePool {
     core: Arc<Pool<Ticket, Output, JsJob>>,
     main: Rc<MainState>,
-    /// What the pool threads settled or asked for, which the next wake-up delivers.
-    pending: Arc<Mutex<Pending>>,
     pub(super) js: Option<Arc<JsSlots<Output>>>,
     /// The environment cleanup hook's state (see [`env_teardown`]).
     teardown: *const Teardown,
@@ -417,6 +417,7 @@ impl NativePool {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let main = Rc::new(MainState {
             env: env.raw(),
+            pending: Arc::clone(&pending),
             wake: OnceCell::new(),
             inflight: Cell::new(0),
             cancellable: RefCell::new(HashMap::new()),
@@ -427,17 +428,11 @@ impl NativePool {
                 .transpose()
                 .map_err(napi_failure)?,
         });
-        let drain_pending = Arc::clone(&pending);
         let drain_main = Rc::clone(&main);
-        let (wake, wake_ref) = wake::new(env.raw(), move |raw_env| {
-            drain_main.drain(&drain_pending, raw_env)
-        })
-        .map_err(|e| js_error(ErrorCode::System, e.reason))?;
+        let (wake, wake_ref) = wake::new(env.raw(), move |_| drain_main.drain())
+            .map_err(|e| js_error(ErrorCode::System, e.reason))?;
         let _ = main.wake.set(wake_ref);
-        let sink = Arc::new(JsSink {
-            pending: Arc::clone(&pending),
-            wake,
-        });
+        let sink = Arc::new(JsSink { pending, wake });
         let js = main.control.is_some().then(|| {
             // Absent (Infinity) or longer than a `Duration`: a task's worker is never terminated.
             let grace = abort_grace.and_then(millis).unwrap_or(Duration::MAX);
@@ -480,7 +475,6 @@ impl NativePool {
         Ok(NativePool {
             core,
             main,
-            pending,
             js,
             teardown,
         })
@@ -555,7 +549,7 @@ impl NativePool {
     /// pool forgets what the worker left behind.
     #[napi]
     pub fn deliver(&self) {
-        self.main.drain(&self.pending, self.main.env);
+        self.main.drain();
     }
 
     /// Reject queued and running tasks with ERR_POOL_CLOSED, then stop the threads.
