@@ -382,6 +382,23 @@ function runNode(source) {
   })
 }
 
+test('the event loop polls for an expected result only briefly: a long task or an idle pool costs it no CPU', async () => {
+  const pool = new Pool({ threads: 2 })
+  try {
+    // Short tasks one at a time: the loop polls after each submission (see wake.rs).
+    for (let i = 0; i < 200; i++) await sqrtSum(100, { pool })
+    const before = process.cpuUsage()
+    // The pool thread sleeps, and after the first few dozen microseconds the loop does too.
+    await sleep(300, { pool })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const used = process.cpuUsage(before)
+    const ms = (used.user + used.system) / 1000
+    assert.ok(ms < 100, `${ms.toFixed(1)} ms of CPU in 500 ms of waiting`)
+  } finally {
+    await pool.close()
+  }
+})
+
 test('the process exits by itself when pools are idle, and stays alive while they are busy', () => {
   const r = runNode(`
     import { Pool, sqrtSum } from 'corepool'

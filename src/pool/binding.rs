@@ -21,8 +21,8 @@ use napi_derive::napi;
 use super::jstask::{JsJob, JsSlots, WorkerControl};
 use super::report::PoolStats;
 use super::scheduler::{
-    CancelReason, Lender, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskCtx, TaskError,
-    TaskHandle, Work,
+    spin_time, CancelReason, Lender, Pool, PoolOptions, Sink, SubmitError, SubmitOptions, TaskCtx,
+    TaskError, TaskHandle, Work,
 };
 use super::stats::Mirror;
 use super::timer::millis;
@@ -219,6 +219,18 @@ impl MainState {
         if n == 0 {
             if let Some(wake) = self.wake.get() {
                 wake.set_ref(false);
+                wake.stop_polling();
+            }
+        }
+    }
+
+    /// A task was just submitted: when the pool has a thread for every task in flight, its
+    /// result may come back within the pool threads' spin time, and the event loop polls for
+    /// it rather than sleeping (see `wake.rs`). A busier pool's results come often enough.
+    fn expect_result(&self, threads: usize) {
+        if self.inflight.get() <= threads {
+            if let Some(wake) = self.wake.get() {
+                wake.poll_for(spin_time());
             }
         }
     }
@@ -642,6 +654,7 @@ impl NativePool {
                 if let Some(key) = cancel_key {
                     self.main.cancellable.borrow_mut().insert(key, handle);
                 }
+                self.main.expect_result(self.core.threads());
             }
             Err((reason, ticket)) => {
                 let (code, message) = match reason {

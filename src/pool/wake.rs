@@ -7,7 +7,13 @@
 //! futex on every few round trips). Here a wake-up is only `uv_async_send` (an atomic flag and
 //! one write to the loop's eventfd); the pool keeps its own queue of events.
 //!
-//! Lifetime: the handle is closed on the JS thread, either when the last [`Wake`] is dropped
+//! While a wake-up is expected soon (a task was submitted to a pool with a free thread), an idle
+//! handle of the same loop keeps it polling instead of sleeping, for a window as long as the pool
+//! threads' own spin: on virtual machines a sleeping thread takes tens of microseconds to be
+//! woken, about as long as a short task's whole round trip. The window ends early when no task
+//! is in flight any more; the idle handle never keeps the loop alive.
+//!
+//! Lifetime: the handles are closed on the JS thread, either when the last [`Wake`] is dropped
 //! (pool threads may drop it anywhere: the drop only asks the JS thread to close the handle,
 //! after one last call of the callback) or when the environment is torn down (cleanup hook).
 //! After that, wake-ups do nothing.
@@ -15,8 +21,9 @@
 use std::alloc::{alloc, dealloc, Layout};
 use std::ffi::{c_int, c_void};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use napi::sys;
 
@@ -24,8 +31,9 @@ use crate::error::check;
 
 /// libuv's `uv_async_t`, `uv_handle_t` and `uv_loop_t`: only ever behind pointers.
 type UvHandle = c_void;
-/// `UV_ASYNC` in libuv's `uv_handle_type` (stable across libuv 1.x).
+/// `UV_ASYNC` and `UV_IDLE` in libuv's `uv_handle_type` (stable across libuv 1.x).
 const UV_ASYNC: c_int = 1;
+const UV_IDLE: c_int = 6;
 
 // libuv as linked into Node (the addon is loaded into a process that exports it, like the
 // Node-API functions).
@@ -37,6 +45,11 @@ extern "C" {
         callback: unsafe extern "C" fn(*mut UvHandle),
     ) -> c_int;
     fn uv_async_send(handle: *mut UvHandle) -> c_int;
+    fn uv_idle_init(event_loop: *mut sys::uv_loop_s, handle: *mut UvHandle) -> c_int;
+    fn uv_idle_start(handle: *mut UvHandle, callback: unsafe extern "C" fn(*mut UvHandle))
+        -> c_int;
+    fn uv_idle_stop(handle: *mut UvHandle) -> c_int;
+    fn uv_hrtime() -> u64;
     fn uv_close(handle: *mut UvHandle, callback: Option<unsafe extern "C" fn(*mut UvHandle)>);
     fn uv_ref(handle: *mut UvHandle);
     fn uv_unref(handle: *mut UvHandle);
@@ -58,6 +71,8 @@ struct Shared {
     handle: RwLock<Option<Raw>>,
     /// The last `Wake` was dropped: close the handle after the next callback.
     dead: AtomicBool,
+    /// When the loop stops polling for an expected wake-up (`uv_hrtime`, ns). JS thread only.
+    poll_until: AtomicU64,
 }
 
 /// Wakes the JS thread (from any thread); the callback given to [`new`] then runs there. Wake-
@@ -83,23 +98,53 @@ impl Drop for Wake {
     }
 }
 
-/// The JS thread's side: whether the handle keeps the event loop (and Node) alive.
+/// The JS thread's side: whether the handle keeps the event loop (and Node) alive, and whether
+/// the loop polls for an expected wake-up.
 pub struct WakeRef {
     handle: *mut UvHandle,
+    idle: *mut UvHandle,
     shared: Arc<Shared>,
 }
 
 impl WakeRef {
-    /// Keeps (`true`) or stops keeping (`false`) the event loop alive. JS thread only; nothing
-    /// once the handle is closed.
-    pub fn set_ref(&self, keep_alive: bool) {
-        let open = self
-            .shared
+    fn open(&self) -> bool {
+        self.shared
             .handle
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .is_some();
-        if open {
+            .is_some()
+    }
+
+    /// A wake-up is expected soon: the event loop polls instead of sleeping for `window` from
+    /// now (or until [`WakeRef::stop_polling`]). JS thread only; nothing once the handle is
+    /// closed.
+    pub fn poll_for(&self, window: Duration) {
+        if window.is_zero() || !self.open() {
+            return;
+        }
+        let window = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        // SAFETY: JS thread, handles open (they are only closed on this thread). Starting an
+        // active idle handle again does nothing.
+        unsafe {
+            self.shared
+                .poll_until
+                .store(uv_hrtime().saturating_add(window), Ordering::Relaxed);
+            uv_idle_start(self.idle, on_idle);
+        }
+    }
+
+    /// No wake-up is expected any more: the loop may sleep again. JS thread only.
+    pub fn stop_polling(&self) {
+        if self.open() {
+            // SAFETY: JS thread, handle open.
+            unsafe { uv_idle_stop(self.idle) };
+        }
+    }
+
+    /// Keeps (`true`) or stops keeping (`false`) the event loop alive. JS thread only; nothing
+    /// once the handle is closed.
+    pub fn set_ref(&self, keep_alive: bool) {
+        if self.open() {
             // SAFETY: JS thread, handle open (it is only closed on this thread).
             unsafe {
                 if keep_alive {
@@ -114,18 +159,20 @@ impl WakeRef {
 
 type Callback = Box<dyn FnMut(sys::napi_env)>;
 
-/// What the handle carries (its `data`); freed once the handle is closed.
+/// What the async handle carries (its `data`; the idle handle's is the same); freed once the
+/// async handle is closed (both are closed together).
 struct Data {
     env: sys::napi_env,
+    idle: *mut UvHandle,
     shared: Arc<Shared>,
     callback: Option<Callback>,
     async_context: sys::napi_async_context,
     resource: sys::napi_ref,
 }
 
-fn layout() -> Layout {
+fn layout(kind: c_int) -> Layout {
     // SAFETY: a pure query of libuv's handle size.
-    let size = unsafe { uv_handle_size(UV_ASYNC) };
+    let size = unsafe { uv_handle_size(kind) };
     Layout::from_size_align(size.max(1), 16).expect("a small handle layout")
 }
 
@@ -156,11 +203,25 @@ pub fn new(
             sys::napi_delete_reference(env, resource);
             return Err(e);
         }
-        let handle = alloc(layout()) as *mut UvHandle;
+        let idle = alloc(layout(UV_IDLE)) as *mut UvHandle;
+        if idle.is_null() || uv_idle_init(event_loop, idle) != 0 {
+            if !idle.is_null() {
+                dealloc(idle as *mut u8, layout(UV_IDLE));
+            }
+            sys::napi_async_destroy(env, async_context);
+            sys::napi_delete_reference(env, resource);
+            return Err(napi::Error::from_reason(
+                "cannot create a libuv idle handle",
+            ));
+        }
+        // Polling never keeps the loop alive.
+        uv_unref(idle);
+        let handle = alloc(layout(UV_ASYNC)) as *mut UvHandle;
         if handle.is_null() || uv_async_init(event_loop, handle, on_async) != 0 {
             if !handle.is_null() {
-                dealloc(handle as *mut u8, layout());
+                dealloc(handle as *mut u8, layout(UV_ASYNC));
             }
+            uv_close(idle, Some(on_idle_closed));
             sys::napi_async_destroy(env, async_context);
             sys::napi_delete_reference(env, resource);
             return Err(napi::Error::from_reason(
@@ -171,15 +232,18 @@ pub fn new(
         let shared = Arc::new(Shared {
             handle: RwLock::new(Some(Raw(handle))),
             dead: AtomicBool::new(false),
+            poll_until: AtomicU64::new(0),
         });
         let data = Box::into_raw(Box::new(Data {
             env,
+            idle,
             shared: Arc::clone(&shared),
             callback: Some(Box::new(callback)),
             async_context,
             resource,
         }));
         uv_handle_set_data(handle, data as *mut c_void);
+        uv_handle_set_data(idle, data as *mut c_void);
         if sys::napi_add_env_cleanup_hook(env, Some(env_cleanup), data as *mut c_void)
             != sys::Status::napi_ok
         {
@@ -188,7 +252,14 @@ pub fn new(
                 "cannot add an environment cleanup hook",
             ));
         }
-        Ok((Wake(Arc::clone(&shared)), WakeRef { handle, shared }))
+        Ok((
+            Wake(Arc::clone(&shared)),
+            WakeRef {
+                handle,
+                idle,
+                shared,
+            },
+        ))
     }
 }
 
@@ -237,6 +308,18 @@ unsafe extern "C" fn on_async(handle: *mut UvHandle) {
     }
 }
 
+unsafe extern "C" fn on_idle(idle: *mut UvHandle) {
+    // SAFETY: the idle handle's data is the async handle's, alive until both are closed; libuv
+    // calls this on the JS thread only while the handle is open and active.
+    let d = unsafe { &*(uv_handle_get_data(idle) as *const Data) };
+    // SAFETY: JS thread; the handle is open (this is its callback).
+    unsafe {
+        if uv_hrtime() >= d.shared.poll_until.load(Ordering::Relaxed) {
+            uv_idle_stop(idle);
+        }
+    }
+}
+
 unsafe extern "C" fn env_cleanup(data: *mut c_void) {
     // SAFETY: the hook's argument is the handle's data, alive until the handle is closed; the
     // hook is removed whenever the handle is closed another way.
@@ -266,6 +349,9 @@ unsafe fn close(data: *mut Data, remove_hook: bool) {
         d.callback = None;
         sys::napi_async_destroy(env, d.async_context);
         sys::napi_delete_reference(env, d.resource);
+        // The idle handle's close callback frees only its own memory, so the shared data may
+        // go first (with the async handle's).
+        uv_close(d.idle, Some(on_idle_closed));
         uv_close(handle, Some(on_closed));
     }
 }
@@ -274,6 +360,11 @@ unsafe extern "C" fn on_closed(handle: *mut UvHandle) {
     // SAFETY: libuv is done with the handle; its data was boxed in `new` and is freed only here.
     unsafe {
         drop(Box::from_raw(uv_handle_get_data(handle) as *mut Data));
-        dealloc(handle as *mut u8, layout());
+        dealloc(handle as *mut u8, layout(UV_ASYNC));
     }
+}
+
+unsafe extern "C" fn on_idle_closed(idle: *mut UvHandle) {
+    // SAFETY: libuv is done with the handle, allocated in `new`; its data is not touched.
+    unsafe { dealloc(idle as *mut u8, layout(UV_IDLE)) };
 }

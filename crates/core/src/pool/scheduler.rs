@@ -1014,7 +1014,9 @@ impl<K: Send + 'static, T: Send + 'static, L: Send + 'static> Lease<T, L> for Le
 /// JS worker, whose event loop is blocked meanwhile) hands it back.
 const LENT_WAIT: Duration = Duration::from_millis(1);
 
-fn spin_time() -> Duration {
+/// How long an idle pool thread spins for work before it sleeps (`COREPOOL_SPIN_US`, default
+/// 50 µs; 0 turns spinning off). The pool's JS thread polls as long for an expected result.
+pub fn spin_time() -> Duration {
     // A spin bounded by the clock would make a model's runs differ from one another.
     if cfg!(feature = "loom") {
         return Duration::ZERO;
