@@ -176,7 +176,21 @@ fn layout(kind: c_int) -> Layout {
     Layout::from_size_align(size.max(1), 16).expect("a small handle layout")
 }
 
-/// Creates the handle on `env`'s event loop (JS thread). `callback` runs on the JS thread in a
+/// Allocates a handle of `kind` and initialises it with `init`; null, with nothing left
+/// allocated, when either fails.
+fn new_handle(kind: c_int, init: impl FnOnce(*mut UvHandle) -> c_int) -> *mut UvHandle {
+    // SAFETY: a non-zero layout; the memory is freed here if `init` refuses it.
+    unsafe {
+        let handle = alloc(layout(kind)) as *mut UvHandle;
+        if !handle.is_null() && init(handle) != 0 {
+            dealloc(handle as *mut u8, layout(kind));
+            return ptr::null_mut();
+        }
+        handle
+    }
+}
+
+/// Creates the handles on `env`'s event loop (JS thread). `callback` runs on the JS thread in a
 /// handle scope and a callback scope (microtasks and `process.nextTick` callbacks run when it
 /// returns), once per batch of wake-ups. The handle starts unreferenced.
 pub fn new(
@@ -203,27 +217,23 @@ pub fn new(
             sys::napi_delete_reference(env, resource);
             return Err(e);
         }
-        let idle = alloc(layout(UV_IDLE)) as *mut UvHandle;
-        if idle.is_null() || uv_idle_init(event_loop, idle) != 0 {
-            if !idle.is_null() {
-                dealloc(idle as *mut u8, layout(UV_IDLE));
-            }
+        let undo = || {
             sys::napi_async_destroy(env, async_context);
             sys::napi_delete_reference(env, resource);
+        };
+        let idle = new_handle(UV_IDLE, |h| uv_idle_init(event_loop, h));
+        if idle.is_null() {
+            undo();
             return Err(napi::Error::from_reason(
                 "cannot create a libuv idle handle",
             ));
         }
         // Polling never keeps the loop alive.
         uv_unref(idle);
-        let handle = alloc(layout(UV_ASYNC)) as *mut UvHandle;
-        if handle.is_null() || uv_async_init(event_loop, handle, on_async) != 0 {
-            if !handle.is_null() {
-                dealloc(handle as *mut u8, layout(UV_ASYNC));
-            }
+        let handle = new_handle(UV_ASYNC, |h| uv_async_init(event_loop, h, on_async));
+        if handle.is_null() {
             uv_close(idle, Some(on_idle_closed));
-            sys::napi_async_destroy(env, async_context);
-            sys::napi_delete_reference(env, resource);
+            undo();
             return Err(napi::Error::from_reason(
                 "cannot create a libuv async handle",
             ));
